@@ -1,0 +1,152 @@
+package loop
+
+import (
+	"strings"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/revurb/revurb/codec"
+	"github.com/revurb/revurb/pusher"
+)
+
+// connState is where a connection is in its life. It moves only forward:
+// stateHandshake → stateOpen → stateClosing → stateClosed, or from
+// stateHandshake straight to stateClosing when the handshake fails.
+type connState uint8
+
+const (
+	// stateHandshake waits for the HTTP upgrade request.
+	stateHandshake connState = iota
+	// stateOpen exchanges WebSocket frames.
+	stateOpen
+	// stateClosing has sent its last bytes; input is ignored.
+	stateClosing
+	// stateClosed is gone.
+	stateClosed
+)
+
+var stateNames = [...]string{"handshake", "open", "closing", "closed"}
+
+func (s connState) String() string { return stateNames[s] }
+
+// conn is one client connection. It lives in the gnet connection's context
+// and is touched only on its event loop.
+type conn struct {
+	gc     gnet.Conn
+	e      *Engine
+	loop   int
+	state  connState
+	opened int64 // unix nanoseconds
+
+	hs   codec.Handshake
+	dec  codec.Decoder
+	sess pusher.Session
+}
+
+var _ pusher.Conn = (*conn)(nil)
+
+// appPath is the WebSocket endpoint: /app/{key}.
+const appPath = "/app/"
+
+// traffic consumes what it can of buf, everything received and not yet
+// consumed, and returns how many bytes it used.
+func (c *conn) traffic(buf []byte) int {
+	used := 0
+	if c.state == stateHandshake {
+		req, n, err := c.hs.Parse(buf)
+		if err == codec.ErrNeedMore {
+			return 0
+		}
+		if err != nil {
+			status, reason := 400, err.Error()
+			if he, ok := err.(*codec.HTTPError); ok {
+				status, reason = he.Status, he.Reason
+			}
+			c.refuseHTTP(status, reason)
+			return len(buf)
+		}
+		key, ok := strings.CutPrefix(req.Path, appPath)
+		if !ok || key == "" || strings.Contains(key, "/") {
+			c.refuseHTTP(404, "Not found: the WebSocket endpoint is /app/{key}")
+			return len(buf)
+		}
+		c.gc.Write(codec.AppendUpgradeResponse(nil, req.Key))
+		c.state = stateOpen
+		used = n
+		if !c.e.srv.Open(&c.sess, c, c.loop, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
+			return len(buf)
+		}
+		c.dec.MaxMessage = c.sess.App().MaxMessageSize
+	}
+	for c.state == stateOpen && used < len(buf) {
+		m, n, err := c.dec.Decode(buf[used:])
+		if err == codec.ErrNeedMore {
+			break
+		}
+		if err != nil {
+			code, reason := ws.StatusProtocolError, err.Error()
+			if ce, ok := err.(*codec.CloseError); ok {
+				code, reason = ce.Code, ce.Reason
+			}
+			c.Close(int(code), reason)
+			return len(buf)
+		}
+		used += n
+		switch m.Op {
+		case ws.OpText:
+			c.e.srv.Handle(&c.sess, m.Payload)
+		case ws.OpBinary:
+			c.e.srv.HandleBinary(&c.sess)
+		case ws.OpPing:
+			c.e.srv.Touch(&c.sess)
+			c.Write(codec.AppendFrame(nil, ws.OpPong, m.Payload))
+		case ws.OpPong:
+			c.e.srv.Touch(&c.sess)
+		case ws.OpClose:
+			// RFC 6455 §5.5.1: answer with the code received.
+			code := m.CloseCode
+			if code == ws.StatusNoStatusRcvd {
+				code = ws.StatusNormalClosure
+			}
+			c.Close(int(code), "")
+			return len(buf)
+		}
+	}
+	if c.state != stateOpen {
+		return len(buf)
+	}
+	return used
+}
+
+// refuseHTTP answers a failed handshake with an HTTP error and closes.
+func (c *conn) refuseHTTP(status int, reason string) {
+	c.gc.Write(codec.AppendHTTPError(nil, status, reason))
+	c.state = stateClosing
+	_ = c.gc.Close()
+}
+
+// Write queues one frame. A connection whose unsent backlog passes the
+// engine's limit is a slow consumer: it is closed with 4100 so that it
+// reconnects after a back-off instead of growing the server's memory.
+func (c *conn) Write(frame []byte) {
+	if c.state != stateOpen {
+		return
+	}
+	if c.gc.OutboundBuffered() > c.e.cfg.MaxOutbound {
+		c.Close(pusher.CodeOverCapacity, "Slow consumer: too much unsent data")
+		return
+	}
+	_, _ = c.gc.Write(frame)
+}
+
+// Close sends a close frame with code and reason and closes the
+// connection once what is queued has been flushed.
+func (c *conn) Close(code int, reason string) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusCode(code), reason))
+	_ = c.gc.Close()
+}

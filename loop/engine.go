@@ -1,0 +1,241 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"log"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// Config sets up an Engine.
+type Config struct {
+	// Addr is host:port to listen on for WebSockets.
+	Addr string
+	// Loops is the number of event loops; 0 means one per CPU.
+	Loops int
+	// MaxOutbound is how many bytes may wait unsent for one connection
+	// before it is closed as a slow consumer with 4100 (0: 1 MiB).
+	MaxOutbound int
+	// HandshakeTimeout closes a connection that has not finished its
+	// WebSocket handshake in time (0: 10 s).
+	HandshakeTimeout time.Duration
+	// Log receives errors.
+	Log *log.Logger
+}
+
+// Engine is the WebSocket side of revurb: a gnet engine whose event loops
+// own every connection. It implements pusher.Loops.
+type Engine struct {
+	gnet.BuiltinEventEngine
+
+	srv   *pusher.Server
+	cfg   Config
+	n     int
+	proto string
+	ready chan struct{}
+	eng   gnet.Engine
+
+	mu    sync.Mutex
+	loops []gnet.EventLoop // index → loop, filled as loops open connections
+	conns []*connSet       // index → the loop's connections, loop-owned
+
+	stopping atomic.Bool
+}
+
+// connSet is the connections of one loop. Only that loop touches it.
+type connSet struct {
+	m map[*conn]struct{}
+}
+
+var _ pusher.Loops = (*Engine)(nil)
+
+// New returns an engine serving srv and attaches itself to srv.
+func New(srv *pusher.Server, cfg Config) (*Engine, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.NumCPU()
+	}
+	if cfg.Loops > 64 {
+		cfg.Loops = 64
+	}
+	if cfg.MaxOutbound <= 0 {
+		cfg.MaxOutbound = 1 << 20
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.Default()
+	}
+	e := &Engine{srv: srv, cfg: cfg, n: cfg.Loops, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
+	e.conns = make([]*connSet, e.n)
+	for i := range e.conns {
+		e.conns[i] = &connSet{m: make(map[*conn]struct{})}
+	}
+	if err := srv.Attach(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run listens and serves until Stop. It blocks.
+func (e *Engine) Run() error {
+	return gnet.Run(e, e.proto,
+		gnet.WithNumEventLoop(e.n),
+		gnet.WithLoadBalancing(gnet.RoundRobin),
+		gnet.WithTicker(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithReuseAddr(true),
+		gnet.WithLogLevel(logging.ErrorLevel),
+	)
+}
+
+// Ready is closed once the engine listens.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Len is the number of event loops.
+func (e *Engine) Len() int { return e.n }
+
+// Execute runs t on loop i.
+func (e *Engine) Execute(i int, t pusher.Task) error {
+	e.mu.Lock()
+	var el gnet.EventLoop
+	if i < len(e.loops) {
+		el = e.loops[i]
+	}
+	e.mu.Unlock()
+	if el == nil {
+		return errors.New("loop: no event loop " + strconv.Itoa(i))
+	}
+	return el.Execute(context.Background(), t)
+}
+
+// loopIndex returns the index of el, giving it the next one the first time.
+func (e *Engine) loopIndex(el gnet.EventLoop) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, x := range e.loops {
+		if x == el {
+			return i
+		}
+	}
+	e.loops = append(e.loops, el)
+	return len(e.loops) - 1
+}
+
+// eachLoop runs f on every loop that has had connections.
+func (e *Engine) eachLoop(f func(i int)) {
+	e.mu.Lock()
+	n := len(e.loops)
+	e.mu.Unlock()
+	for i := 0; i < n; i++ {
+		i := i
+		_ = e.Execute(i, gnet.RunnableFunc(func(context.Context) error { f(i); return nil }))
+	}
+}
+
+// Stop tells every client to reconnect elsewhere (pusher:error 4200, close
+// 4200), gives the close frames a moment to leave, and stops the engine.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopping.Store(true)
+	var wg sync.WaitGroup
+	e.mu.Lock()
+	wg.Add(len(e.loops))
+	e.mu.Unlock()
+	e.eachLoop(func(i int) {
+		defer wg.Done()
+		for c := range e.conns[i].m {
+			if c.state == stateOpen {
+				e.srv.Shutdown(&c.sess)
+			} else {
+				c.Close(int(1001), "going away")
+			}
+		}
+	})
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	for e.eng.CountConnections() > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return gnet.Stop(ctx, e.proto)
+}
+
+// OnBoot keeps the engine handle and signals readiness.
+func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
+	e.eng = eng
+	close(e.ready)
+	return gnet.None
+}
+
+// OnOpen gives the connection its state; the handshake comes as traffic.
+func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if e.stopping.Load() {
+		return nil, gnet.Close
+	}
+	c := &conn{gc: gc, e: e, loop: e.loopIndex(gc.EventLoop()), opened: time.Now().UnixNano()}
+	gc.SetContext(c)
+	e.conns[c.loop].m[c] = struct{}{}
+	return nil, gnet.None
+}
+
+// OnClose ends the session, however the connection went.
+func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	c.state = stateClosed
+	delete(e.conns[c.loop].m, c)
+	e.srv.Close(&c.sess)
+	return gnet.None
+}
+
+// OnTraffic decodes what arrived and hands complete messages to the
+// protocol core.
+func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
+	c := gc.Context().(*conn)
+	buf, _ := gc.Peek(-1)
+	n := c.traffic(buf)
+	_, _ = gc.Discard(n)
+	return gnet.None
+}
+
+// sweepEvery is how often each loop checks its connections' keepalive
+// deadlines. Deadlines are seconds long, so one pass a second over the loop's
+// connections is precise enough and costs no timer per connection.
+const sweepEvery = time.Second
+
+// OnTick asks every loop to check its connections.
+func (e *Engine) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now().UnixNano()
+	e.eachLoop(func(i int) { e.sweep(i, now) })
+	return sweepEvery, gnet.None
+}
+
+// sweep runs on loop i: keepalive for open sessions, a deadline for
+// handshakes.
+func (e *Engine) sweep(i int, now int64) {
+	for c := range e.conns[i].m {
+		switch c.state {
+		case stateOpen:
+			e.srv.Check(&c.sess, now)
+		case stateHandshake:
+			if now-c.opened > int64(e.cfg.HandshakeTimeout) {
+				c.state = stateClosing
+				_ = c.gc.Close()
+			}
+		}
+	}
+}

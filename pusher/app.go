@@ -1,0 +1,151 @@
+package pusher
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// App is one Pusher application: its credentials and its limits. The zero
+// value is not useful; start from DefaultApp and override fields. An App is
+// read-only once handed to NewServer.
+type App struct {
+	ID     string `json:"id" yaml:"id"`
+	Key    string `json:"key" yaml:"key"`
+	Secret string `json:"secret" yaml:"secret"`
+
+	// Enabled false refuses every connection with 4003.
+	Enabled bool `json:"enabled" yaml:"enabled"`
+	// AllowedOrigins lists the Origin hosts that may connect; "*" allows any,
+	// "*.example.com" any subdomain of example.com. A refused origin gets 4009.
+	AllowedOrigins []string `json:"allowed_origins" yaml:"allowed_origins"`
+	// MaxConnections caps the app's open connections on this node (0: no cap);
+	// over it a connection gets 4004.
+	MaxConnections int `json:"max_connections" yaml:"max_connections"`
+	// MaxMessageSize caps one inbound WebSocket message, in bytes; over it the
+	// connection is closed with 1009.
+	MaxMessageSize int `json:"max_message_size" yaml:"max_message_size"`
+	// MaxEventDataSize caps an event's data, in bytes, for client events and
+	// for the HTTP API (413 there).
+	MaxEventDataSize int `json:"max_event_data_size" yaml:"max_event_data_size"`
+	// MaxEventNameLength caps an event name.
+	MaxEventNameLength int `json:"max_event_name_length" yaml:"max_event_name_length"`
+	// MaxChannelNameLength caps a channel name.
+	MaxChannelNameLength int `json:"max_channel_name_length" yaml:"max_channel_name_length"`
+	// MaxChannelsPerEvent caps the channels of one HTTP API trigger.
+	MaxChannelsPerEvent int `json:"max_channels_per_event" yaml:"max_channels_per_event"`
+	// MaxBatchSize caps the events of one batch_events request.
+	MaxBatchSize int `json:"max_batch_size" yaml:"max_batch_size"`
+	// ClientEvents allows client-* events on private and presence channels.
+	ClientEvents bool `json:"client_events" yaml:"client_events"`
+	// ClientEventRate caps client events per second per connection (0: no cap).
+	ClientEventRate int `json:"client_event_rate" yaml:"client_event_rate"`
+	// MaxPresenceMembers caps the users of one presence channel.
+	MaxPresenceMembers int `json:"max_presence_members" yaml:"max_presence_members"`
+	// MaxUserInfoSize caps a presence member's user_info, in bytes.
+	MaxUserInfoSize int `json:"max_user_info_size" yaml:"max_user_info_size"`
+	// SubscriptionCount sends pusher_internal:subscription_count to
+	// non-presence channels when their subscriber count changes.
+	SubscriptionCount bool `json:"subscription_count" yaml:"subscription_count"`
+	// ActivityTimeout is the idle time, in seconds, after which the server
+	// pings a connection; it is also told to the client.
+	ActivityTimeout int `json:"activity_timeout" yaml:"activity_timeout"`
+	// PongTimeout is how long, in seconds, a pinged connection has to answer
+	// before it is closed with 4201.
+	PongTimeout int `json:"pong_timeout" yaml:"pong_timeout"`
+	// CacheTTL is how long, in seconds, a cache channel keeps its last event.
+	CacheTTL int `json:"cache_ttl" yaml:"cache_ttl"`
+
+	connections atomic.Int64
+	hub         *hub
+}
+
+// DefaultApp returns an app with the given credentials and every limit at
+// its default.
+func DefaultApp(id, key, secret string) *App {
+	return &App{
+		ID:                   id,
+		Key:                  key,
+		Secret:               secret,
+		Enabled:              true,
+		AllowedOrigins:       []string{"*"},
+		MaxMessageSize:       64 << 10,
+		MaxEventDataSize:     10 << 10,
+		MaxEventNameLength:   200,
+		MaxChannelNameLength: 164,
+		MaxChannelsPerEvent:  100,
+		MaxBatchSize:         10,
+		ClientEvents:         true,
+		ClientEventRate:      10,
+		MaxPresenceMembers:   100,
+		MaxUserInfoSize:      1 << 10,
+		ActivityTimeout:      120,
+		PongTimeout:          30,
+		CacheTTL:             30 * 60,
+	}
+}
+
+// Validate reports the first setting of a that cannot work.
+func (a *App) Validate() error {
+	switch {
+	case a.ID == "" || a.Key == "" || a.Secret == "":
+		return errors.New("pusher: app needs id, key and secret")
+	case a.MaxMessageSize <= 0:
+		return errors.New("pusher: app " + a.ID + ": max_message_size must be positive")
+	case a.MaxEventDataSize <= 0 || a.MaxEventNameLength <= 0 || a.MaxChannelNameLength <= 0:
+		return errors.New("pusher: app " + a.ID + ": event and channel limits must be positive")
+	case a.MaxChannelsPerEvent <= 0 || a.MaxBatchSize <= 0:
+		return errors.New("pusher: app " + a.ID + ": max_channels_per_event and max_batch_size must be positive")
+	case a.ActivityTimeout <= 0 || a.PongTimeout <= 0:
+		return errors.New("pusher: app " + a.ID + ": activity_timeout and pong_timeout must be positive")
+	case a.CacheTTL <= 0:
+		return errors.New("pusher: app " + a.ID + ": cache_ttl must be positive")
+	}
+	return nil
+}
+
+// Connections is the number of open connections of the app on this node.
+func (a *App) Connections() int { return int(a.connections.Load()) }
+
+func (a *App) activityTimeout() time.Duration {
+	return time.Duration(a.ActivityTimeout) * time.Second
+}
+
+func (a *App) pongTimeout() time.Duration { return time.Duration(a.PongTimeout) * time.Second }
+
+func (a *App) cacheTTL() time.Duration { return time.Duration(a.CacheTTL) * time.Second }
+
+// OriginAllowed reports whether a browser at origin may connect. An empty
+// origin (a server-side client) is always allowed. Patterns match the host
+// of the origin: "*" any, "*.example.com" example.com's subdomains,
+// "example.com" exactly; a pattern with a scheme matches the whole origin.
+func (a *App) OriginAllowed(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	host := origin
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	for _, p := range a.AllowedOrigins {
+		switch {
+		case p == "*":
+			return true
+		case strings.Contains(p, "://"):
+			if strings.EqualFold(p, origin) {
+				return true
+			}
+		case strings.HasPrefix(p, "*."):
+			if len(host) > len(p)-1 && strings.EqualFold(host[len(host)-(len(p)-1):], p[1:]) {
+				return true
+			}
+		case strings.EqualFold(p, host):
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,156 @@
+package pusher
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+
+	"github.com/revurb/revurb/codec"
+)
+
+// frameHeadroom is room left before an event's JSON for the largest
+// WebSocket header, so that a frame is built in one buffer without a copy:
+// the JSON is appended first, then the header is written right before it.
+const frameHeadroom = 10
+
+// sharedFrame is one broadcast, encoded once: the JSON event inside one
+// unmasked text frame. Every loop that has subscribers writes the same
+// bytes; the last one to finish returns the buffer to the pool.
+type sharedFrame struct {
+	buf  []byte // frameHeadroom bytes, then the event JSON
+	off  int    // where the frame starts in buf, once sealed
+	refs atomic.Int32
+}
+
+var framePool = sync.Pool{New: func() any {
+	return &sharedFrame{buf: make([]byte, frameHeadroom, 512)}
+}}
+
+// newFrame returns an empty frame with one reference, held by the caller.
+func newFrame() *sharedFrame {
+	f := framePool.Get().(*sharedFrame)
+	f.buf = f.buf[:frameHeadroom]
+	f.refs.Store(1)
+	return f
+}
+
+// seal writes the frame header before the JSON appended to f.buf.
+func (f *sharedFrame) seal() {
+	n := len(f.buf) - frameHeadroom
+	hl := 2
+	switch {
+	case n > 0xffff:
+		hl = 10
+	case n > 125:
+		hl = 4
+	}
+	f.off = frameHeadroom - hl
+	codec.AppendFrameHeader(f.buf[f.off:f.off], ws.OpText, n)
+}
+
+// bytes is the sealed frame.
+func (f *sharedFrame) bytes() []byte { return f.buf[f.off:] }
+
+// json is the event JSON inside the frame.
+func (f *sharedFrame) json() []byte { return f.buf[frameHeadroom:] }
+
+func (f *sharedFrame) release() {
+	if f.refs.Add(-1) != 0 {
+		return
+	}
+	if cap(f.buf) <= 64<<10 {
+		framePool.Put(f)
+	}
+}
+
+// fanout writes one broadcast to the subscribers a channel has on one loop.
+// It is the Task a broadcast sends to each loop: one per loop, never one per
+// subscriber.
+type fanout struct {
+	ch     *channel
+	loop   int
+	f      *sharedFrame
+	except string // socket_id not written to
+}
+
+var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
+
+// Run writes the frame on the loop that owns the subscribers.
+func (t *fanout) Run(context.Context) error {
+	t.ch.write(t.loop, t.f.bytes(), t.except)
+	t.f.release()
+	*t = fanout{}
+	fanoutPool.Put(t)
+	return nil
+}
+
+// write sends frame to every subscriber of c on loop except the socket
+// except. It runs on that loop.
+func (c *channel) write(loop int, frame []byte, except string) {
+	for _, s := range c.subs[loop] {
+		if s.id != except {
+			s.conn.Write(frame)
+		}
+	}
+}
+
+// broadcast sends the sealed frame f to the subscribers of channel name of
+// hub h, except the socket except. from is the session whose message caused
+// it, or nil: its own loop is written at once, the others get a task each.
+// broadcast consumes the caller's reference to f.
+func (s *Server) broadcast(h *hub, name string, f *sharedFrame, except string, from *Session) {
+	sh := h.shard(name)
+	sh.mu.Lock()
+	ch := sh.channels[name]
+	var mask uint64
+	if ch != nil {
+		mask = ch.loopMask()
+	}
+	sh.mu.Unlock()
+	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
+		if mask&1 == 0 {
+			continue
+		}
+		if from != nil && from.loop == i {
+			ch.write(i, f.bytes(), except)
+			continue
+		}
+		t := fanoutPool.Get().(*fanout)
+		*t = fanout{ch: ch, loop: i, f: f, except: except}
+		f.refs.Add(1)
+		if s.loops.Execute(i, t) != nil {
+			f.refs.Add(-1)
+			*t = fanout{}
+			fanoutPool.Put(t)
+		}
+	}
+	f.release()
+}
+
+// appendEvent appends a server event {"event","channel","data"} whose data
+// is the JSON string of data (Pusher protocol: data is JSON-encoded once
+// more). channel may be empty.
+func appendEvent(dst []byte, event, channel string, data []byte) []byte {
+	dst = append(dst, `{"event":`...)
+	dst = appendJSONString(dst, event)
+	if channel != "" {
+		dst = append(dst, `,"channel":`...)
+		dst = appendJSONString(dst, channel)
+	}
+	dst = append(dst, `,"data":`...)
+	dst = appendJSONBytes(dst, data)
+	return append(dst, '}')
+}
+
+// appendFrame appends a whole text frame holding event JSON built by
+// appendEvent, for one-off replies that are not shared.
+func appendFrame(dst []byte, event, channel string, data []byte) []byte {
+	f := newFrame()
+	f.buf = appendEvent(f.buf, event, channel, data)
+	f.seal()
+	dst = append(dst, f.bytes()...)
+	f.release()
+	return dst
+}

@@ -1,0 +1,64 @@
+package pusher
+
+import "time"
+
+// clientEvent relays a client-* event to the channel's other subscribers
+// (Pusher protocol: client events). Refusals are pusher:error 4301 and are
+// never relayed; the connection stays up.
+func (s *Server) clientEvent(sess *Session, e *envelope) {
+	app := sess.app
+	var reason string
+	k := -1
+	switch {
+	case !app.ClientEvents:
+		reason = "Client events are not enabled for this app"
+	case len(e.event) > app.MaxEventNameLength:
+		reason = "Event name is too long"
+	case e.channel == nil:
+		reason = "Client event needs a channel"
+	case e.data == nil:
+		reason = "Client event needs data"
+	case len(e.data) > app.MaxEventDataSize:
+		reason = "Client event data is too large"
+	default:
+		if k = sess.findName(e.channel); k < 0 {
+			reason = "Not subscribed to the channel"
+		} else if kind := sess.subs[k].ch.kind; kind != Private && kind != Presence {
+			reason = "Client events are only allowed on private and presence channels"
+		} else if !sess.allowClientEvent(app.ClientEventRate) {
+			reason = "Client event rate limit exceeded"
+		}
+	}
+	if reason != "" {
+		s.refuse(sess, &Error{Code: CodeClientEventLimit, Message: reason})
+		return
+	}
+	sub := &sess.subs[k]
+	f := newFrame()
+	f.buf = append(f.buf, `{"event":`...)
+	f.buf = appendJSONBytes(f.buf, e.event)
+	f.buf = append(f.buf, `,"channel":`...)
+	f.buf = appendJSONString(f.buf, sub.ch.name)
+	f.buf = append(f.buf, `,"data":`...)
+	f.buf = append(f.buf, e.data...)
+	if sub.ch.kind == Presence {
+		f.buf = append(f.buf, `,"user_id":`...)
+		f.buf = appendJSONString(f.buf, sub.userID)
+	}
+	f.buf = append(f.buf, '}')
+	f.seal()
+	s.broadcast(app.hub, sub.ch.name, f, sess.id, sess)
+}
+
+// allowClientEvent counts one client event against a limit per second.
+func (sess *Session) allowClientEvent(limit int) bool {
+	if limit <= 0 {
+		return true
+	}
+	sec := sess.lastSeen / int64(time.Second)
+	if sec != sess.rateWindow {
+		sess.rateWindow, sess.rateCount = sec, 0
+	}
+	sess.rateCount++
+	return sess.rateCount <= limit
+}

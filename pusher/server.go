@@ -1,0 +1,275 @@
+package pusher
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Server is the protocol core: it holds the apps and their channels, takes
+// the messages of every session, and publishes events. Its methods that take
+// a *Session run on that session's event loop; the others (Publish and the
+// queries) are safe for concurrent use.
+type Server struct {
+	byKey map[string]*App
+	byID  map[string]*App
+	apps  []*App
+	loops Loops
+	log   *log.Logger
+	debug bool
+
+	node uint32 // first half of every socket_id
+	seq  atomic.Uint32
+}
+
+// Options tune a Server.
+type Options struct {
+	// Log receives errors and, with Debug, every protocol message.
+	Log *log.Logger
+	// Debug logs every message a client sends and every event published.
+	Debug bool
+}
+
+// NewServer returns a server for apps. Attach must be called before the
+// first session opens.
+func NewServer(apps []*App, opts Options) (*Server, error) {
+	if len(apps) == 0 {
+		return nil, errors.New("pusher: no apps")
+	}
+	s := &Server{
+		byKey: make(map[string]*App, len(apps)),
+		byID:  make(map[string]*App, len(apps)),
+		apps:  apps,
+		log:   opts.Log,
+		debug: opts.Debug,
+	}
+	if s.log == nil {
+		s.log = log.Default()
+	}
+	for _, a := range apps {
+		if err := a.Validate(); err != nil {
+			return nil, err
+		}
+		if s.byKey[a.Key] != nil || s.byID[a.ID] != nil {
+			return nil, errors.New("pusher: app " + a.ID + " repeats an id or key")
+		}
+		a.hub = newHub()
+		s.byKey[a.Key] = a
+		s.byID[a.ID] = a
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s.node = binary.BigEndian.Uint32(b[:]) % 1_000_000_000
+	return s, nil
+}
+
+// Attach gives the server the event loops it fans broadcasts out to.
+// There may be at most 64.
+func (s *Server) Attach(l Loops) error {
+	if l.Len() < 1 || l.Len() > 64 {
+		return errors.New("pusher: need 1..64 event loops")
+	}
+	s.loops = l
+	return nil
+}
+
+// Apps returns the server's apps.
+func (s *Server) Apps() []*App { return s.apps }
+
+// AppByID returns the app with the given id, or nil.
+func (s *Server) AppByID(id string) *App { return s.byID[id] }
+
+// AppByKey returns the app with the given key, or nil.
+func (s *Server) AppByKey(key string) *App { return s.byKey[key] }
+
+func (s *Server) newSocketID() string {
+	b := make([]byte, 0, 24)
+	b = strconv.AppendUint(b, uint64(s.node), 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, uint64(s.seq.Add(1)), 10)
+	return string(b)
+}
+
+// Open starts the session of a connection upgraded on /app/{key} on event
+// loop loop. protocol and origin are the query's protocol value and the
+// Origin header. It writes pusher:connection_established, or a pusher:error
+// and closes the connection (Pusher protocol: connection). It reports
+// whether the session is open.
+func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
+	*sess = Session{conn: c, loop: loop}
+	app := s.byKey[key]
+	var err *Error
+	switch {
+	case app == nil:
+		err = &Error{Code: CodeUnknownApp, Message: "App key " + key + " not in this cluster"}
+	case !validProtocol(protocol):
+		err = &Error{Code: CodeBadProtocol, Message: "Unsupported protocol version " + protocol}
+	case !app.Enabled:
+		err = &Error{Code: CodeAppDisabled, Message: "Application disabled"}
+	case !app.OriginAllowed(origin):
+		err = &Error{Code: CodeUnauthorized, Message: "Origin not allowed"}
+	case app.MaxConnections > 0 && app.connections.Add(1) > int64(app.MaxConnections):
+		app.connections.Add(-1)
+		err = &Error{Code: CodeOverQuota, Message: "Application is over connection quota"}
+	case app.MaxConnections <= 0:
+		app.connections.Add(1)
+	}
+	if err != nil {
+		s.fail(sess, err)
+		return false
+	}
+	now := time.Now().UnixNano()
+	sess.app, sess.id, sess.open, sess.lastSeen = app, s.newSocketID(), true, now
+	data := make([]byte, 0, 64)
+	data = append(data, `{"socket_id":"`...)
+	data = append(data, sess.id...)
+	data = append(data, `","activity_timeout":`...)
+	data = strconv.AppendInt(data, int64(app.ActivityTimeout), 10)
+	data = append(data, '}')
+	s.send(sess, "pusher:connection_established", "", data)
+	if s.debug {
+		s.log.Printf("open %s app=%s origin=%q", sess.id, app.ID, origin)
+	}
+	return true
+}
+
+// validProtocol accepts a missing protocol (as 7) and 5..7.
+func validProtocol(p string) bool {
+	return p == "" || p == "5" || p == "6" || p == "7"
+}
+
+// fail sends err as pusher:error and closes the connection with its code.
+func (s *Server) fail(sess *Session, err *Error) {
+	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
+	sess.conn.Close(err.Code, err.Message)
+}
+
+// refuse sends err as pusher:error; the connection stays up.
+func (s *Server) refuse(sess *Session, err *Error) {
+	if s.debug {
+		s.log.Printf("error %s: %d %s", sess.id, err.Code, err.Message)
+	}
+	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
+}
+
+// send writes one event to sess alone.
+func (s *Server) send(sess *Session, event, channel string, data []byte) {
+	f := newFrame()
+	f.buf = appendEvent(f.buf, event, channel, data)
+	f.seal()
+	sess.conn.Write(f.bytes())
+	f.release()
+}
+
+// Close ends the session: its subscriptions, its presence memberships and
+// its user. It runs when the connection is gone, however it went.
+func (s *Server) Close(sess *Session) {
+	if !sess.open {
+		return
+	}
+	sess.open = false
+	for len(sess.subs) > 0 {
+		s.unsubscribe(sess, len(sess.subs)-1)
+	}
+	if sess.user != "" {
+		s.signout(sess)
+	}
+	sess.app.connections.Add(-1)
+	if s.debug {
+		s.log.Printf("close %s", sess.id)
+	}
+}
+
+// Shutdown tells the client to reconnect at once, elsewhere: pusher:error
+// 4200 then close 4200 (Pusher protocol: 4200-4299).
+func (s *Server) Shutdown(sess *Session) {
+	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
+}
+
+// Touch records inbound traffic that is not a Pusher message (a WebSocket
+// ping or pong frame) as activity.
+func (s *Server) Touch(sess *Session) {
+	sess.lastSeen = time.Now().UnixNano()
+	sess.pingSent = 0
+}
+
+var pingFrame = appendFrameJSON(nil, []byte(`{"event":"pusher:ping","data":"{}"}`))
+var pongFrame = appendFrameJSON(nil, []byte(`{"event":"pusher:pong","data":"{}"}`))
+
+// Check runs the keepalive of sess at now (unix nanoseconds): after
+// activity_timeout of silence it sends pusher:ping; if that goes unanswered
+// for pong_timeout it closes with 4201 (Pusher protocol: ping and pong).
+func (s *Server) Check(sess *Session, now int64) {
+	if !sess.open {
+		return
+	}
+	if sess.pingSent != 0 {
+		if now-sess.pingSent >= int64(sess.app.pongTimeout()) {
+			s.fail(sess, &Error{Code: CodePongNotReceived, Message: "Pong reply not received in time"})
+		}
+		return
+	}
+	if now-sess.lastSeen >= int64(sess.app.activityTimeout()) {
+		sess.pingSent = now
+		sess.conn.Write(pingFrame)
+	}
+}
+
+// HandleBinary answers a binary frame: the Pusher protocol is text only.
+func (s *Server) HandleBinary(sess *Session) {
+	s.Touch(sess)
+	s.refuse(sess, &Error{Message: "Binary frames are not supported"})
+}
+
+// Handle takes one text message from sess (Pusher protocol: client
+// events). msg lives only until Handle returns.
+func (s *Server) Handle(sess *Session, msg []byte) {
+	if !sess.open {
+		return
+	}
+	sess.lastSeen = time.Now().UnixNano()
+	sess.pingSent = 0
+	if s.debug {
+		s.log.Printf("recv %s %s", sess.id, msg)
+	}
+	var e envelope
+	if err := parseEnvelope(msg, &e); err != nil {
+		s.refuse(sess, &Error{Message: "Invalid message: " + err.Error()[len("pusher: "):]})
+		return
+	}
+	switch string(e.event) {
+	case "pusher:ping":
+		sess.conn.Write(pongFrame)
+	case "pusher:pong":
+	case "pusher:subscribe":
+		s.handleSubscribe(sess, e.data)
+	case "pusher:unsubscribe":
+		s.handleUnsubscribe(sess, e.data)
+	case "pusher:signin":
+		s.handleSignin(sess, e.data)
+	default:
+		if hasPrefix(e.event, "client-") {
+			s.clientEvent(sess, &e)
+			return
+		}
+		s.refuse(sess, &Error{Message: "Unknown event " + string(e.event)})
+	}
+}
+
+func hasPrefix(b []byte, p string) bool {
+	return len(b) >= len(p) && string(b[:len(p)]) == p
+}
+
+// appendFrameJSON appends a text frame holding payload.
+func appendFrameJSON(dst, payload []byte) []byte {
+	f := newFrame()
+	f.buf = append(f.buf, payload...)
+	f.seal()
+	dst = append(dst, f.bytes()...)
+	f.release()
+	return dst
+}

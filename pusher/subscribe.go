@@ -1,0 +1,343 @@
+package pusher
+
+import (
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// subscribeData is the data of pusher:subscribe.
+type subscribeData struct {
+	Channel     string  `json:"channel"`
+	Auth        string  `json:"auth"`
+	ChannelData *string `json:"channel_data"`
+}
+
+// presenceData is the channel_data of a presence subscription.
+type presenceData struct {
+	UserID   json.RawMessage `json:"user_id"`
+	UserInfo json.RawMessage `json:"user_info"`
+}
+
+// cachedEvent is the last event of a cache channel (Pusher protocol: cache
+// channels), kept even while nobody is subscribed.
+type cachedEvent struct {
+	frame   []byte
+	expires int64 // unix nanoseconds
+}
+
+// decodeData unmarshals a message's data into v. The data may be an object
+// or, as some clients send it, a string holding one.
+func decodeData(data []byte, v any) error {
+	if len(data) == 0 {
+		return errFieldType
+	}
+	if data[0] == '"' {
+		var inner string
+		if err := json.Unmarshal(data, &inner); err != nil {
+			return err
+		}
+		data = []byte(inner)
+	}
+	if data[0] != '{' {
+		return errFieldType
+	}
+	return json.Unmarshal(data, v)
+}
+
+func (s *Server) handleSubscribe(sess *Session, data []byte) {
+	var d subscribeData
+	if err := decodeData(data, &d); err != nil {
+		s.refuse(sess, &Error{Message: "Invalid pusher:subscribe data: channel, auth and channel_data must be strings"})
+		return
+	}
+	if !ValidChannelName(d.Channel, sess.app.MaxChannelNameLength) {
+		s.subscriptionError(sess, d.Channel, "InvalidChannel", "Invalid channel name "+strconv.Quote(d.Channel), 400)
+		return
+	}
+	kind, _ := ChannelKind(d.Channel)
+	var userID string
+	var userInfo []byte
+	switch kind {
+	case ServerOnly:
+		if sess.user == "" || d.Channel != serverToUserPrefix+sess.user {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Channels starting with # are reserved for the server", 401)
+			return
+		}
+	case Private, Encrypted:
+		if !sess.app.checkAuth(d.Auth, sess.id+":"+d.Channel) {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+sess.id+":"+d.Channel, 401)
+			return
+		}
+	case Presence:
+		if d.ChannelData == nil {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Presence channels need channel_data", 401)
+			return
+		}
+		if !sess.app.checkAuth(d.Auth, sess.id+":"+d.Channel+":"+*d.ChannelData) {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+sess.id+":"+d.Channel+":channel_data", 401)
+			return
+		}
+		var msg string
+		userID, userInfo, msg = parsePresenceData(*d.ChannelData, sess.app.MaxUserInfoSize)
+		if msg != "" {
+			s.subscriptionError(sess, d.Channel, "AuthError", msg, 400)
+			return
+		}
+	}
+	s.subscribe(sess, d.Channel, userID, userInfo)
+}
+
+// parsePresenceData reads user_id (a string or a number, at most 128
+// characters) and user_info from channel_data. It returns a reason when the
+// data is not acceptable.
+func parsePresenceData(channelData string, maxInfo int) (userID string, info []byte, reason string) {
+	var p presenceData
+	if err := json.Unmarshal([]byte(channelData), &p); err != nil {
+		return "", nil, "channel_data must be a JSON object"
+	}
+	switch {
+	case len(p.UserID) == 0:
+		return "", nil, "channel_data must have a user_id"
+	case p.UserID[0] == '"':
+		if json.Unmarshal(p.UserID, &userID) != nil {
+			return "", nil, "invalid user_id"
+		}
+	case p.UserID[0] == '-' || (p.UserID[0] >= '0' && p.UserID[0] <= '9'):
+		userID = string(p.UserID)
+	default:
+		return "", nil, "user_id must be a string or a number"
+	}
+	if userID == "" || len(userID) > 128 {
+		return "", nil, "user_id must be 1 to 128 characters"
+	}
+	if len(p.UserInfo) > maxInfo {
+		return "", nil, "user_info is larger than " + strconv.Itoa(maxInfo) + " bytes"
+	}
+	if len(p.UserInfo) > 0 && string(p.UserInfo) != "null" {
+		info = p.UserInfo
+	}
+	return userID, info, ""
+}
+
+// subscriptionError answers a refused subscription; the connection stays
+// up (Pusher protocol: pusher:subscription_error).
+func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, status int) {
+	if s.debug {
+		s.log.Printf("subscription_error %s %s: %s", sess.id, channel, msg)
+	}
+	b := make([]byte, 0, 128+len(msg))
+	b = append(b, `{"event":"pusher:subscription_error","channel":`...)
+	b = appendJSONString(b, channel)
+	b = append(b, `,"data":{"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"error":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, "}}"...)
+	sess.conn.Write(appendFrameJSON(nil, b))
+}
+
+// subscribe adds sess to the channel, then answers subscription_succeeded,
+// replays a cache channel's last event, and tells the others of a new
+// presence member and the new subscription count.
+func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) {
+	if k := sess.findName([]byte(name)); k >= 0 {
+		// Already subscribed: one membership, the same reply again.
+		s.succeeded(sess, sess.subs[k].ch, nil)
+		return
+	}
+	j := s.join(sess, name, userID, userInfo)
+	if j.ch == nil {
+		s.subscriptionError(sess, name, "LimitReached", "Presence channel is full ("+strconv.Itoa(sess.app.MaxPresenceMembers)+" members)", CodeOverCapacity)
+		return
+	}
+	s.succeeded(sess, j.ch, j.presence)
+	if j.ch.cache {
+		if j.cached != nil {
+			sess.conn.Write(j.cached)
+		} else {
+			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), appendJSONString(nil, name)...)
+			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
+		}
+	}
+	if j.added {
+		d := append([]byte(`{"user_id":`), appendJSONString(nil, userID)...)
+		d = append(d, `,"user_info":`...)
+		if userInfo != nil {
+			d = append(d, userInfo...)
+		} else {
+			d = append(d, "null"...)
+		}
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", append(d, '}'), sess.id, sess)
+	}
+	s.countChanged(sess, j.ch, j.count)
+}
+
+// joined is what join did.
+type joined struct {
+	ch       *channel // nil: refused, the presence channel is full
+	presence []byte   // presence channels: the member list, self included
+	cached   []byte   // cache channels: the last event's frame, if any
+	added    bool     // presence: the user is a new member
+	count    int      // subscriptions after joining
+}
+
+// join makes sess a subscriber of the channel name (creating it), with the
+// presence identity userID. It sends nothing. sess is not subscribed yet.
+func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j joined) {
+	if k := sess.findName([]byte(name)); k >= 0 {
+		return joined{ch: sess.subs[k].ch}
+	}
+	kind, cache := ChannelKind(name)
+	sh := sess.app.hub.shard(name)
+	sh.mu.Lock()
+	ch := sh.channels[name]
+	if ch == nil {
+		ch = &channel{name: name, kind: kind, cache: cache,
+			perLoop: make([]int32, s.loops.Len()), subs: make([][]*Session, s.loops.Len())}
+		if kind == Presence {
+			ch.members = make(map[string]*member)
+		}
+		sh.channels[name] = ch
+	}
+	if kind == Presence {
+		m := ch.members[userID]
+		if m == nil {
+			if len(ch.members) >= sess.app.MaxPresenceMembers {
+				if ch.count == 0 {
+					delete(sh.channels, name)
+				}
+				sh.mu.Unlock()
+				return joined{}
+			}
+			m = &member{info: userInfo}
+			ch.members[userID] = m
+			j.added = true
+		}
+		m.conns++
+		j.presence = appendPresence(make([]byte, 0, 64+32*len(ch.members)), ch.members)
+	}
+	ch.count++
+	ch.perLoop[sess.loop]++
+	j.ch, j.count = ch, ch.count
+	if cache {
+		if ev := sh.cache[name]; ev != nil && ev.expires > time.Now().UnixNano() {
+			j.cached = ev.frame
+		}
+	}
+	sh.mu.Unlock()
+	sess.addTo(ch, userID)
+	return j
+}
+
+// succeeded writes pusher_internal:subscription_succeeded. For presence
+// channels presence is the member list; nil asks for a fresh one.
+func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
+	if ch.kind == Presence && presence == nil {
+		sh := sess.app.hub.shard(ch.name)
+		sh.mu.Lock()
+		presence = appendPresence(nil, ch.members)
+		sh.mu.Unlock()
+	}
+	if presence == nil {
+		presence = []byte("{}")
+	}
+	s.send(sess, "pusher_internal:subscription_succeeded", ch.name, presence)
+}
+
+// appendPresence appends {"presence":{"ids":[...],"hash":{...},"count":n}}.
+// The caller holds the channel's shard lock.
+func appendPresence(dst []byte, members map[string]*member) []byte {
+	dst = append(dst, `{"presence":{"ids":[`...)
+	first := true
+	for id := range members {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, id)
+	}
+	dst = append(dst, `],"hash":{`...)
+	first = true
+	for id, m := range members {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, id)
+		dst = append(dst, ':')
+		if m.info != nil {
+			dst = append(dst, m.info...)
+		} else {
+			dst = append(dst, "null"...)
+		}
+	}
+	dst = append(dst, `},"count":`...)
+	dst = strconv.AppendInt(dst, int64(len(members)), 10)
+	return append(dst, "}}"...)
+}
+
+// countChanged sends pusher_internal:subscription_count to a non-presence
+// channel when its app asks for it.
+func (s *Server) countChanged(sess *Session, ch *channel, count int) {
+	if !sess.app.SubscriptionCount || ch.kind == Presence || count == 0 {
+		return
+	}
+	d := strconv.AppendInt([]byte(`{"subscription_count":`), int64(count), 10)
+	s.publishInternal(sess.app.hub, ch.name, "pusher_internal:subscription_count", append(d, '}'), "", sess)
+}
+
+func (s *Server) handleUnsubscribe(sess *Session, data []byte) {
+	var d subscribeData
+	if err := decodeData(data, &d); err != nil {
+		s.refuse(sess, &Error{Message: "Invalid pusher:unsubscribe data: channel must be a string"})
+		return
+	}
+	if k := sess.findName([]byte(d.Channel)); k >= 0 {
+		s.unsubscribe(sess, k)
+	}
+}
+
+// unsubscribe drops subscription k of sess: presence members leave on
+// their last connection, and empty channels are forgotten.
+func (s *Server) unsubscribe(sess *Session, k int) {
+	sub := sess.subs[k]
+	ch := sub.ch
+	h := sess.app.hub
+	sh := h.shard(ch.name)
+	sh.mu.Lock()
+	ch.count--
+	ch.perLoop[sess.loop]--
+	count := ch.count
+	removed := false
+	if ch.kind == Presence {
+		if m := ch.members[sub.userID]; m != nil {
+			if m.conns--; m.conns == 0 {
+				delete(ch.members, sub.userID)
+				removed = true
+			}
+		}
+	}
+	if ch.count == 0 && sh.channels[ch.name] == ch {
+		delete(sh.channels, ch.name)
+	}
+	sh.mu.Unlock()
+	sess.removeFrom(k)
+	if removed {
+		d := append([]byte(`{"user_id":`), appendJSONString(nil, sub.userID)...)
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", append(d, '}'), sess.id, sess)
+	}
+	s.countChanged(sess, ch, count)
+}
+
+// publishInternal broadcasts a server event to a channel's subscribers
+// except the socket except.
+func (s *Server) publishInternal(h *hub, name, event string, data []byte, except string, from *Session) {
+	f := newFrame()
+	f.buf = appendEvent(f.buf, event, name, data)
+	f.seal()
+	s.broadcast(h, name, f, except, from)
+}
