@@ -90,8 +90,8 @@ type channel struct {
 	cache bool
 
 	// shard
-	count   int              // subscriptions, all loops
-	perLoop []int32          // subscriptions per loop: which loops a broadcast visits
+	count   int                // subscriptions, all loops
+	perLoop []int32            // subscriptions per loop: which loops a broadcast visits
 	members map[string]*member // presence: user id → member
 
 	// loop-owned
@@ -134,7 +134,7 @@ type hub struct {
 	seed   maphash.Seed
 	shards [numShards]shard
 
-	usersMu sync.Mutex
+	usersMu  sync.Mutex
 	users    map[string][]*Session // signed-in user id → its connections
 	watchers map[string][]*Session // user id → connections watching it
 }

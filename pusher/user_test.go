@@ -1,0 +1,111 @@
+package pusher
+
+import (
+	"strconv"
+	"testing"
+)
+
+func (c *client) signin(userData string) {
+	c.t.Helper()
+	auth := "app-key:" + Sign("app-secret", c.sess.ID()+"::user::"+userData)
+	c.send(`{"event":"pusher:signin","data":{"auth":"` + auth + `","user_data":` + strconv.Quote(userData) + `}}`)
+}
+
+func TestSignin(t *testing.T) {
+	s, app := newServer(t, 2)
+	a, a2, b := dial(t, s, 0), dial(t, s, 1), dial(t, s, 0)
+	a.signin(`{"id":"42","name":"Ann"}`)
+	m := a.mustEvent("pusher:signin_success")
+	if d := data(t, m); d["user_data"] != `{"id":"42","name":"Ann"}` {
+		t.Fatalf("signin_success %v", d)
+	}
+	a2.signin(`{"id":"42"}`)
+	a2.mustEvent("pusher:signin_success")
+	// pusher-js subscribes to its own server-to-user channel: allowed.
+	a.subscribe("#server-to-user-42")
+
+	s.Publish(app, []string{"#server-to-user-42"}, "note", []byte("for 42"), "")
+	a.mustEvent("note")
+	a2.mustEvent("note")
+	b.none()
+
+	// Another user's channel is refused, signed in or not.
+	b.send(`{"event":"pusher:subscribe","data":{"channel":"#server-to-user-42"}}`)
+	b.mustEvent("pusher:subscription_error")
+
+	// A second signin as someone else is refused.
+	a.signin(`{"id":"43"}`)
+	if got := a.errorCode(); got != CodeUnauthorized {
+		t.Fatalf("code %d", got)
+	}
+	if n := s.TerminateUser(app, "42"); n != 2 {
+		t.Fatalf("terminated %d", n)
+	}
+	for _, c := range []*client{a, a2} {
+		if got := c.errorCode(); got != CodeUnauthorized || c.conn.closeCode != CodeUnauthorized {
+			t.Fatalf("terminate: code %d close %d", got, c.conn.closeCode)
+		}
+	}
+}
+
+func TestSigninRefused(t *testing.T) {
+	for name, msg := range map[string]func(c *client) string{
+		"bad auth": func(c *client) string {
+			return `{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\"id\":\"1\"}"}}`
+		},
+		"no id": func(c *client) string {
+			ud := `{"name":"x"}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+		},
+		"numeric id": func(c *client) string {
+			ud := `{"id":1}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+		},
+		"user_data object": func(c *client) string {
+			return `{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":{"id":"1"}}}`
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, _ := newServer(t, 1)
+			c := dial(t, s, 0)
+			c.send(msg(c))
+			if got := c.errorCode(); got != CodeUnauthorized {
+				t.Fatalf("code %d, want 4009", got)
+			}
+			if c.sess.User() != "" {
+				t.Fatal("signed in")
+			}
+		})
+	}
+}
+
+func TestWatchlist(t *testing.T) {
+	s, _ := newServer(t, 2)
+	bob := dial(t, s, 1)
+	bob.signin(`{"id":"bob"}`)
+	bob.mustEvent("pusher:signin_success")
+
+	ann := dial(t, s, 0)
+	ann.signin(`{"id":"ann","watchlist":["bob","cid"]}`)
+	ann.mustEvent("pusher:signin_success")
+	d := data(t, ann.mustEvent("pusher_internal:watchlist_events"))
+	evs := d["events"].([]any)
+	first := evs[0].(map[string]any)
+	if len(evs) != 1 || first["name"] != "online" || len(first["user_ids"].([]any)) != 1 || first["user_ids"].([]any)[0] != "bob" {
+		t.Fatalf("initial watchlist %v", d)
+	}
+
+	cid := dial(t, s, 1)
+	cid.signin(`{"id":"cid"}`)
+	cid.mustEvent("pusher:signin_success")
+	d = data(t, ann.mustEvent("pusher_internal:watchlist_events"))
+	if ev := d["events"].([]any)[0].(map[string]any); ev["name"] != "online" || ev["user_ids"].([]any)[0] != "cid" {
+		t.Fatalf("online %v", d)
+	}
+	s.Close(&bob.sess)
+	d = data(t, ann.mustEvent("pusher_internal:watchlist_events"))
+	if ev := d["events"].([]any)[0].(map[string]any); ev["name"] != "offline" || ev["user_ids"].([]any)[0] != "bob" {
+		t.Fatalf("offline %v", d)
+	}
+	ann.none()
+}
