@@ -9,16 +9,16 @@ import (
 
 func TestValidChannelName(t *testing.T) {
 	for name, want := range map[string]bool{
-		"my-channel":                 true,
-		"private-a_b=c@d,e.f;g":      true,
-		"#server-to-user-1":          true,
-		"":                           false,
-		"bad channel":                false,
-		"a#b":                        false,
-		"ünicode":                    false,
-		strings.Repeat("a", 164):     true,
-		strings.Repeat("a", 165):     false,
-		"presence-x/y":               false,
+		"my-channel":             true,
+		"private-a_b=c@d,e.f;g":  true,
+		"#server-to-user-1":      true,
+		"":                       false,
+		"bad channel":            false,
+		"a#b":                    false,
+		"ünicode":                false,
+		strings.Repeat("a", 164): true,
+		strings.Repeat("a", 165): false,
+		"presence-x/y":           false,
 	} {
 		if got := ValidChannelName(name, 164); got != want {
 			t.Errorf("ValidChannelName(%q) = %v, want %v", name, got, want)
@@ -80,10 +80,10 @@ func TestSubscribePublic(t *testing.T) {
 
 func TestSubscribeRefused(t *testing.T) {
 	tests := []struct {
-		name    string
-		data    string
-		typ     string
-		status  float64
+		name   string
+		data   string
+		typ    string
+		status float64
 	}{
 		{name: "bad name", data: `{"channel":"bad channel"}`, typ: "InvalidChannel", status: 400},
 		{name: "too long", data: `{"channel":"` + strings.Repeat("a", 165) + `"}`, typ: "InvalidChannel", status: 400},
