@@ -1,0 +1,17 @@
+// Package loop is revurb's WebSocket front: a gnet engine whose event loops
+// (one per core by default) own every connection. It is the only package that
+// imports gnet.
+//
+// There is no goroutine per connection. OnTraffic peeks at what the kernel
+// delivered, runs the incremental handshake parser and frame decoder of
+// package codec over it, hands complete messages to package pusher, and
+// discards exactly the bytes consumed; a partial request or frame waits in
+// gnet's buffer for the next read.
+//
+// A conn (the per-connection struct, with its pusher.Session inside) is
+// touched only on its own loop. Broadcasts from other goroutines reach it
+// through Engine.Execute, which queues a task on the loop. Keepalive
+// deadlines are checked by one sweep per loop per second, not by timers per
+// connection. A connection whose unsent backlog passes Config.MaxOutbound is
+// closed with 4100 (slow consumer).
+package loop
