@@ -1,0 +1,32 @@
+// Package codec turns the bytes of a WebSocket connection into requests and
+// messages and back, with no sockets, goroutines or Pusher knowledge.
+//
+// It has two halves:
+//
+//   - Handshake parses the HTTP/1.1 upgrade request (RFC 6455 §4.2.1) from a
+//     buffer that grows as bytes arrive; AppendUpgradeResponse and
+//     AppendHTTPError write the answer (RFC 6455 §4.2.2).
+//   - Decoder decodes client frames (RFC 6455 §5): unmasking, fragmentation,
+//     control frames between fragments, close codes, UTF-8 and size limits;
+//     AppendFrame, AppendFrameHeader and AppendCloseFrame write unmasked
+//     server frames.
+//
+// Parsers never block and never read: the caller peeks at what it has
+// received, calls Parse or Decode, and discards exactly the n bytes they
+// report as consumed. ErrNeedMore means "call again once more bytes have
+// arrived"; every other error ends the connection, either with an HTTP
+// status (*HTTPError, before the upgrade) or a close frame (*CloseError,
+// after it). Limits are checked before anything is buffered: a request
+// header block longer than MaxHandshakeSize and a message longer than
+// Decoder.MaxMessage are refused as soon as their size is known.
+//
+// Ownership: the caller owns the input buffer. Decode unmasks payloads in
+// place inside it and returns slices that alias it (or the decoder's
+// fragment buffer); they are valid only until the next Decode call or until
+// the caller discards or reuses the buffer. Request fields are strings
+// copied out of the buffer and stay valid.
+//
+// Nothing here is safe for concurrent use; use one Handshake and one Decoder
+// per connection, touched only by the goroutine or event loop that owns it.
+// The Append functions are pure and may be called from anywhere.
+package codec

@@ -1,0 +1,341 @@
+package codec
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// CloseError is a protocol failure after the handshake: the caller sends a
+// close frame with Code and Reason (AppendCloseFrame), then closes the
+// connection (RFC 6455 §7.1.7).
+type CloseError struct {
+	// Code is the close status to send (RFC 6455 §7.4.1).
+	Code ws.StatusCode
+	// Reason says what was wrong; it fits in a close frame and is UTF-8.
+	Reason string
+}
+
+// Error implements error.
+func (e *CloseError) Error() string {
+	return "codec: " + e.Reason + " (close " + strconv.Itoa(int(e.Code)) + ")"
+}
+
+// The fixed decoding failures, built once so that refusing a frame does not
+// allocate.
+var (
+	errNotMasked              = &CloseError{Code: ws.StatusProtocolError, Reason: "client frame not masked"}
+	errReservedBits           = &CloseError{Code: ws.StatusProtocolError, Reason: "reserved bits set with no extension negotiated"}
+	errReservedOpCode         = &CloseError{Code: ws.StatusProtocolError, Reason: "reserved opcode"}
+	errControlTooLong         = &CloseError{Code: ws.StatusProtocolError, Reason: "control frame payload longer than 125 bytes"}
+	errControlFragmented      = &CloseError{Code: ws.StatusProtocolError, Reason: "fragmented control frame"}
+	errUnexpectedContinuation = &CloseError{Code: ws.StatusProtocolError, Reason: "continuation frame with no message in progress"}
+	errExpectedContinuation   = &CloseError{Code: ws.StatusProtocolError, Reason: "new data frame while a fragmented message is in progress"}
+	errLengthTopBit           = &CloseError{Code: ws.StatusProtocolError, Reason: "64-bit payload length with the most significant bit set"}
+	errCloseBodyOneByte       = &CloseError{Code: ws.StatusProtocolError, Reason: "close frame body of 1 byte"}
+	errMessageTooBig          = &CloseError{Code: ws.StatusMessageTooBig, Reason: "message too big"}
+	errTextNotUTF8            = &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "text message is not valid UTF-8"}
+	errCloseReasonNotUTF8     = &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "close reason is not valid UTF-8"}
+)
+
+// Frame header bits, RFC 6455 §5.2.
+const (
+	bitFin  = 0x80
+	bitsRsv = 0x70
+	bitMask = 0x80
+	maskOp  = 0x0f
+	mask7   = 0x7f
+	len16   = 126
+	len64   = 127
+)
+
+// Message is one complete decoded unit: a data message (ws.OpText or
+// ws.OpBinary, reassembled if it was fragmented) or a control frame
+// (ws.OpPing, ws.OpPong, ws.OpClose). Op == ws.OpContinuation (0) means a
+// fragment was consumed and no message is complete yet.
+type Message struct {
+	// Op is the message opcode.
+	Op ws.OpCode
+	// Payload is the unmasked application data; for ws.OpClose it is the
+	// whole close body, code included.
+	Payload []byte
+	// CloseCode is the status of a close frame (RFC 6455 §5.5.1), or
+	// ws.StatusNoStatusRcvd (1005) when the close frame had no body.
+	CloseCode ws.StatusCode
+	// CloseReason is the UTF-8 reason of a close frame, nil when absent.
+	CloseReason []byte
+}
+
+// Decoder decodes client-to-server frames incrementally (RFC 6455 §5). The
+// zero value with MaxMessage set is ready.
+type Decoder struct {
+	// MaxMessage is the largest data message accepted, in bytes over all its
+	// fragments; 0 means unlimited.
+	MaxMessage int
+
+	// fragOp is ws.OpText or ws.OpBinary while a fragmented message is being
+	// reassembled, 0 otherwise.
+	fragOp ws.OpCode
+	// frag holds the fragments received so far. It is allocated only while
+	// a message is fragmented and dropped once it completes, so an idle
+	// connection holds no buffer.
+	frag []byte
+	// checked is how many bytes of a fragmented text message are known to
+	// be valid UTF-8; it always ends on a code point boundary.
+	checked int
+}
+
+// Decode decodes at most one frame from the start of b and reports in n how
+// many bytes it consumed; the caller discards them.
+//
+// It returns ErrNeedMore with n == 0 while b holds less than a whole frame;
+// header errors are reported as soon as the header bytes are in, so a frame
+// longer than MaxMessage is refused from its header, before its payload is
+// waited for. Every other error is a *CloseError (RFC 6455 §7.4.1):
+//   - 1002 for an unmasked frame (§5.1), RSV bits set (§5.2), a reserved
+//     opcode (§5.2), a 64-bit length with its top bit set (§5.2), a
+//     fragmented control frame or one longer than 125 bytes (§5.5), a
+//     continuation with no message in progress or a new data frame inside
+//     one (§5.4), a 1-byte close body or a close code that may not be sent
+//     (§5.5.1, §7.4);
+//   - 1007 for a text message or close reason that is not UTF-8 (§8.1);
+//   - 1009 for a data message longer than MaxMessage.
+//
+// Control frames between the fragments of a message are returned at once
+// (§5.4). A fragment that completes no message returns Op == 0.
+//
+// Decode unmasks the payload in place inside b. Message.Payload and
+// Message.CloseReason alias b or the decoder's fragment buffer: they are
+// valid only until the next Decode call or until the caller discards or
+// reuses b, whichever comes first. Copy what must outlive that.
+func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
+	if len(b) < 2 {
+		return Message{}, 0, ErrNeedMore
+	}
+	b0, b1 := b[0], b[1]
+	fin := b0&bitFin != 0
+	op := ws.OpCode(b0 & maskOp)
+
+	// Everything the first two bytes can refuse is refused before waiting
+	// for the rest.
+	switch {
+	case b0&bitsRsv != 0:
+		return Message{}, 0, errReservedBits
+	case op.IsReserved():
+		return Message{}, 0, errReservedOpCode
+	case b1&bitMask == 0:
+		return Message{}, 0, errNotMasked
+	}
+	length := uint64(b1 & mask7)
+	switch {
+	case op.IsControl():
+		if !fin {
+			return Message{}, 0, errControlFragmented
+		}
+		if length > ws.MaxControlFramePayloadSize {
+			return Message{}, 0, errControlTooLong
+		}
+	case op == ws.OpContinuation:
+		if d.fragOp == 0 {
+			return Message{}, 0, errUnexpectedContinuation
+		}
+	case d.fragOp != 0:
+		return Message{}, 0, errExpectedContinuation
+	}
+
+	hs := 2
+	switch length {
+	case len16:
+		if len(b) < 4 {
+			return Message{}, 0, ErrNeedMore
+		}
+		hs, length = 4, uint64(binary.BigEndian.Uint16(b[2:]))
+	case len64:
+		if len(b) < 10 {
+			return Message{}, 0, ErrNeedMore
+		}
+		hs, length = 10, binary.BigEndian.Uint64(b[2:])
+		if length>>63 != 0 {
+			return Message{}, 0, errLengthTopBit
+		}
+	}
+	if op.IsData() && d.MaxMessage > 0 {
+		if room := d.MaxMessage - len(d.frag); room < 0 || length > uint64(room) {
+			return Message{}, 0, errMessageTooBig
+		}
+	}
+	hs += 4 // masking key
+	if length > uint64(math.MaxInt-hs) {
+		// Without a MaxMessage this frame could never be buffered: on a
+		// 32-bit platform its end does not even fit in an int.
+		return Message{}, 0, errMessageTooBig
+	}
+	end := hs + int(length)
+	if len(b) < end {
+		return Message{}, 0, ErrNeedMore
+	}
+	p := b[hs:end]
+	ws.Cipher(p, [4]byte(b[hs-4:hs]), 0)
+
+	switch op {
+	case ws.OpText, ws.OpBinary:
+		if fin {
+			if op == ws.OpText && !utf8.Valid(p) {
+				return Message{}, 0, errTextNotUTF8
+			}
+			return Message{Op: op, Payload: p}, end, nil
+		}
+		d.fragOp, d.frag, d.checked = op, append([]byte(nil), p...), 0
+		if op == ws.OpText && !d.validText(false) {
+			return Message{}, 0, errTextNotUTF8
+		}
+		return Message{}, end, nil
+
+	case ws.OpContinuation:
+		d.frag = append(d.frag, p...)
+		if d.fragOp == ws.OpText && !d.validText(fin) {
+			return Message{}, 0, errTextNotUTF8
+		}
+		if !fin {
+			return Message{}, end, nil
+		}
+		m = Message{Op: d.fragOp, Payload: d.frag}
+		d.fragOp, d.frag, d.checked = 0, nil, 0
+		return m, end, nil
+
+	case ws.OpClose:
+		m = Message{Op: ws.OpClose, Payload: p, CloseCode: ws.StatusNoStatusRcvd}
+		switch len(p) {
+		case 0:
+			return m, end, nil
+		case 1:
+			return Message{}, 0, errCloseBodyOneByte
+		}
+		code := ws.StatusCode(binary.BigEndian.Uint16(p))
+		if !validCloseCode(code) {
+			return Message{}, 0, &CloseError{Code: ws.StatusProtocolError, Reason: "invalid close code " + strconv.Itoa(int(code))}
+		}
+		if !utf8.Valid(p[2:]) {
+			return Message{}, 0, errCloseReasonNotUTF8
+		}
+		m.CloseCode, m.CloseReason = code, p[2:]
+		return m, end, nil
+
+	default: // ws.OpPing, ws.OpPong
+		return Message{Op: op, Payload: p}, end, nil
+	}
+}
+
+// Reset drops any fragment state, making d ready for a new connection.
+// MaxMessage is kept.
+func (d *Decoder) Reset() {
+	d.fragOp, d.frag, d.checked = 0, nil, 0
+}
+
+// validText checks the fragment bytes not yet checked for UTF-8. Unless the
+// message is complete, a trailing partial code point is left for the next
+// fragment to finish, so a code point split across fragments is accepted
+// while an invalid one fails as soon as it arrives.
+func (d *Decoder) validText(final bool) bool {
+	p := d.frag[d.checked:]
+	if !final {
+		p = p[:len(p)-partialRune(p)]
+	}
+	if !utf8.Valid(p) {
+		return false
+	}
+	d.checked += len(p)
+	return true
+}
+
+// partialRune returns the length of the code point prefix at the end of p
+// that more bytes could still complete, 0 if there is none.
+func partialRune(p []byte) int {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-(utf8.UTFMax-1); i-- {
+		if utf8.RuneStart(p[i]) {
+			if utf8.FullRune(p[i:]) {
+				return 0
+			}
+			return len(p) - i
+		}
+	}
+	return 0
+}
+
+// validCloseCode reports whether an endpoint may send code in a close frame
+// (RFC 6455 §7.4.1, §7.4.2): 1000–1003, 1007–1014 and 3000–4999.
+func validCloseCode(code ws.StatusCode) bool {
+	return (code >= 1000 && code <= 1003) ||
+		(code >= 1007 && code <= 1014) ||
+		(code >= 3000 && code <= 4999)
+}
+
+// AppendFrame appends one unmasked server frame with FIN set carrying
+// payload (RFC 6455 §5.2).
+func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	dst = AppendFrameHeader(dst, op, len(payload))
+	return append(dst, payload...)
+}
+
+// AppendFrameHeader appends just the header of an unmasked server frame with
+// FIN set and a payload of length bytes, for callers that append the payload
+// themselves. It panics if length is negative.
+func AppendFrameHeader(dst []byte, op ws.OpCode, length int) []byte {
+	return appendHeader(dst, bitFin|byte(op), 0, length)
+}
+
+// appendHeader appends the first byte b0, the length with maskBit, and the
+// extended length in its shortest form (RFC 6455 §5.2).
+func appendHeader(dst []byte, b0, maskBit byte, length int) []byte {
+	switch {
+	case length < 0:
+		panic("codec: negative frame length")
+	case length < len16:
+		return append(dst, b0, maskBit|byte(length))
+	case length <= math.MaxUint16:
+		dst = append(dst, b0, maskBit|len16)
+		return binary.BigEndian.AppendUint16(dst, uint16(length))
+	default:
+		dst = append(dst, b0, maskBit|len64)
+		return binary.BigEndian.AppendUint64(dst, uint64(length))
+	}
+}
+
+// AppendCloseFrame appends a server close frame with code and reason (RFC
+// 6455 §5.5.1). The reason is cut at a code point boundary so the payload
+// stays within 125 bytes. Code 0 or ws.StatusNoStatusRcvd (1005), which may
+// not be sent (§7.4.1), gives a close frame with no body.
+func AppendCloseFrame(dst []byte, code ws.StatusCode, reason string) []byte {
+	if code == 0 || code == ws.StatusNoStatusRcvd {
+		return AppendFrameHeader(dst, ws.OpClose, 0)
+	}
+	if limit := ws.MaxControlFramePayloadSize - 2; len(reason) > limit {
+		i := limit
+		for i > 0 && !utf8.RuneStart(reason[i]) {
+			i--
+		}
+		reason = reason[:i]
+	}
+	dst = AppendFrameHeader(dst, ws.OpClose, 2+len(reason))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
+	return append(dst, reason...)
+}
+
+// AppendMaskedFrame appends a client-style frame masked with mask (RFC 6455
+// §5.3), for tests and load generators. Unlike the server functions it can
+// leave FIN clear, to send fragments.
+func AppendMaskedFrame(dst []byte, op ws.OpCode, fin bool, mask [4]byte, payload []byte) []byte {
+	b0 := byte(op)
+	if fin {
+		b0 |= bitFin
+	}
+	dst = appendHeader(dst, b0, bitMask, len(payload))
+	dst = append(dst, mask[:]...)
+	start := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[start:], mask, 0)
+	return dst
+}

@@ -1,0 +1,507 @@
+package codec
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrNeedMore reports incomplete input: nothing was consumed, and the caller
+// should call again with the same bytes plus whatever arrives next.
+var ErrNeedMore = errors.New("codec: need more data")
+
+// MaxHandshakeSize is the largest upgrade request, request line and headers
+// through the blank line, that Handshake accepts. Larger requests are refused
+// with 431 Request Header Fields Too Large (RFC 6585 §5).
+const MaxHandshakeSize = 8 << 10
+
+// acceptGUID is the fixed string of RFC 6455 §1.3 appended to the client's key
+// before hashing.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// Request is the part of a WebSocket upgrade request (RFC 6455 §4.1) that a
+// server needs after the handshake. Its strings are copies and outlive the
+// buffer they were parsed from.
+type Request struct {
+	// Method is the request method; a successful Parse only returns "GET".
+	Method string
+	// Path is the request target up to "?", as sent (not percent-decoded).
+	Path string
+	// RawQuery is the request target after "?", without the "?"; use
+	// QueryValue to read parameters from it.
+	RawQuery string
+
+	// Host is the Host header value (RFC 7230 §5.4).
+	Host string
+	// Origin is the Origin header value (RFC 6455 §10.2), "" when absent.
+	Origin string
+	// Key is the Sec-WebSocket-Key header value (RFC 6455 §4.2.1).
+	Key string
+	// Version is the Sec-WebSocket-Version header value; a successful Parse
+	// only returns "13".
+	Version string
+}
+
+// HTTPError is a handshake failure answered with an HTTP status, then the
+// connection is closed. Write it with AppendHTTPError(dst, e.Status, e.Reason).
+type HTTPError struct {
+	// Status is the HTTP status code to answer with.
+	Status int
+	// Reason says what was wrong, for the response body and logs; it may
+	// quote a snippet of the offending bytes.
+	Reason string
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	return "codec: handshake: " + strconv.Itoa(e.Status) + " " + statusText(e.Status) + ": " + e.Reason
+}
+
+// Handshake is an incremental HTTP/1.1 upgrade request parser (RFC 6455
+// §4.2.1). The zero value is ready. It remembers how far it has scanned for
+// the end of the header block, so repeated calls with a growing buffer do not
+// rescan what they have already seen.
+type Handshake struct {
+	// scanned is how many bytes of the buffer have been searched for the
+	// blank line without finding it.
+	scanned int
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// Parse looks at b, everything received on the connection so far, and parses
+// the upgrade request at its start.
+//
+// It returns ErrNeedMore while the header block is incomplete, and a
+// *HTTPError with status 431 as soon as b holds MaxHandshakeSize bytes without
+// the blank line that ends it: the caller must check before buffering more.
+// On success n is the length of the request through the blank line; the
+// bytes after n (a frame the client pipelined behind its request) belong to
+// the caller.
+//
+// Every other failure is a *HTTPError:
+//   - 400 for a malformed request line or header (RFC 7230 §3), a protocol
+//     other than HTTP/1.1, a missing or repeated Host (RFC 7230 §5.4), a
+//     request body (Content-Length > 0 or any Transfer-Encoding), a repeated
+//     Origin, Sec-WebSocket-Key or Sec-WebSocket-Version (RFC 6455 §11.3),
+//     and a Sec-WebSocket-Key that does not base64-decode to 16 bytes
+//     (RFC 6455 §4.2.1 item 5);
+//   - 405 for a method other than GET (RFC 6455 §4.2.1 item 1);
+//   - 426 when the Upgrade header lacks the "websocket" token, the
+//     Connection header lacks the "upgrade" token (both case-insensitive,
+//     comma lists, possibly over several lines), or Sec-WebSocket-Version
+//     is not 13 (RFC 6455 §4.2.2 item 4).
+//
+// Header lines must end in CRLF; obsolete line folding is refused.
+func (h *Handshake) Parse(b []byte) (req Request, n int, err error) {
+	limit := min(len(b), MaxHandshakeSize)
+	from := h.scanned - (len(crlfcrlf) - 1)
+	if from < 0 || h.scanned > limit {
+		// A buffer shorter than the one scanned before is not the same
+		// stream grown; start over rather than trust the old offset.
+		from = 0
+	}
+	i := bytes.Index(b[from:limit], crlfcrlf)
+	if i < 0 {
+		h.scanned = limit
+		if len(b) >= MaxHandshakeSize {
+			// The request cannot fit: the first MaxHandshakeSize bytes hold
+			// no blank line, whatever follows.
+			return Request{}, 0, &HTTPError{Status: 431, Reason: "request header block larger than " + strconv.Itoa(MaxHandshakeSize) + " bytes"}
+		}
+		return Request{}, 0, ErrNeedMore
+	}
+	h.scanned = from + i
+	n = from + i + len(crlfcrlf)
+
+	// One string for the whole block: every Request field is a substring
+	// of it, so the request costs a single allocation and does not alias b.
+	req, err = parseRequest(string(b[:n-2]))
+	if err != nil {
+		return Request{}, 0, err
+	}
+	return req, n, nil
+}
+
+// Reset makes h ready for a new request.
+func (h *Handshake) Reset() {
+	h.scanned = 0
+}
+
+// parseRequest parses a header block that ends in exactly one CRLF.
+func parseRequest(block string) (Request, error) {
+	var req Request
+	line, rest, _ := strings.Cut(block, "\r\n")
+	if err := parseRequestLine(line, &req); err != nil {
+		return Request{}, err
+	}
+
+	var (
+		hasHost, hasOrigin, hasKey, hasVersion, hasLength bool
+		upgrade, connection                               bool
+	)
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		if line == "" {
+			return Request{}, badRequest("malformed header block", rest)
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return Request{}, badRequest("obsolete header line folding", line)
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return Request{}, badRequest("malformed header line", line)
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !isFieldValue(value) {
+			return Request{}, badRequest("malformed header value", line)
+		}
+		switch {
+		case strings.EqualFold(name, "Host"):
+			if hasHost {
+				return Request{}, badRequest("repeated Host header", line)
+			}
+			hasHost, req.Host = true, value
+		case strings.EqualFold(name, "Origin"):
+			if hasOrigin {
+				return Request{}, badRequest("repeated Origin header", line)
+			}
+			hasOrigin, req.Origin = true, value
+		case strings.EqualFold(name, "Sec-WebSocket-Key"):
+			if hasKey {
+				return Request{}, badRequest("repeated Sec-WebSocket-Key header", line)
+			}
+			hasKey, req.Key = true, value
+		case strings.EqualFold(name, "Sec-WebSocket-Version"):
+			if hasVersion {
+				return Request{}, badRequest("repeated Sec-WebSocket-Version header", line)
+			}
+			hasVersion, req.Version = true, value
+		case strings.EqualFold(name, "Upgrade"):
+			upgrade = upgrade || hasToken(value, "websocket")
+		case strings.EqualFold(name, "Connection"):
+			connection = connection || hasToken(value, "upgrade")
+		case strings.EqualFold(name, "Content-Length"):
+			if hasLength {
+				return Request{}, badRequest("repeated Content-Length header", line)
+			}
+			hasLength = true
+			if value == "" || strings.Trim(value, "0123456789") != "" {
+				return Request{}, badRequest("malformed Content-Length", line)
+			}
+			if strings.Trim(value, "0") != "" {
+				return Request{}, &HTTPError{Status: 400, Reason: "upgrade request must not have a body"}
+			}
+		case strings.EqualFold(name, "Transfer-Encoding"):
+			return Request{}, &HTTPError{Status: 400, Reason: "upgrade request must not have a body"}
+		}
+	}
+
+	switch {
+	case req.Method != "GET":
+		return Request{}, &HTTPError{Status: 405, Reason: "method " + strconv.Quote(req.Method) + " not allowed, use GET"}
+	case !hasHost:
+		return Request{}, &HTTPError{Status: 400, Reason: "missing Host header"}
+	case !upgrade:
+		return Request{}, &HTTPError{Status: 426, Reason: `missing "Upgrade: websocket" header`}
+	case !connection:
+		return Request{}, &HTTPError{Status: 426, Reason: `missing "Connection: Upgrade" header`}
+	case req.Version != "13":
+		return Request{}, &HTTPError{Status: 426, Reason: "unsupported Sec-WebSocket-Version " + strconv.Quote(snippet(req.Version)) + ", use 13"}
+	case !validKey(req.Key):
+		if !hasKey {
+			return Request{}, &HTTPError{Status: 400, Reason: "missing Sec-WebSocket-Key header"}
+		}
+		return Request{}, badRequest("invalid Sec-WebSocket-Key", req.Key)
+	}
+	return req, nil
+}
+
+// parseRequestLine parses "GET /path?query HTTP/1.1" (RFC 7230 §3.1.1).
+// Only origin-form targets (RFC 7230 §5.3.1) are accepted: WebSocket clients
+// send the resource name and nothing else (RFC 6455 §4.1).
+func parseRequestLine(line string, req *Request) error {
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || !isToken(method) || target == "" || !isTarget(target) {
+		return badRequest("malformed request line", line)
+	}
+	if proto != "HTTP/1.1" {
+		if strings.HasPrefix(proto, "HTTP/") && !strings.Contains(proto, " ") {
+			return badRequest("unsupported protocol version, use HTTP/1.1", proto)
+		}
+		return badRequest("malformed request line", line)
+	}
+	if target[0] != '/' {
+		return badRequest("request target must be a path", target)
+	}
+	req.Method = method
+	req.Path, req.RawQuery, _ = strings.Cut(target, "?")
+	return nil
+}
+
+// badRequest is a 400 whose reason quotes the start of the offending bytes.
+func badRequest(what, bad string) *HTTPError {
+	return &HTTPError{Status: 400, Reason: what + " " + strconv.Quote(snippet(bad))}
+}
+
+// snippet shortens s for quoting in an error.
+func snippet(s string) string {
+	const limit = 40
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
+}
+
+// validKey reports whether key is base64 for 16 bytes (RFC 6455 §4.2.1 item 5).
+func validKey(key string) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var buf [18]byte
+	n, err := base64.StdEncoding.Decode(buf[:], []byte(key))
+	return err == nil && n == 16
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// compared case-insensitively (RFC 7230 §7).
+func hasToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(trimOWS(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// trimOWS drops optional whitespace, spaces and tabs, around s (RFC 7230 §3.2.3).
+func trimOWS(s string) string {
+	return strings.Trim(s, " \t")
+}
+
+// isToken reports whether s is an RFC 7230 §3.2.6 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// isTarget reports whether s holds only visible ASCII, as a request target
+// must (RFC 3986 §2, RFC 7230 §3.1.1).
+func isTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isFieldValue reports whether s has no control characters other than tab
+// (RFC 7230 §3.2). Bytes above 0x7f (obs-text) are allowed.
+func isFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChars marks the tchar bytes of RFC 7230 §3.2.6.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// QueryValue returns the percent-decoded value of the first name parameter in
+// rawQuery ("a=1&b=2", RFC 3986 §3.4, with "+" as space), or "" when it is
+// absent or its value is not validly escaped.
+func QueryValue(rawQuery, name string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(k, "%+") {
+			dk, err := url.QueryUnescape(k)
+			if err != nil {
+				continue
+			}
+			k = dk
+		}
+		if k != name {
+			continue
+		}
+		dv, err := url.QueryUnescape(v)
+		if err != nil {
+			return ""
+		}
+		return dv
+	}
+	return ""
+}
+
+// AcceptKey returns the Sec-WebSocket-Accept value for key:
+// base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")), RFC 6455 §4.2.2
+// item 5.4.
+func AcceptKey(key string) string {
+	var buf [28]byte
+	return string(appendAcceptKey(buf[:0], key))
+}
+
+// appendAcceptKey appends AcceptKey(key) to dst.
+func appendAcceptKey(dst []byte, key string) []byte {
+	// Keys are 24 bytes; the stack buffer holds them and the GUID without
+	// touching the heap.
+	var buf [24 + len(acceptGUID)]byte
+	p := append(append(buf[:0], key...), acceptGUID...)
+	sum := sha1.Sum(p)
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
+}
+
+// AppendUpgradeResponse appends the "HTTP/1.1 101 Switching Protocols"
+// response that completes the handshake for key (RFC 6455 §4.2.2 item 5),
+// with Upgrade, Connection and Sec-WebSocket-Accept headers.
+func AppendUpgradeResponse(dst []byte, key string) []byte {
+	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\n"+
+		"Upgrade: websocket\r\n"+
+		"Connection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: "...)
+	dst = appendAcceptKey(dst, key)
+	return append(dst, "\r\n\r\n"...)
+}
+
+// AppendHTTPError appends a complete HTTP/1.1 response with status and its
+// reason phrase, "Content-Type: application/json", Content-Length and
+// "Connection: close", and the body {"error":"<reason>"} with reason
+// JSON-escaped. A 426 also carries "Sec-WebSocket-Version: 13" (RFC 6455
+// §4.2.2 item 4). A status outside 100..599 is sent as 500.
+func AppendHTTPError(dst []byte, status int, reason string) []byte {
+	if status < 100 || status > 599 {
+		status = 500
+	}
+	// The body is built first because Content-Length precedes it; the
+	// stack buffer holds any reason this package produces.
+	var buf [256]byte
+	body := append(buf[:0], `{"error":`...)
+	body = appendJSONString(body, reason)
+	body = append(body, '}')
+
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(status)...)
+	dst = append(dst, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\nConnection: close\r\n"...)
+	if status == 426 {
+		dst = append(dst, "Sec-WebSocket-Version: 13\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	return append(dst, body...)
+}
+
+// statusText returns the reason phrase for the statuses a WebSocket server
+// answers with, and "" for others (an empty phrase is valid, RFC 7230 §3.1.2).
+func statusText(status int) string {
+	switch status {
+	case 400:
+		return "Bad Request"
+	case 401:
+		return "Unauthorized"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Content Too Large"
+	case 426:
+		return "Upgrade Required"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return ""
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259 §7). Invalid UTF-8
+// becomes U+FFFD; U+2028 and U+2029 are escaped so the output is also valid
+// JavaScript.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < ' ' || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028':
+			dst = append(dst, `\u2028`...)
+		case r == '\u2029':
+			dst = append(dst, `\u2029`...)
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
