@@ -207,8 +207,11 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
 	buf, _ := gc.Peek(-1)
-	n := c.traffic(buf)
-	_, _ = gc.Discard(n)
+	// Discard(0) would drop everything buffered: gnet treats n <= 0 as
+	// "all". A partial request or frame must stay for the next read.
+	if n := c.traffic(buf); n > 0 {
+		_, _ = gc.Discard(n)
+	}
 	return gnet.None
 }
 
