@@ -49,6 +49,7 @@ type Engine struct {
 	conns []*connSet       // index → the loop's connections, loop-owned
 
 	stopping atomic.Bool
+	ticks    int // OnTick calls; only the ticker goroutine touches it
 }
 
 // connSet is the connections of one loop. Only that loop touches it.
@@ -220,10 +221,18 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 // connections is precise enough and costs no timer per connection.
 const sweepEvery = time.Second
 
+// expireEvery is how many sweeps pass between purges of expired cache-channel
+// events: a purge walks every cached event, and a late purge only holds
+// memory a little longer (an expired event is never replayed).
+const expireEvery = 30
+
 // OnTick asks every loop to check its connections.
 func (e *Engine) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	e.eachLoop(func(i int) { e.sweep(i, now) })
+	if e.ticks++; e.ticks%expireEvery == 0 {
+		e.srv.Expire(now)
+	}
 	return sweepEvery, gnet.None
 }
 

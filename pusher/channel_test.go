@@ -263,3 +263,17 @@ func TestSubscriptionCountOff(t *testing.T) {
 	a.subscribe("room")
 	a.none()
 }
+
+func TestExpire(t *testing.T) {
+	s, app := newServer(t, 1, func(a *App) { a.CacheTTL = 10 })
+	s.Publish(app, []string{"cache-a"}, "e", []byte("1"), "")
+	now := time.Now()
+	s.Expire(now.UnixNano())
+	if _, _, ok := s.CachedEvent(app, "cache-a"); !ok {
+		t.Fatal("expired before its TTL")
+	}
+	s.Expire(now.Add(11 * time.Second).UnixNano())
+	if n := len(app.hub.shard("cache-a").cache); n != 0 {
+		t.Fatalf("%d cached events left after their TTL", n)
+	}
+}

@@ -119,3 +119,21 @@ func frameJSON(frame []byte) []byte {
 	}
 	return frame[2:]
 }
+
+// Expire forgets cache-channel events whose TTL has passed at now (unix
+// nanoseconds), so that channels published to once do not hold memory
+// forever. Package loop calls it from its ticker.
+func (s *Server) Expire(now int64) {
+	for _, app := range s.apps {
+		for i := range app.hub.shards {
+			sh := &app.hub.shards[i]
+			sh.mu.Lock()
+			for name, ev := range sh.cache {
+				if ev.expires <= now {
+					delete(sh.cache, name)
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
+}
