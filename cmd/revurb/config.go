@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// config is everything revurb start needs, from flags, the environment and
+// the config file. Flags win over the environment.
+type config struct {
+	Host       string
+	Port       int
+	APIPort    int
+	ConfigFile string
+	Debug      bool
+
+	// From the config file.
+	Loops          int `yaml:"event_loops"`
+	MaxOutbound    int `yaml:"max_outbound"`
+	MaxRequestBody int `yaml:"max_request_body"`
+	Apps           []*pusher.App
+}
+
+// fileConfig is the config file: YAML, or JSON (which YAML reads too).
+type fileConfig struct {
+	EventLoops     int         `yaml:"event_loops"`
+	MaxOutbound    int         `yaml:"max_outbound"`
+	MaxRequestBody int         `yaml:"max_request_body"`
+	Apps           []yaml.Node `yaml:"apps"`
+}
+
+// parseStart reads the flags of `revurb start` and the environment.
+func parseStart(args []string, getenv func(string) string) (*config, error) {
+	c := &config{Host: "0.0.0.0", Port: 8080, APIPort: 8081}
+	if v := getenv("REVERB_SERVER_HOST"); v != "" {
+		c.Host = v
+	}
+	if v := getenv("REVERB_SERVER_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, errors.New("REVERB_SERVER_PORT must be a port number")
+		}
+		c.Port = p
+	}
+	fs := flag.NewFlagSet("revurb start", flag.ContinueOnError)
+	fs.StringVar(&c.Host, "host", c.Host, "address to listen on (env REVERB_SERVER_HOST)")
+	fs.IntVar(&c.Port, "port", c.Port, "WebSocket port (env REVERB_SERVER_PORT)")
+	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
+	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, errors.New("unexpected argument " + strconv.Quote(fs.Arg(0)))
+	}
+	if c.ConfigFile != "" {
+		if err := c.load(c.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.Apps) == 0 {
+		c.Apps = []*pusher.App{defaultApp(getenv)}
+	}
+	return c, nil
+}
+
+// defaultApp is the one app served without a config file: app-id, app-key,
+// app-secret, or Laravel's REVERB_APP_* variables.
+func defaultApp(getenv func(string) string) *pusher.App {
+	or := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	return pusher.DefaultApp(or("REVERB_APP_ID", "app-id"), or("REVERB_APP_KEY", "app-key"), or("REVERB_APP_SECRET", "app-secret"))
+}
+
+// load reads the config file; each app starts from the defaults.
+func (c *config) load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var f fileConfig
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return errors.New("config " + path + ": " + err.Error())
+	}
+	c.Loops, c.MaxOutbound, c.MaxRequestBody = f.EventLoops, f.MaxOutbound, f.MaxRequestBody
+	for i := range f.Apps {
+		a := pusher.DefaultApp("", "", "")
+		if err := f.Apps[i].Decode(a); err != nil {
+			return errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
+		}
+		if err := a.Validate(); err != nil {
+			return errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
+		}
+		c.Apps = append(c.Apps, a)
+	}
+	if len(f.Apps) == 0 {
+		return errors.New("config " + path + ": no apps")
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseStartDefaults(t *testing.T) {
+	c, err := parseStart(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "0.0.0.0" || c.Port != 8080 || c.APIPort != 8081 || c.Debug {
+		t.Fatalf("defaults %+v", c)
+	}
+	if len(c.Apps) != 1 || c.Apps[0].ID != "app-id" || c.Apps[0].Key != "app-key" || c.Apps[0].Secret != "app-secret" {
+		t.Fatalf("default app %+v", c.Apps[0])
+	}
+}
+
+func TestParseStartEnvAndFlags(t *testing.T) {
+	e := env(map[string]string{
+		"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s",
+		"REVERB_SERVER_HOST": "127.0.0.9", "REVERB_SERVER_PORT": "7000",
+	})
+	c, err := parseStart([]string{"--port", "7001", "--api-port", "7002", "--debug"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "127.0.0.9" || c.Port != 7001 || c.APIPort != 7002 || !c.Debug {
+		t.Fatalf("flags should win over env: %+v", c)
+	}
+	if a := c.Apps[0]; a.ID != "1" || a.Key != "k" || a.Secret != "s" {
+		t.Fatalf("env app %+v", a)
+	}
+	if _, err := parseStart(nil, env(map[string]string{"REVERB_SERVER_PORT": "x"})); err == nil {
+		t.Fatal("bad REVERB_SERVER_PORT accepted")
+	}
+	if _, err := parseStart([]string{"extra"}, env(nil)); err == nil {
+		t.Fatal("stray argument accepted")
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	tests := []struct {
+		name, file, err string
+	}{
+		{name: "yaml", file: `
+event_loops: 3
+apps:
+  - id: one
+    key: k1
+    secret: s1
+    max_connections: 5
+    allowed_origins: ["*.example.com"]
+    client_events: false
+  - id: two
+    key: k2
+    secret: s2
+`},
+		{name: "json", file: `{"event_loops": 3, "apps": [{"id": "one", "key": "k1", "secret": "s1", "max_connections": 5,
+  "allowed_origins": ["*.example.com"], "client_events": false}, {"id": "two", "key": "k2", "secret": "s2"}]}`},
+		{name: "no apps", file: `event_loops: 1`, err: "no apps"},
+		{name: "missing secret", file: "apps:\n  - id: a\n    key: b\n", err: "id, key and secret"},
+		{name: "wrong type", file: "apps:\n  - id: a\n    key: b\n    secret: c\n    max_connections: lots\n", err: "app 1"},
+		{name: "bad limit", file: "apps:\n  - id: a\n    key: b\n    secret: c\n    activity_timeout: 0\n", err: "activity_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "revurb.conf")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := parseStart([]string{"--config", path}, env(map[string]string{"REVERB_APP_KEY": "ignored"}))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Loops != 3 || len(c.Apps) != 2 {
+				t.Fatalf("config %+v", c)
+			}
+			one, two := c.Apps[0], c.Apps[1]
+			if one.MaxConnections != 5 || one.ClientEvents || one.AllowedOrigins[0] != "*.example.com" {
+				t.Fatalf("app one %+v", one)
+			}
+			// Unset settings keep their defaults.
+			if two.MaxConnections != 0 || !two.ClientEvents || two.ActivityTimeout != 120 || two.MaxPresenceMembers != 100 || two.Key != "k2" {
+				t.Fatalf("app two %+v", two)
+			}
+		})
+	}
+}
