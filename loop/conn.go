@@ -2,6 +2,7 @@ package loop
 
 import (
 	"strings"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -37,7 +38,8 @@ type conn struct {
 	e      *Engine
 	loop   int
 	state  connState
-	opened int64 // unix nanoseconds
+	opened  int64 // unix nanoseconds
+	closeBy int64 // stateClosing: unix nanoseconds by which to close anyway
 
 	hs   codec.Handshake
 	dec  codec.Decoder
@@ -121,7 +123,7 @@ func (c *conn) traffic(buf []byte) int {
 
 // refuseHTTP answers a failed handshake with an HTTP error and closes.
 func (c *conn) refuseHTTP(status int, reason string) {
-	c.gc.Write(codec.AppendHTTPError(nil, status, reason))
+	_, _ = c.gc.Write(codec.AppendHTTPError(nil, status, reason))
 	c.state = stateClosing
 	_ = c.gc.Close()
 }
@@ -141,12 +143,21 @@ func (c *conn) Write(frame []byte) {
 }
 
 // Close sends a close frame with code and reason and closes the
-// connection once what is queued has been flushed.
+// connection once what is queued has been flushed, so that the close frame
+// reaches even a slow client; the loop's sweep closes it when the backlog
+// has drained or after flushTimeout.
 func (c *conn) Close(code int, reason string) {
 	if c.state != stateOpen {
 		return
 	}
 	c.state = stateClosing
+	c.closeBy = time.Now().Add(flushTimeout).UnixNano()
 	_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusCode(code), reason))
-	_ = c.gc.Close()
+	if c.gc.OutboundBuffered() == 0 {
+		_ = c.gc.Close()
+	}
 }
+
+// flushTimeout bounds how long a closing connection may take to receive
+// its backlog and close frame.
+const flushTimeout = 5 * time.Second

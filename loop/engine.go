@@ -236,7 +236,8 @@ func (e *Engine) OnTick() (time.Duration, gnet.Action) {
 }
 
 // sweep runs on loop i: keepalive for open sessions, a deadline for
-// handshakes.
+// handshakes, and the final close of connections whose close frame has
+// been flushed.
 func (e *Engine) sweep(i int, now int64) {
 	for c := range e.conns[i].m {
 		switch c.state {
@@ -245,6 +246,11 @@ func (e *Engine) sweep(i int, now int64) {
 		case stateHandshake:
 			if now-c.opened > int64(e.cfg.HandshakeTimeout) {
 				c.state = stateClosing
+				_ = c.gc.Close()
+			}
+		case stateClosing:
+			if c.closeBy != 0 && (c.gc.OutboundBuffered() == 0 || now > c.closeBy) {
+				c.closeBy = 0
 				_ = c.gc.Close()
 			}
 		}
