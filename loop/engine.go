@@ -131,37 +131,45 @@ func (e *Engine) loopIndex(el gnet.EventLoop) int {
 	return len(e.loops) - 1
 }
 
-// eachLoop runs f on every loop that has had connections.
-func (e *Engine) eachLoop(f func(i int)) {
+// eachLoop runs f on every loop that has had connections and returns a
+// channel that is closed when all of them have run it.
+func (e *Engine) eachLoop(f func(i int)) <-chan struct{} {
 	e.mu.Lock()
 	n := len(e.loops)
 	e.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(n)
 	for i := 0; i < n; i++ {
 		i := i
-		_ = e.Execute(i, gnet.RunnableFunc(func(context.Context) error { f(i); return nil }))
+		err := e.Execute(i, gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			f(i)
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+		}
 	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 // Stop tells every client to reconnect elsewhere (pusher:error 4200, close
-// 4200), gives the close frames a moment to leave, and stops the engine.
+// 4200), gives the close frames until ctx is done to leave, and stops the
+// engine.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopping.Store(true)
-	var wg sync.WaitGroup
-	e.mu.Lock()
-	wg.Add(len(e.loops))
-	e.mu.Unlock()
-	e.eachLoop(func(i int) {
-		defer wg.Done()
+	done := e.eachLoop(func(i int) {
 		for c := range e.conns[i].m {
 			if c.state == stateOpen {
 				e.srv.Shutdown(&c.sess)
-			} else {
-				c.Close(int(1001), "going away")
+			} else if c.state == stateHandshake {
+				c.state = stateClosing
+				_ = c.gc.Close()
 			}
 		}
 	})
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
