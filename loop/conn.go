@@ -34,10 +34,10 @@ func (s connState) String() string { return stateNames[s] }
 // conn is one client connection. It lives in the gnet connection's context
 // and is touched only on its event loop.
 type conn struct {
-	gc     gnet.Conn
-	e      *Engine
-	loop   int
-	state  connState
+	gc      gnet.Conn
+	e       *Engine
+	loop    int
+	state   connState
 	opened  int64 // unix nanoseconds
 	closeBy int64 // stateClosing: unix nanoseconds by which to close anyway
 
