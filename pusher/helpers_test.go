@@ -150,3 +150,31 @@ func (c *client) join(channel, channelData string) map[string]any {
 	m := c.mustEvent("pusher_internal:subscription_succeeded")
 	return data(c.t, m)
 }
+
+// countConn counts writes and keeps nothing, so that only the server's own
+// allocations are measured.
+type countConn struct{ writes, bytes int }
+
+func (c *countConn) Write(frame []byte) { c.writes++; c.bytes += len(frame) }
+
+func (c *countConn) Close(int, string) {}
+
+// steady opens n sessions on loops round robin, all subscribed to channel.
+func steady(tb testing.TB, s *Server, loops, n int, channel string) []*Session {
+	tb.Helper()
+	sessions := make([]*Session, n)
+	for i := range sessions {
+		sess := &Session{}
+		if !s.Open(sess, &countConn{}, i%loops, "app-key", "7", "") {
+			tb.Fatal("open refused")
+		}
+		auth := ""
+		if kind, _ := ChannelKind(channel); kind == Private {
+			auth = "app-key:" + Sign("app-secret", sess.ID()+":"+channel)
+		}
+		s.Handle(sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"`+channel+`","auth":"`+auth+`"}}`))
+		sessions[i] = sess
+	}
+	return sessions
+}
+
