@@ -177,4 +177,3 @@ func steady(tb testing.TB, s *Server, loops, n int, channel string) []*Session {
 	}
 	return sessions
 }
-
