@@ -52,6 +52,12 @@ func (s *Server) handleSubscribe(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Message: "Invalid pusher:subscribe data: channel, auth and channel_data must be strings"})
 		return
 	}
+	if sess.user != "" && d.Channel == serverToUserPrefix+sess.user {
+		// pusher-js subscribes to its own user channel after signin; the
+		// server already did, whatever characters the user id holds.
+		s.subscribe(sess, d.Channel, "", nil)
+		return
+	}
 	if !ValidChannelName(d.Channel, sess.app.MaxChannelNameLength) {
 		s.subscriptionError(sess, d.Channel, "InvalidChannel", "Invalid channel name "+strconv.Quote(d.Channel), 400)
 		return
@@ -61,10 +67,8 @@ func (s *Server) handleSubscribe(sess *Session, data []byte) {
 	var userInfo []byte
 	switch kind {
 	case ServerOnly:
-		if sess.user == "" || d.Channel != serverToUserPrefix+sess.user {
-			s.subscriptionError(sess, d.Channel, "AuthError", "Channels starting with # are reserved for the server", 401)
-			return
-		}
+		s.subscriptionError(sess, d.Channel, "AuthError", "Channels starting with # are reserved for the server", 401)
+		return
 	case Private, Encrypted:
 		if !sess.app.checkAuth(d.Auth, sess.id+":"+d.Channel) {
 			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+sess.id+":"+d.Channel, 401)

@@ -109,3 +109,15 @@ func TestWatchlist(t *testing.T) {
 	}
 	ann.none()
 }
+
+func TestServerToUserAnyID(t *testing.T) {
+	s, app := newServer(t, 1)
+	c := dial(t, s, 0)
+	c.signin(`{"id":"ann:smith 1"}`)
+	c.mustEvent("pusher:signin_success")
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"#server-to-user-ann:smith 1"}}`)
+	c.mustEvent("pusher_internal:subscription_succeeded")
+	s.Publish(app, []string{"#server-to-user-ann:smith 1"}, "hi", []byte("x"), "")
+	c.mustEvent("hi")
+	c.none()
+}
