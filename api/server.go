@@ -1,0 +1,321 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// DefaultMaxBodySize is the request body cap when Options.MaxBodySize is 0.
+const DefaultMaxBodySize = 1 << 20
+
+// shutdownTimeout bounds how long Shutdown waits for requests in flight.
+const shutdownTimeout = 5 * time.Second
+
+// Options tune a Server.
+type Options struct {
+	// MaxBodySize caps a request body, in bytes (0: DefaultMaxBodySize). A
+	// larger body gets 413 before the rest of it is read.
+	MaxBodySize int
+	// Log receives server errors and, with Debug, every request.
+	Log *log.Logger
+	// Debug logs each request with its status and duration.
+	Debug bool
+}
+
+// Server is the Pusher HTTP API in front of one pusher.Server.
+type Server struct {
+	p       *pusher.Server
+	log     *log.Logger
+	debug   bool
+	maxBody int
+	srv     *fasthttp.Server
+
+	// now is the clock that auth_timestamp is checked against.
+	now func() time.Time
+}
+
+// New returns an API server for p. p must have its event loops attached
+// before the first trigger arrives.
+func New(p *pusher.Server, opts Options) *Server {
+	s := &Server{p: p, log: opts.Log, debug: opts.Debug, maxBody: opts.MaxBodySize, now: time.Now}
+	if s.log == nil {
+		s.log = log.Default()
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodySize
+	}
+	s.srv = &fasthttp.Server{
+		Handler:            s.handle,
+		ErrorHandler:       s.handleError,
+		Name:               "revurb",
+		MaxRequestBodySize: s.maxBody,
+		// Timeouts bound idle keep-alive connections, so that Shutdown and
+		// a stalled client cannot hold a worker forever.
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		Logger:                       s.log,
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown, else the listener's error.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections, closes idle ones and waits, a few
+// seconds at most, for requests in flight.
+func (s *Server) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.ShutdownWithContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("api: shutdown timed out with requests in flight")
+	}
+	return err
+}
+
+// Handler is the request handler Serve runs, for tests and for embedding.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// handle serves one request and, with Debug, logs it.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if !s.debug {
+		s.serve(ctx)
+		return
+	}
+	start := time.Now()
+	s.serve(ctx)
+	s.log.Printf("api %s %s %d %s", ctx.Method(), ctx.URI().PathOriginal(), ctx.Response.StatusCode(), time.Since(start))
+}
+
+// handleError answers a request fasthttp could not read, in JSON.
+func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr *net.OpError
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body is larger than "+strconv.Itoa(s.maxBody)+" bytes")
+	case errors.As(err, &small):
+		fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "Request headers are too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		fail(ctx, fasthttp.StatusRequestTimeout, "Request timeout")
+	default:
+		fail(ctx, fasthttp.StatusBadRequest, "Malformed HTTP request")
+	}
+}
+
+// route is one endpoint of the HTTP API.
+type route uint8
+
+const (
+	routeNone route = iota
+	routeEvents
+	routeBatchEvents
+	routeChannels
+	routeChannel
+	routeChannelUsers
+	routeTerminate
+)
+
+// routeMethods is the HTTP method each route takes.
+var routeMethods = [...]string{
+	routeEvents:       fasthttp.MethodPost,
+	routeBatchEvents:  fasthttp.MethodPost,
+	routeChannels:     fasthttp.MethodGet,
+	routeChannel:      fasthttp.MethodGet,
+	routeChannelUsers: fasthttp.MethodGet,
+	routeTerminate:    fasthttp.MethodPost,
+}
+
+// parseRoute splits a request path as sent into its route, app id and the
+// channel name or user id it names. Segments are percent-decoded one by
+// one, so that an escaped '/' stays inside its segment.
+func parseRoute(path string) (r route, appID, arg string) {
+	rest, ok := strings.CutPrefix(path, "/apps/")
+	if !ok {
+		return routeNone, "", ""
+	}
+	var seg [4]string
+	n := 0
+	for n < len(seg) {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			seg[n] = rest
+			n++
+			rest = ""
+			break
+		}
+		seg[n], rest = rest[:i], rest[i+1:]
+		n++
+	}
+	if rest != "" || n < 2 {
+		return routeNone, "", ""
+	}
+	for i := range n {
+		if strings.IndexByte(seg[i], '%') >= 0 {
+			u, err := url.PathUnescape(seg[i])
+			if err != nil {
+				return routeNone, "", ""
+			}
+			seg[i] = u
+		}
+	}
+	switch {
+	case n == 2 && seg[1] == "events":
+		r = routeEvents
+	case n == 2 && seg[1] == "batch_events":
+		r = routeBatchEvents
+	case n == 2 && seg[1] == "channels":
+		r = routeChannels
+	case n == 3 && seg[1] == "channels":
+		r, arg = routeChannel, seg[2]
+	case n == 4 && seg[1] == "channels" && seg[3] == "users":
+		r, arg = routeChannelUsers, seg[2]
+	case n == 4 && seg[1] == "users" && seg[3] == "terminate_connections":
+		r, arg = routeTerminate, seg[2]
+	default:
+		return routeNone, "", ""
+	}
+	return r, seg[0], arg
+}
+
+// serve routes a request: route (404), method (405), body size (413), app
+// (404), signature (401), then the endpoint.
+func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.URI().PathOriginal())
+	if path == "/up" {
+		if !ctx.IsGet() && !ctx.IsHead() {
+			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
+			fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
+			return
+		}
+		reply(ctx, fasthttp.StatusOK, healthOK)
+		return
+	}
+	r, appID, arg := parseRoute(path)
+	if r == routeNone {
+		fail(ctx, fasthttp.StatusNotFound, "Not found")
+		return
+	}
+	if want := routeMethods[r]; string(ctx.Method()) != want {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, want)
+		fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > s.maxBody {
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body is larger than "+strconv.Itoa(s.maxBody)+" bytes")
+		return
+	}
+	app := s.p.AppByID(appID)
+	if app == nil {
+		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
+		return
+	}
+	if msg := authenticate(app, ctx.Method(), path, ctx.QueryArgs(), body, s.now()); msg != "" {
+		fail(ctx, fasthttp.StatusUnauthorized, msg)
+		return
+	}
+	switch r {
+	case routeEvents:
+		s.events(ctx, app, body)
+	case routeBatchEvents:
+		s.batchEvents(ctx, app, body)
+	case routeChannels:
+		s.channels(ctx, app)
+	case routeChannel:
+		s.channel(ctx, app, arg)
+	case routeChannelUsers:
+		s.users(ctx, app, arg)
+	case routeTerminate:
+		s.terminate(ctx, app, arg)
+	}
+}
+
+var (
+	healthOK    = []byte(`{"health":"OK"}`)
+	emptyObject = []byte(`{}`)
+)
+
+// reply writes a JSON body with status.
+func reply(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// fail writes {"error":msg} with status.
+func fail(ctx *fasthttp.RequestCtx, status int, msg string) {
+	b := make([]byte, 0, len(msg)+16)
+	b = append(b, `{"error":`...)
+	b = appendString(b, msg)
+	reply(ctx, status, append(b, '}'))
+}
+
+// apiError is a refused request: its status and its reason.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func badRequest(msg string) *apiError { return &apiError{status: fasthttp.StatusBadRequest, msg: msg} }
+
+func (e *apiError) write(ctx *fasthttp.RequestCtx) { fail(ctx, e.status, e.msg) }
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
