@@ -102,7 +102,7 @@ func (s *Server) channels(ctx *fasthttp.RequestCtx, app *pusher.App) {
 			b = append(b, ',')
 		}
 		n++
-		b = appendString(b, ci.Name)
+		b = pusher.AppendJSONString(b, ci.Name)
 		b = append(b, ':')
 		b = appendInfo(b, ci, info)
 	}
@@ -175,7 +175,7 @@ func (s *Server) users(ctx *fasthttp.RequestCtx, app *pusher.App, name string) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = appendString(b, id)
+		b = pusher.AppendJSONString(b, id)
 		b = append(b, '}')
 	}
 	reply(ctx, fasthttp.StatusOK, append(b, "]}"...))

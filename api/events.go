@@ -61,7 +61,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, app *pusher.App, body []byte) 
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, ch)
+		b = pusher.AppendJSONString(b, ch)
 		b = append(b, ':')
 		b = s.appendTriggerInfo(b, app, ch, t.info)
 	}

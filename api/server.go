@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -262,7 +261,7 @@ func reply(ctx *fasthttp.RequestCtx, status int, body []byte) {
 func fail(ctx *fasthttp.RequestCtx, status int, msg string) {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
-	b = appendString(b, msg)
+	b = pusher.AppendJSONString(b, msg)
 	reply(ctx, status, append(b, '}'))
 }
 
@@ -275,47 +274,3 @@ type apiError struct {
 func badRequest(msg string) *apiError { return &apiError{status: fasthttp.StatusBadRequest, msg: msg} }
 
 func (e *apiError) write(ctx *fasthttp.RequestCtx) { fail(ctx, e.status, e.msg) }
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}

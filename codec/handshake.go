@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrNeedMore reports incomplete input: nothing was consumed, and the caller
@@ -407,7 +406,7 @@ func AppendHTTPError(dst []byte, status int, reason string) []byte {
 	// stack buffer holds any reason this package produces.
 	var buf [256]byte
 	body := append(buf[:0], `{"error":`...)
-	body = appendJSONString(body, reason)
+	body = AppendJSONString(body, reason)
 	body = append(body, '}')
 
 	dst = append(dst, "HTTP/1.1 "...)
@@ -462,46 +461,4 @@ func statusText(status int) string {
 		return "HTTP Version Not Supported"
 	}
 	return ""
-}
-
-// appendJSONString appends s as a JSON string (RFC 8259 §7). Invalid UTF-8
-// becomes U+FFFD; U+2028 and U+2029 are escaped so the output is also valid
-// JavaScript.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < ' ' || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028':
-			dst = append(dst, `\u2028`...)
-		case r == '\u2029':
-			dst = append(dst, `\u2029`...)
-		default:
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }

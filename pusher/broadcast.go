@@ -134,10 +134,10 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, except string, f
 // more). channel may be empty.
 func appendEvent(dst []byte, event, channel string, data []byte) []byte {
 	dst = append(dst, `{"event":`...)
-	dst = appendJSONString(dst, event)
+	dst = AppendJSONString(dst, event)
 	if channel != "" {
 		dst = append(dst, `,"channel":`...)
-		dst = appendJSONString(dst, channel)
+		dst = AppendJSONString(dst, channel)
 	}
 	dst = append(dst, `,"data":`...)
 	dst = appendJSONBytes(dst, data)

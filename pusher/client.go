@@ -38,12 +38,12 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	f.buf = append(f.buf, `{"event":`...)
 	f.buf = appendJSONBytes(f.buf, e.event)
 	f.buf = append(f.buf, `,"channel":`...)
-	f.buf = appendJSONString(f.buf, sub.ch.name)
+	f.buf = AppendJSONString(f.buf, sub.ch.name)
 	f.buf = append(f.buf, `,"data":`...)
 	f.buf = append(f.buf, e.data...)
 	if sub.ch.kind == Presence {
 		f.buf = append(f.buf, `,"user_id":`...)
-		f.buf = appendJSONString(f.buf, sub.userID)
+		f.buf = AppendJSONString(f.buf, sub.userID)
 	}
 	f.buf = append(f.buf, '}')
 	f.seal()

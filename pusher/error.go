@@ -39,6 +39,6 @@ func (e *Error) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendInt(dst, int64(e.Code), 10)
 	}
 	dst = append(dst, `,"message":`...)
-	dst = appendJSONString(dst, e.Message)
+	dst = AppendJSONString(dst, e.Message)
 	return append(dst, "}}"...)
 }

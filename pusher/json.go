@@ -2,10 +2,11 @@ package pusher
 
 import (
 	"errors"
-	"unicode/utf8"
 	"unsafe"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // This file holds the small JSON scanner of the hot path. Client messages are
@@ -22,7 +23,6 @@ var (
 	errDeepJSON   = errors.New("pusher: JSON nested too deeply")
 	errFieldType  = errors.New("pusher: field has the wrong type")
 	maxJSONDepth  = 64
-	hexDigits     = "0123456789abcdef"
 	errBadChannel = errors.New("pusher: channel must be a string")
 )
 
@@ -284,50 +284,11 @@ func skipNumber(b []byte, i int) (int, error) {
 	return i, nil
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does, so the output is always valid JSON and UTF-8.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// AppendJSONString appends s as a JSON string: every event revurb writes,
+// and the HTTP API's replies, are built with it.
+func AppendJSONString(dst []byte, s string) []byte { return codec.AppendJSONString(dst, s) }
 
 // appendJSONBytes is appendJSONString for a byte slice, without a copy.
 func appendJSONBytes(dst, b []byte) []byte {
-	return appendJSONString(dst, unsafe.String(unsafe.SliceData(b), len(b)))
+	return codec.AppendJSONString(dst, unsafe.String(unsafe.SliceData(b), len(b)))
 }

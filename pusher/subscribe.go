@@ -133,11 +133,11 @@ func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, stat
 	}
 	b := make([]byte, 0, 128+len(msg))
 	b = append(b, `{"event":"pusher:subscription_error","channel":`...)
-	b = appendJSONString(b, channel)
+	b = AppendJSONString(b, channel)
 	b = append(b, `,"data":{"type":`...)
-	b = appendJSONString(b, typ)
+	b = AppendJSONString(b, typ)
 	b = append(b, `,"error":`...)
-	b = appendJSONString(b, msg)
+	b = AppendJSONString(b, msg)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, "}}"...)
@@ -163,12 +163,12 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		if j.cached != nil {
 			sess.conn.Write(j.cached)
 		} else {
-			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), appendJSONString(nil, name)...)
+			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), AppendJSONString(nil, name)...)
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
 		}
 	}
 	if j.added {
-		d := append([]byte(`{"user_id":`), appendJSONString(nil, userID)...)
+		d := append([]byte(`{"user_id":`), AppendJSONString(nil, userID)...)
 		d = append(d, `,"user_info":`...)
 		if userInfo != nil {
 			d = append(d, userInfo...)
@@ -262,7 +262,7 @@ func appendPresence(dst []byte, members map[string]*member) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, id)
+		dst = AppendJSONString(dst, id)
 	}
 	dst = append(dst, `],"hash":{`...)
 	first = true
@@ -271,7 +271,7 @@ func appendPresence(dst []byte, members map[string]*member) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, id)
+		dst = AppendJSONString(dst, id)
 		dst = append(dst, ':')
 		if m.info != nil {
 			dst = append(dst, m.info...)
@@ -331,7 +331,7 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sh.mu.Unlock()
 	sess.removeFrom(k)
 	if removed {
-		d := append([]byte(`{"user_id":`), appendJSONString(nil, sub.userID)...)
+		d := append([]byte(`{"user_id":`), AppendJSONString(nil, sub.userID)...)
 		s.publishInternal(h, ch.name, "pusher_internal:member_removed", append(d, '}'), sess.id, sess)
 	}
 	s.countChanged(sess, ch, count)

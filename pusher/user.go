@@ -48,7 +48,7 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "Already signed in as another user"})
 		return
 	}
-	reply := append([]byte(`{"user_data":`), appendJSONString(nil, d.UserData)...)
+	reply := append([]byte(`{"user_data":`), AppendJSONString(nil, d.UserData)...)
 	s.send(sess, "pusher:signin_success", "", append(reply, '}'))
 	if sess.user != "" {
 		return
@@ -123,13 +123,13 @@ func removeSession(list []*Session, sess *Session) []*Session {
 // appendWatchlistEvent appends {"events":[{"name":name,"user_ids":[...]}]}.
 func appendWatchlistEvent(dst []byte, name string, ids []string) []byte {
 	dst = append(dst, `{"events":[{"name":`...)
-	dst = appendJSONString(dst, name)
+	dst = AppendJSONString(dst, name)
 	dst = append(dst, `,"user_ids":[`...)
 	for i, id := range ids {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, id)
+		dst = AppendJSONString(dst, id)
 	}
 	return append(dst, "]}]}"...)
 }
