@@ -51,11 +51,7 @@ func TestClientEventRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mods := []func(*App){}
-			if tt.mod != nil {
-				mods = append(mods, tt.mod)
-			}
-			s, _ := newServer(t, 1, mods...)
+			s, _ := newServer(t, 1, tt.mod)
 			a, b := dial(t, s, 0), dial(t, s, 0)
 			for _, x := range []*client{a, b} {
 				x.subscribe("private-chat")

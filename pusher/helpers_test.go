@@ -39,7 +39,9 @@ func newServer(t testing.TB, loops int, mods ...func(*App)) (*Server, *App) {
 	t.Helper()
 	app := DefaultApp("app-id", "app-key", "app-secret")
 	for _, m := range mods {
-		m(app)
+		if m != nil {
+			m(app)
+		}
 	}
 	s, err := NewServer([]*App{app}, Options{})
 	if err != nil {

@@ -26,11 +26,7 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mods := []func(*App){}
-			if tt.mod != nil {
-				mods = append(mods, tt.mod)
-			}
-			s, _ := newServer(t, 1, mods...)
+			s, _ := newServer(t, 1, tt.mod)
 			c := &client{t: t, s: s}
 			ok := s.Open(&c.sess, &c.conn, 0, tt.key, tt.protocol, tt.origin)
 			if ok {
