@@ -1,0 +1,72 @@
+//go:build !race
+
+package loop
+
+import (
+	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/revurb/revurb/codec"
+	"github.com/revurb/revurb/pusher"
+)
+
+// sinkConn is the part of gnet.Conn that the hot path uses, writing to
+// nowhere. Calling any other method panics (the embedded interface is nil).
+type sinkConn struct {
+	gnet.Conn
+	written int
+}
+
+func (s *sinkConn) Write(b []byte) (int, error) { s.written += len(b); return len(b), nil }
+
+func (s *sinkConn) OutboundBuffered() int { return 0 }
+
+// TestTrafficAllocs feeds masked client-event frames through a connection's
+// traffic path — frame decode, Pusher parse, dispatch, relay to the
+// subscribers on the same loop — and requires that it allocates nothing.
+func TestTrafficAllocs(t *testing.T) {
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	app.ClientEventRate = 0
+	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]*conn, 8)
+	for i := range conns {
+		c := &conn{gc: &sinkConn{}, e: e, state: stateOpen}
+		if !srv.Open(&c.sess, c, 0, "app-key", "7", "") {
+			t.Fatal("open refused")
+		}
+		c.dec.MaxMessage = app.MaxMessageSize
+		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID()+":private-chat")
+		sub := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{9, 8, 7, 6},
+			[]byte(`{"event":"pusher:subscribe","data":{"channel":"private-chat","auth":"`+auth+`"}}`))
+		if n := c.traffic(sub); n != len(sub) {
+			t.Fatalf("subscribe consumed %d of %d", n, len(sub))
+		}
+		conns[i] = c
+	}
+	msg := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{1, 2, 3, 4},
+		[]byte(`{"event":"client-typing","channel":"private-chat","data":{"who":"a"}}`))
+	buf := make([]byte, len(msg))
+	sender, receiver := conns[0], conns[1].gc.(*sinkConn)
+	before := receiver.written
+	allocs := testing.AllocsPerRun(1000, func() {
+		copy(buf, msg) // Decode unmasks in place, as in gnet's buffer
+		if n := sender.traffic(buf); n != len(buf) {
+			t.Fatalf("consumed %d of %d", n, len(buf))
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("one relayed client event allocates %.1f times, want 0", allocs)
+	}
+	if receiver.written == before {
+		t.Fatal("nothing was relayed")
+	}
+}
