@@ -69,6 +69,7 @@ func (f *sharedFrame) release() {
 // It is the Task a broadcast sends to each loop: one per loop, never one per
 // subscriber.
 type fanout struct {
+	s      *Server
 	ch     *channel
 	loop   int
 	f      *sharedFrame
@@ -79,7 +80,9 @@ var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
 
 // Run writes the frame on the loop that owns the subscribers.
 func (t *fanout) Run(context.Context) error {
+	ls := t.s.enter(t.loop)
 	t.ch.write(t.loop, t.f.bytes(), t.except)
+	t.s.leave(ls)
 	t.f.release()
 	*t = fanout{}
 	fanoutPool.Put(t)
@@ -87,7 +90,8 @@ func (t *fanout) Run(context.Context) error {
 }
 
 // write sends frame to every subscriber of c on loop except the socket
-// except. It runs on that loop.
+// except. It runs on that loop, inside Server.enter: a subscriber whose
+// socket fails and closes during the walk leaves the list only afterwards.
 func (c *channel) write(loop int, frame []byte, except string) {
 	for _, s := range c.subs[loop] {
 		if s.id != except {
@@ -118,13 +122,12 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, except string, f
 			continue
 		}
 		t := fanoutPool.Get().(*fanout)
-		*t = fanout{ch: ch, loop: i, f: f, except: except}
+		*t = fanout{s: s, ch: ch, loop: i, f: f, except: except}
 		f.refs.Add(1)
-		if s.loops.Execute(i, t) != nil {
-			f.refs.Add(-1)
-			*t = fanout{}
-			fanoutPool.Put(t)
-		}
+		// An error means the engine is shutting down. gnet may have queued
+		// the task all the same, so neither it nor the frame's reference is
+		// taken back: the garbage collector has them if it never runs.
+		_ = s.loops.Execute(i, t)
 	}
 	f.release()
 }

@@ -179,3 +179,22 @@ func steady(tb testing.TB, s *Server, loops, n int, channel string) []*Session {
 	}
 	return sessions
 }
+
+// dyingConn is a socket whose next write fails: like gnet, it closes the
+// connection at once, from inside the write, and the session's Close runs
+// right there.
+type dyingConn struct {
+	recConn
+	s     *Server
+	sess  *Session
+	armed bool
+}
+
+func (c *dyingConn) Write(frame []byte) {
+	if c.armed {
+		c.armed = false
+		c.s.Close(c.sess)
+		return
+	}
+	c.recConn.Write(frame)
+}

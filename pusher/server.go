@@ -24,6 +24,40 @@ type Server struct {
 
 	node uint32 // first half of every socket_id
 	seq  atomic.Uint32
+
+	loopStates []loopState // index: event loop
+}
+
+// loopState is the server's own state for one event loop; only that loop
+// touches it.
+type loopState struct {
+	// depth counts the server calls in progress on the loop. A write to a
+	// socket that fails makes gnet close it at once, so Close can run while
+	// a fan-out is walking the very subscriber list it would change: such a
+	// Close waits in closing until the outermost call returns.
+	depth   int
+	closing []*Session
+	_       [32]byte // keep loops' states off one cache line
+}
+
+// enter marks a server call on loop i; leave ends it and, leaving the
+// outermost call, runs the closes that came in meanwhile.
+func (s *Server) enter(i int) *loopState {
+	ls := &s.loopStates[i]
+	ls.depth++
+	return ls
+}
+
+func (s *Server) leave(ls *loopState) {
+	if ls.depth == 1 {
+		for len(ls.closing) > 0 {
+			sess := ls.closing[len(ls.closing)-1]
+			ls.closing[len(ls.closing)-1] = nil
+			ls.closing = ls.closing[:len(ls.closing)-1]
+			s.close(sess)
+		}
+	}
+	ls.depth--
 }
 
 // Options tune a Server.
@@ -74,6 +108,7 @@ func (s *Server) Attach(l Loops) error {
 		return errors.New("pusher: need 1..64 event loops")
 	}
 	s.loops = l
+	s.loopStates = make([]loopState, l.Len())
 	return nil
 }
 
@@ -101,6 +136,7 @@ func (s *Server) newSocketID() string {
 // whether the session is open.
 func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
 	*sess = Session{conn: c, loop: loop}
+	defer s.leave(s.enter(loop))
 	app := s.byKey[key]
 	var err *Error
 	switch {
@@ -168,9 +204,20 @@ func (s *Server) send(sess *Session, event, channel string, data []byte) {
 // Close ends the session: its subscriptions, its presence memberships and
 // its user. It runs when the connection is gone, however it went.
 func (s *Server) Close(sess *Session) {
-	if !sess.open {
+	if !sess.open || sess.closing {
 		return
 	}
+	ls := s.enter(sess.loop)
+	defer s.leave(ls)
+	if ls.depth > 1 {
+		sess.closing = true
+		ls.closing = append(ls.closing, sess)
+		return
+	}
+	s.close(sess)
+}
+
+func (s *Server) close(sess *Session) {
 	sess.open = false
 	for len(sess.subs) > 0 {
 		s.unsubscribe(sess, len(sess.subs)-1)
@@ -187,6 +234,7 @@ func (s *Server) Close(sess *Session) {
 // Shutdown tells the client to reconnect at once, elsewhere: pusher:error
 // 4200 then close 4200 (Pusher protocol: 4200-4299).
 func (s *Server) Shutdown(sess *Session) {
+	defer s.leave(s.enter(sess.loop))
 	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
 }
 
@@ -207,6 +255,7 @@ func (s *Server) Check(sess *Session, now int64) {
 	if !sess.open {
 		return
 	}
+	defer s.leave(s.enter(sess.loop))
 	if sess.pingSent != 0 {
 		if now-sess.pingSent >= int64(sess.app.pongTimeout()) {
 			s.fail(sess, &Error{Code: CodePongNotReceived, Message: "Pong reply not received in time"})
@@ -221,6 +270,7 @@ func (s *Server) Check(sess *Session, now int64) {
 
 // HandleBinary answers a binary frame: the Pusher protocol is text only.
 func (s *Server) HandleBinary(sess *Session) {
+	defer s.leave(s.enter(sess.loop))
 	s.Touch(sess)
 	s.refuse(sess, &Error{Message: "Binary frames are not supported"})
 }
@@ -231,6 +281,7 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 	if !sess.open {
 		return
 	}
+	defer s.leave(s.enter(sess.loop))
 	sess.lastSeen = time.Now().UnixNano()
 	sess.pingSent = 0
 	if s.debug {

@@ -4,11 +4,12 @@ package pusher
 // embeds one in its per-connection struct; every field is touched only on
 // the event loop that owns the connection, except where noted.
 type Session struct {
-	conn Conn
-	app  *App
-	loop int
-	id   string // socket_id
-	open bool   // Open succeeded and Close has not run
+	conn    Conn
+	app     *App
+	loop    int
+	id      string // socket_id
+	open    bool   // Open succeeded and Close has not run
+	closing bool   // Close is waiting for the loop to leave the server
 
 	subs []subscription
 

@@ -142,12 +142,13 @@ func (s *Server) tellWatchers(watchers []*Session, name, user string) {
 	}
 	frame := appendFrame(nil, "pusher_internal:watchlist_events", "", appendWatchlistEvent(nil, name, []string{user}))
 	for _, w := range watchers {
-		_ = s.loops.Execute(w.loop, &sessionTask{sess: w, frame: frame})
+		_ = s.loops.Execute(w.loop, &sessionTask{s: s, sess: w, frame: frame})
 	}
 }
 
 // sessionTask writes a frame to, or closes, one session on its own loop.
 type sessionTask struct {
+	s     *Server
 	sess  *Session
 	frame []byte
 	close *Error
@@ -158,6 +159,7 @@ func (t *sessionTask) Run(context.Context) error {
 	if !t.sess.open {
 		return nil
 	}
+	defer t.s.leave(t.s.enter(t.sess.loop))
 	if t.frame != nil {
 		t.sess.conn.Write(t.frame)
 	}
@@ -177,7 +179,7 @@ func (s *Server) TerminateUser(app *App, user string) int {
 	conns := append([]*Session(nil), h.users[user]...)
 	h.usersMu.Unlock()
 	for _, c := range conns {
-		_ = s.loops.Execute(c.loop, &sessionTask{sess: c, close: &Error{Code: CodeUnauthorized, Message: "Connection terminated by the app"}})
+		_ = s.loops.Execute(c.loop, &sessionTask{s: s, sess: c, close: &Error{Code: CodeUnauthorized, Message: "Connection terminated by the app"}})
 	}
 	return len(conns)
 }
