@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Event names the tool sends and recognises on the fast path.
+const (
+	fanoutEvent = "perf-event"
+	clientEvent = "client-perf"
+)
+
+// setupTimeout bounds dial, handshake, connection_established and the
+// subscription reply of one connection.
+const setupTimeout = 15 * time.Second
+
+// Errors that end a reader.
+var (
+	// errServerClosed: the server sent a close frame.
+	errServerClosed = errors.New("closed by server")
+	// errRefused: a setup step was refused and already counted.
+	errRefused = errors.New("refused")
+)
+
+// conn is one client socket and what it saw. Fields without atomics are
+// written by its reader goroutine only and read by the worker after that
+// goroutine has ended (readersWG).
+type conn struct {
+	w       *worker
+	index   int
+	channel string
+	ws      *wsConn // set under w.mu once the handshake is done
+
+	dialStart time.Time
+	subSent   time.Time
+	socketID  string
+
+	established atomic.Bool
+	subscribed  atomic.Bool
+	setupDone   atomic.Bool
+	timedOut    atomic.Bool  // closed by the worker at the end of setup
+	received    atomic.Int64 // distinct expected events delivered
+	sent        atomic.Int64 // client events sent
+
+	seen       []uint64 // bitset of event ids delivered
+	lastID     int
+	lastAt     int64 // unix nanos of the last delivery
+	duplicates int64
+	outOfOrder int64
+	unexpected int64
+	closeCode  int
+}
+
+// finishSetup marks the connection's setup over (success or not) once.
+func (c *conn) finishSetup() {
+	if c.setupDone.CompareAndSwap(false, true) {
+		c.w.setupWG.Done()
+	}
+}
+
+// run dials, upgrades, subscribes and then reads until the socket closes.
+// release frees the caller's connection-attempt slot; it is called once
+// connection_established has arrived or the attempt failed.
+func (c *conn) run(ctx context.Context, release func()) {
+	w := c.w
+	defer w.readersWG.Done()
+	defer c.finishSetup()
+	released := false
+	rel := func() {
+		if !released {
+			released = true
+			release()
+		}
+	}
+	defer rel()
+
+	c.dialStart = time.Now()
+	w.noteDial(c.dialStart)
+	deadline := c.dialStart.Add(setupTimeout)
+	src := sourceAddr(w.sourceFirst, c.index%w.cfg.sources)
+	wc, err := dialWS(ctx, src, w.cfg.wsAddr, w.path, w.cfg.readBuf, deadline)
+	if err != nil {
+		w.count(&w.failures, classify(err))
+		return
+	}
+	if !w.register(c, wc) {
+		return
+	}
+	_ = wc.nc.SetReadDeadline(deadline)
+	c.lastID = -1
+	for {
+		op, p, err := wc.readMessage()
+		if err == nil {
+			err = c.onMessage(op, p, rel)
+		}
+		if err != nil {
+			c.end(err)
+			return
+		}
+	}
+}
+
+// end records why the reader stopped, unless the worker is closing
+// connections itself: as a setup failure when the socket never became
+// ready, else as a drop.
+func (c *conn) end(err error) {
+	w := c.w
+	if w.stopping.Load() {
+		return
+	}
+	var reason string
+	var fe errFrame
+	switch {
+	case errors.Is(err, errRefused):
+		c.ws.abort()
+		return
+	case c.timedOut.Load():
+		w.count(&w.failures, "setup: not ready in time")
+		return
+	case errors.As(err, &fe):
+		w.count(&w.frameErrors, fe.Error())
+		reason = "frame error"
+	case errors.Is(err, errServerClosed):
+		reason = "server sent close " + strconv.Itoa(c.closeCode)
+	default:
+		reason = classify(err)
+	}
+	if c.ready() {
+		w.count(&w.drops, reason)
+	} else {
+		w.count(&w.failures, "setup: "+reason)
+	}
+	c.ws.abort()
+}
+
+// ready reports whether the socket got connection_established and, unless
+// in connect mode, its subscription.
+func (c *conn) ready() bool {
+	return c.established.Load() && (c.w.cfg.mode == modeConnect || c.subscribed.Load())
+}
+
+// onMessage handles one server message. Event deliveries take the fast
+// path: no JSON decoding, only a scan for the send time and id.
+func (c *conn) onMessage(op ws.OpCode, p []byte, release func()) error {
+	switch op {
+	case ws.OpText:
+	case ws.OpPing:
+		return c.ws.write(ws.OpPong, p)
+	case ws.OpPong:
+		return nil
+	case ws.OpClose:
+		c.closeCode = closeCode(p)
+		c.w.count(&c.w.closes, strconv.Itoa(c.closeCode))
+		_ = c.ws.write(ws.OpClose, p[:min(len(p), 2)])
+		return errServerClosed
+	default:
+		c.w.count(&c.w.other, "binary frame")
+		return nil
+	}
+	if bytes.Contains(p, c.w.eventQuoted) {
+		c.onEvent(p)
+		return nil
+	}
+	return c.onControl(p, release)
+}
+
+// onEvent records one delivery of a load event whose data holds
+// "t=<unix nanos>;i=<id>".
+func (c *conn) onEvent(p []byte) {
+	now := time.Now()
+	w := c.w
+	d := bytes.Index(p, []byte(`"data"`))
+	if d < 0 {
+		w.count(&w.frameErrors, "event without data")
+		return
+	}
+	t, ok1 := scanInt(p[d:], "t=")
+	id, ok2 := scanInt(p[d:], ";i=")
+	if !ok1 || !ok2 {
+		w.count(&w.frameErrors, "event data not t=..;i=..: "+snippet(p))
+		return
+	}
+	if id < 0 || id >= int64(w.cfg.events) {
+		c.unexpected++
+		return
+	}
+	if c.seen == nil {
+		c.seen = make([]uint64, (w.cfg.events+63)/64)
+	}
+	bit := uint64(1) << (id % 64)
+	if c.seen[id/64]&bit != 0 {
+		c.duplicates++
+		return
+	}
+	c.seen[id/64] |= bit
+	if int(id) < c.lastID {
+		c.outOfOrder++
+	}
+	c.lastID = int(id)
+	c.lastAt = now.UnixNano()
+	w.latency.record(time.Duration(c.lastAt - t))
+	c.received.Add(1)
+	w.delivered.Add(1)
+}
+
+// scanInt returns the decimal integer following the first occurrence of
+// prefix in p.
+func scanInt(p []byte, prefix string) (int64, bool) {
+	i := bytes.Index(p, []byte(prefix))
+	if i < 0 {
+		return 0, false
+	}
+	p = p[i+len(prefix):]
+	var n int64
+	j := 0
+	for ; j < len(p) && p[j] >= '0' && p[j] <= '9'; j++ {
+		n = n*10 + int64(p[j]-'0')
+	}
+	return n, j > 0
+}
+
+// pusherMessage is the envelope of every Pusher protocol message.
+type pusherMessage struct {
+	Event   string          `json:"event"`
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// innerData decodes data that is a JSON string holding JSON (server
+// events) or plain JSON, into v.
+func innerData(raw json.RawMessage, v any) error {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		raw = []byte(s)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// onControl handles the protocol messages around the load: connection
+// established, subscription replies, errors and pings.
+func (c *conn) onControl(p []byte, release func()) error {
+	w := c.w
+	var m pusherMessage
+	if err := json.Unmarshal(p, &m); err != nil {
+		w.count(&w.frameErrors, "text frame is not JSON: "+snippet(p))
+		return nil
+	}
+	now := time.Now()
+	switch m.Event {
+	case "pusher:connection_established":
+		var d struct {
+			SocketID        string `json:"socket_id"`
+			ActivityTimeout int    `json:"activity_timeout"`
+		}
+		if err := innerData(m.Data, &d); err != nil || d.SocketID == "" {
+			w.count(&w.failures, "bad connection_established: "+snippet(p))
+			return errRefused
+		}
+		if c.established.Swap(true) {
+			w.count(&w.other, "second connection_established")
+			return nil
+		}
+		c.socketID = d.SocketID
+		w.established.Add(1)
+		w.connectLat.record(now.Sub(c.dialStart))
+		w.noteEstablished(now)
+		release()
+		if w.cfg.mode == modeConnect {
+			_ = c.ws.nc.SetReadDeadline(time.Time{})
+			c.finishSetup()
+			return nil
+		}
+		c.subSent = now
+		return c.ws.writeText(c.subscribeMessage())
+	case "pusher_internal:subscription_succeeded":
+		if m.Channel != c.channel {
+			w.count(&w.other, "subscription_succeeded for another channel")
+			return nil
+		}
+		if c.subscribed.Swap(true) {
+			w.count(&w.other, "second subscription_succeeded")
+			return nil
+		}
+		w.subscribed.Add(1)
+		w.subscribeLat.record(now.Sub(c.subSent))
+		_ = c.ws.nc.SetReadDeadline(time.Time{})
+		c.finishSetup()
+	case "pusher:subscription_error":
+		w.count(&w.failures, "subscription_error: "+snippet(m.Data))
+		c.finishSetup()
+		return errRefused
+	case "pusher:error":
+		var d struct {
+			Code    *int   `json:"code"`
+			Message string `json:"message"`
+		}
+		_ = innerData(m.Data, &d)
+		code := "null"
+		if d.Code != nil {
+			code = strconv.Itoa(*d.Code)
+		}
+		w.count(&w.serverErrors, code+" "+truncate(d.Message, 80))
+	case "pusher:ping":
+		return c.ws.writeText([]byte(`{"event":"pusher:pong","data":{}}`))
+	case "pusher:pong":
+	case w.eventName:
+		c.onEvent(p)
+	default:
+		w.count(&w.other, truncate(m.Event, 80))
+	}
+	return nil
+}
+
+// subscribeMessage builds pusher:subscribe for c's channel, signing
+// private channels with the app secret (Pusher protocol: private channel
+// auth, HMAC-SHA256 over "socket_id:channel").
+func (c *conn) subscribeMessage() []byte {
+	data := map[string]string{"channel": c.channel}
+	if bytes.HasPrefix([]byte(c.channel), []byte("private-")) {
+		data["auth"] = c.w.cfg.key + ":" + sign(c.w.cfg.secret, c.socketID+":"+c.channel)
+	}
+	b, _ := json.Marshal(map[string]any{"event": "pusher:subscribe", "data": data})
+	return b
+}
+
+// sign returns hex HMAC-SHA256(secret, msg).
+func sign(secret, msg string) string {
+	h := hmac.New(sha256.New, []byte(secret))
+	io.WriteString(h, msg)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sendClientEvents sends cfg.events client events on c's channel at
+// cfg.rate per second, the first after offset, stopping early when ctx ends
+// or the socket fails.
+func (c *conn) sendClientEvents(ctx context.Context, start time.Time, offset time.Duration) {
+	w := c.w
+	if !c.subscribed.Load() {
+		return
+	}
+	interval := time.Duration(float64(time.Second) / w.cfg.rate)
+	prefix := `{"event":"` + clientEvent + `","channel":"` + c.channel + `","data":"`
+	buf := make([]byte, 0, len(prefix)+64+w.cfg.size)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for k := 0; k < w.cfg.events; k++ {
+		if d := time.Until(start.Add(offset + time.Duration(k)*interval)); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		buf = append(buf[:0], prefix...)
+		buf = appendData(buf, time.Now().UnixNano(), k, w.cfg.size)
+		buf = append(buf, `"}`...)
+		if err := c.ws.writeText(buf); err != nil {
+			return
+		}
+		c.sent.Add(1)
+		w.sent.Add(1)
+	}
+}
+
+// appendData appends the event data "t=<nanos>;i=<id>" padded with ";p=x..."
+// to size bytes.
+func appendData(dst []byte, t int64, id, size int) []byte {
+	start := len(dst)
+	dst = append(dst, "t="...)
+	dst = strconv.AppendInt(dst, t, 10)
+	dst = append(dst, ";i="...)
+	dst = strconv.AppendInt(dst, int64(id), 10)
+	if pad := size - (len(dst) - start); pad > 3 {
+		dst = append(dst, ";p="...)
+		for range pad - 3 {
+			dst = append(dst, 'x')
+		}
+	}
+	return dst
+}
+
+func snippet(p []byte) string { return truncate(string(p), 120) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

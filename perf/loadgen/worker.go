@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Messages between the coordinator and a worker (in process over channels,
+// or a child process over JSON lines on stdin and stdout).
+const (
+	msgReady  = "ready"  // worker → coordinator: setup over
+	msgRan    = "ran"    // worker → coordinator: its own sending is over
+	msgReport = "report" // worker → coordinator: final report
+	msgGo     = "go"     // coordinator → worker: start the load
+	msgDone   = "done"   // coordinator → worker: drain, then report
+)
+
+// workerMsg is what a worker says to the coordinator.
+type workerMsg struct {
+	Type       string  `json:"type"`
+	Index      int     `json:"index"`
+	Connected  int64   `json:"connected,omitempty"`
+	Subscribed int64   `json:"subscribed,omitempty"`
+	Sent       int64   `json:"sent,omitempty"`
+	Report     *Report `json:"report,omitempty"`
+}
+
+// ctrlMsg is what the coordinator says to a worker.
+type ctrlMsg struct {
+	Type string `json:"type"`
+	// Published is the number of events the coordinator triggered (fanout).
+	Published int `json:"published,omitempty"`
+	// DrainUntil is when to stop waiting for deliveries, unix nanos.
+	DrainUntil int64 `json:"drain_until,omitempty"`
+}
+
+// worker owns a share of the connections: it sets them up, sends client
+// events when the mode wants it, waits for deliveries and reports.
+type worker struct {
+	cfg         *config
+	index       int
+	sourceFirst int
+	path        string
+	eventName   string
+	eventQuoted []byte
+
+	conns     []*conn
+	setupWG   sync.WaitGroup
+	readersWG sync.WaitGroup
+	stopping  atomic.Bool
+
+	setupClosed bool // guarded by mu
+
+	established atomic.Int64
+	subscribed  atomic.Int64
+	delivered   atomic.Int64
+	sent        atomic.Int64
+	firstDial   atomic.Int64 // unix nanos
+	lastEstab   atomic.Int64 // unix nanos
+
+	connectLat   hist
+	subscribeLat hist
+	latency      hist
+
+	mu           sync.Mutex // guards the maps and conn.ws registration
+	failures     map[string]int
+	drops        map[string]int
+	closes       map[string]int
+	serverErrors map[string]int
+	frameErrors  map[string]int
+	other        map[string]int
+}
+
+func newWorker(cfg *config, index int) *worker {
+	w := &worker{
+		cfg:          cfg,
+		index:        index,
+		sourceFirst:  cfg.sourceFirst,
+		path:         "/app/" + cfg.key + "?protocol=7&client=revurb-loadgen&version=1.0&flash=false",
+		eventName:    fanoutEvent,
+		failures:     map[string]int{},
+		drops:        map[string]int{},
+		closes:       map[string]int{},
+		serverErrors: map[string]int{},
+		frameErrors:  map[string]int{},
+		other:        map[string]int{},
+	}
+	if cfg.mode == modeClientEvents {
+		w.eventName = clientEvent
+	}
+	w.eventQuoted = []byte(`"event":"` + w.eventName + `"`)
+	w.conns = make([]*conn, cfg.conns)
+	for i := range w.conns {
+		c := &conn{w: w, index: i, channel: cfg.channel}
+		if cfg.mode == modeClientEvents {
+			c.channel = "private-" + cfg.channel + "-" + strconv.Itoa(cfg.childIndex) + "-" + strconv.Itoa(i/2)
+		}
+		w.conns[i] = c
+	}
+	return w
+}
+
+// count adds one to m[key].
+func (w *worker) count(m *map[string]int, key string) {
+	w.mu.Lock()
+	(*m)[key]++
+	w.mu.Unlock()
+}
+
+// drop records a ready connection that ended while the load was running.
+func (w *worker) drop(_ *conn, reason string) { w.count(&w.drops, reason) }
+
+// register publishes c's socket so that stop can close it; it refuses
+// (and closes the socket) once the worker is stopping.
+func (w *worker) register(c *conn, wc *wsConn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping.Load() {
+		wc.abort()
+		return false
+	}
+	if w.setupClosed {
+		wc.abort()
+		w.failures["setup: not ready in time"]++
+		return false
+	}
+	c.ws = wc
+	return true
+}
+
+func (w *worker) noteDial(t time.Time) {
+	w.firstDial.CompareAndSwap(0, t.UnixNano())
+}
+
+func (w *worker) noteEstablished(t time.Time) {
+	n := t.UnixNano()
+	for {
+		m := w.lastEstab.Load()
+		if n <= m || w.lastEstab.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+// setup starts every connection with at most cfg.concurrency attempts in
+// flight and returns when all are set up or have failed, or ctx ends.
+func (w *worker) setup(ctx, dialCtx context.Context) {
+	sem := make(chan struct{}, w.cfg.concurrency)
+	release := func() { <-sem }
+	w.setupWG.Add(len(w.conns))
+	launched := 0
+	for _, c := range w.conns {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		w.readersWG.Add(1)
+		launched++
+		go c.run(dialCtx, release)
+	}
+	// Connections never launched count as set up (and failed).
+	for range len(w.conns) - launched {
+		w.setupWG.Done()
+	}
+	done := make(chan struct{})
+	go func() { w.setupWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// closeSetup ends the setup phase: sockets not ready by now take no part
+// in the load and are closed as failures.
+func (w *worker) closeSetup() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.setupClosed = true
+	for _, c := range w.conns {
+		if c.ws != nil && !c.setupDone.Load() {
+			c.timedOut.Store(true)
+			c.ws.abort()
+		}
+	}
+}
+
+// stop closes every socket and waits for the readers to end.
+func (w *worker) stop(cancelDials context.CancelFunc) {
+	w.mu.Lock()
+	w.stopping.Store(true)
+	for _, c := range w.conns {
+		if c.ws != nil {
+			c.ws.abort()
+		}
+	}
+	w.mu.Unlock()
+	cancelDials()
+	w.readersWG.Wait()
+}
+
+// runWorker is the life of a worker: setup, ready, go, (client events),
+// ran, done, drain, report. Every wait also ends with ctx or when ctrl
+// closes, so that a worker always reports.
+func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg, out func(workerMsg)) {
+	w := newWorker(cfg, index)
+	goCh := make(chan struct{})
+	doneCh := make(chan ctrlMsg, 1)
+	go func() {
+		started := false
+		for m := range ctrl {
+			switch m.Type {
+			case msgGo:
+				if !started {
+					started = true
+					close(goCh)
+				}
+			case msgDone:
+				doneCh <- m
+				return
+			}
+		}
+		doneCh <- ctrlMsg{Type: msgDone, DrainUntil: 1} // coordinator gone: report now
+	}()
+
+	dialCtx, cancelDials := context.WithCancel(context.Background())
+	setupCtx, cancelSetup := context.WithCancel(ctx)
+	setupOver := make(chan struct{})
+	go func() { w.setup(setupCtx, dialCtx); close(setupOver) }()
+	var done *ctrlMsg
+	select {
+	case <-setupOver:
+	case <-ctx.Done():
+	case m := <-doneCh:
+		done = &m
+	}
+	cancelSetup()
+	<-setupOver
+	start := time.Now()
+	w.closeSetup()
+	subscribedAtGo := w.subscribed.Load()
+	out(workerMsg{Type: msgReady, Index: index, Connected: w.established.Load(), Subscribed: subscribedAtGo})
+
+	if done == nil {
+		select {
+		case <-goCh:
+			start = time.Now()
+			if cfg.mode == modeClientEvents {
+				w.sendAll(ctx, doneCh, &done)
+			}
+		case <-ctx.Done():
+		case m := <-doneCh:
+			done = &m
+		}
+	}
+	out(workerMsg{Type: msgRan, Index: index, Sent: w.sent.Load()})
+
+	if done == nil {
+		select {
+		case m := <-doneCh:
+			done = &m
+		case <-ctx.Done():
+		}
+	}
+	var expected int64
+	switch cfg.mode {
+	case modeFanout:
+		if done != nil {
+			expected = int64(done.Published) * subscribedAtGo
+		}
+	case modeClientEvents:
+		expected = w.sent.Load()
+	}
+	if done != nil && cfg.mode != modeConnect {
+		until := time.Unix(0, done.DrainUntil)
+		for w.delivered.Load() < expected && time.Now().Before(until) && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	w.stop(cancelDials)
+	rep := w.report(start, expected)
+	out(workerMsg{Type: msgReport, Index: index, Report: rep})
+}
+
+// sendAll runs every subscribed socket's client-event sender and waits for
+// them, or for ctx, or for an early done (stored into *done).
+func (w *worker) sendAll(ctx context.Context, doneCh <-chan ctrlMsg, done **ctrlMsg) {
+	sendCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / w.cfg.rate)
+	for _, c := range w.conns {
+		if !c.subscribed.Load() {
+			continue
+		}
+		wg.Add(1)
+		// Spread the senders over one interval so that the load is smooth.
+		offset := time.Duration(rand.Int64N(int64(interval) + 1))
+		go func() {
+			defer wg.Done()
+			c.sendClientEvents(sendCtx, start, offset)
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+	case m := <-doneCh:
+		*done = &m
+	}
+	cancel()
+	<-finished
+}
+
+// report gathers what the worker saw; call it after stop.
+func (w *worker) report(start time.Time, expected int64) *Report {
+	r := newReport(w.cfg)
+	r.Conns = len(w.conns)
+	r.Connected = w.established.Load()
+	r.Subscribed = w.subscribed.Load()
+	r.FirstDialNs = w.firstDial.Load()
+	r.LastEstablishedNs = w.lastEstab.Load()
+	r.ConnectLatency.merge(&w.connectLat)
+	r.SubscribeLatency.merge(&w.subscribeLat)
+	r.Latency.merge(&w.latency)
+	r.Expected = expected
+	r.Sent = w.sent.Load()
+	r.DeliveryStartNs = start.UnixNano()
+	for _, c := range w.conns {
+		r.Delivered += c.received.Load()
+		r.Duplicates += c.duplicates
+		r.OutOfOrder += c.outOfOrder
+		r.Unexpected += c.unexpected
+		if c.lastAt > r.LastDeliveryNs {
+			r.LastDeliveryNs = c.lastAt
+		}
+	}
+	r.Failures = w.failures
+	r.Drops = w.drops
+	r.Closes = w.closes
+	r.ServerErrors = w.serverErrors
+	r.FrameErrors = w.frameErrors
+	r.OtherEvents = w.other
+	r.LoadgenRSS, _ = rssOf("self", "VmHWM")
+	r.SourceAddrs = w.cfg.sources
+	r.SourceFirst = sourceAddr(w.sourceFirst, 0).IP.String()
+	return r
+}
+
+// classify names a socket error by kind, without the addresses and ports
+// that would make every error distinct.
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "none"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EADDRINUSE):
+		return "no source port left (add -sources)"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "too many open files (add -procs)"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	}
+	return truncate(err.Error(), 100)
+}
