@@ -43,9 +43,10 @@ type Engine struct {
 	ready chan struct{}
 	eng   gnet.Engine
 
-	mu    sync.Mutex
-	loops []gnet.EventLoop // index → loop, filled as loops open connections
-	conns []*connSet       // index → the loop's connections, loop-owned
+	mu     sync.Mutex
+	loops  []gnet.EventLoop // index → loop, filled as loops open connections
+	conns  []*connSet       // index → the loop's connections, loop-owned
+	queues []*taskQueue     // index → tasks waiting for the loop
 
 	stopping atomic.Bool
 	ticks    int // OnTick calls; only the ticker goroutine touches it
@@ -77,8 +78,10 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{srv: srv, cfg: cfg, n: cfg.Loops, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
 	e.conns = make([]*connSet, e.n)
+	e.queues = make([]*taskQueue, e.n)
 	for i := range e.conns {
 		e.conns[i] = &connSet{m: make(map[*conn]struct{})}
+		e.queues[i] = &taskQueue{}
 	}
 	if err := srv.Attach(e); err != nil {
 		return nil, err
@@ -104,8 +107,23 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 // Len is the number of event loops.
 func (e *Engine) Len() int { return e.n }
 
-// Execute runs t on loop i.
+// Execute runs t on loop i, after every task queued for loop i before it.
+//
+// Tasks go through a queue of revurb's own, and gnet is woken once per
+// batch: gnet's task queues can run a later task before an earlier one when
+// a loop falls behind (a task overflows into its second queue), and a
+// broadcast must never overtake the one published before it. The batch also
+// saves one gnet task, with its allocation and eventfd write, per broadcast.
 func (e *Engine) Execute(i int, t pusher.Task) error {
+	q := e.queues[i]
+	q.mu.Lock()
+	q.tasks = append(q.tasks, t)
+	wake := !q.woken
+	q.woken = true
+	q.mu.Unlock()
+	if !wake {
+		return nil
+	}
 	e.mu.Lock()
 	var el gnet.EventLoop
 	if i < len(e.loops) {
@@ -115,7 +133,32 @@ func (e *Engine) Execute(i int, t pusher.Task) error {
 	if el == nil {
 		return errors.New("loop: no event loop " + strconv.Itoa(i))
 	}
-	return el.Execute(context.Background(), t)
+	return el.Execute(context.Background(), q)
+}
+
+// taskQueue is the tasks waiting for one loop, in the order they came.
+type taskQueue struct {
+	mu    sync.Mutex
+	tasks []pusher.Task
+	spare []pusher.Task // the drained batch's slice, reused
+	woken bool          // a Run is queued in gnet and has not started draining
+}
+
+// Run drains the queue on its loop.
+func (q *taskQueue) Run(ctx context.Context) error {
+	q.mu.Lock()
+	batch := q.tasks
+	q.tasks, q.spare = q.spare[:0], nil
+	q.woken = false
+	q.mu.Unlock()
+	for _, t := range batch {
+		_ = t.Run(ctx)
+	}
+	clear(batch)
+	q.mu.Lock()
+	q.spare = batch[:0]
+	q.mu.Unlock()
+	return nil
 }
 
 // loopIndex returns the index of el, giving it the next one the first time.

@@ -21,6 +21,13 @@ import (
 // start runs an engine for app on a free loopback port.
 func start(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, string) {
 	t.Helper()
+	srv, e := startEngine(t, app, cfg)
+	return srv, e.cfg.Addr
+}
+
+// startEngine is start, returning the engine itself.
+func startEngine(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, *Engine) {
+	t.Helper()
 	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func start(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, string) {
 		_ = e.Stop(ctx)
 		<-errc
 	})
-	return srv, cfg.Addr
+	return srv, e
 }
 
 // wsClient is a raw WebSocket client for the tests.
@@ -273,4 +280,70 @@ func TestStopSends4200(t *testing.T) {
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("still listening after Stop: " + strconv.Quote(addr))
 	}
+}
+
+// seqTask records its number on the loop that runs it.
+type seqTask struct {
+	n   int
+	out *[]int
+}
+
+func (t seqTask) Run(context.Context) error {
+	*t.out = append(*t.out, t.n)
+	return nil
+}
+
+// TestExecuteKeepsOrder queues tasks faster than a held loop runs them, and
+// more than gnet's first task queue holds, and requires that they run in
+// the order they were queued: broadcasts must not overtake each other.
+func TestExecuteKeepsOrder(t *testing.T) {
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	_, e := startEngine(t, app, Config{Loops: 1})
+	c := dialWS(t, e.cfg.Addr) // makes loop 0 known
+	c.event("pusher:connection_established", 5*time.Second)
+
+	var got []int
+	release := make(chan struct{})
+	started := make(chan struct{})
+	if err := e.Execute(0, gnetBlock{started, release}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	const total = 6000
+	for n := 0; n < total/2; n++ {
+		if err := e.Execute(0, seqTask{n, &got}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	for n := total / 2; n < total; n++ {
+		if err := e.Execute(0, seqTask{n, &got}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	_ = e.Execute(0, gnetBlock{started: done, release: nil})
+	<-done
+	if len(got) != total {
+		t.Fatalf("%d of %d tasks ran", len(got), total)
+	}
+	for i, n := range got {
+		if n != i {
+			t.Fatalf("task %d ran in place %d", n, i)
+		}
+	}
+}
+
+// gnetBlock closes started, then waits for release (if any).
+type gnetBlock struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b gnetBlock) Run(context.Context) error {
+	close(b.started)
+	if b.release != nil {
+		<-b.release
+	}
+	return nil
 }
