@@ -157,8 +157,32 @@ export function waitFor(pred) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// sdk makes a server SDK client for the HTTP API under test.
-export function sdk(secret = env.appSecret) {
+// waitUpTo resolves true once pred holds, or false after ms: for steps
+// where the event awaited may rightly never come.
+export function waitUpTo(pred, ms) {
+  return Promise.race([waitFor(pred).then(() => true), sleep(ms).then(() => false)]);
+}
+
+// dropSocket resets the TCP connection under a pusher-js client without a
+// WebSocket close frame (an abrupt drop, as when a laptop lid shuts), then
+// stops the client so it does not reconnect.
+export function dropSocket(client) {
+  const stream = client.connection.connection?.transport?.socket?._stream;
+  if (!stream) {
+    throw new Error('dropSocket: no TCP stream under the pusher-js client');
+  }
+  stream.on('error', () => {});
+  if (typeof stream.resetAndDestroy === 'function') {
+    stream.resetAndDestroy();
+  } else {
+    stream.destroy();
+  }
+  client.disconnect();
+}
+
+// sdk makes a server SDK client for the HTTP API under test; extra adds
+// SDK options (encryptionMasterKeyBase64, for one).
+export function sdk(secret = env.appSecret, extra = {}) {
   return new PusherSDK({
     appId: env.appId,
     key: env.appKey,
@@ -167,14 +191,21 @@ export function sdk(secret = env.appSecret) {
     port: String(env.apiPort),
     useTLS: false,
     timeout: 5000,
+    ...extra,
   });
 }
 
 // trigger calls sdk.trigger and resolves (never rejects) with
 // {status, body, json} where json is the parsed body or null.
-export async function trigger(client, channels, event, data, params) {
+export function trigger(client, channels, event, data, params) {
+  return reply(() => client.trigger(channels, event, data, params));
+}
+
+// reply calls request (an SDK call returning a fetch Response promise) and
+// resolves (never rejects) with {status, body, json} like trigger.
+export async function reply(request) {
   try {
-    const res = await client.trigger(channels, event, data, params);
+    const res = await request();
     const body = await res.text();
     return { status: res.status, body, json: parseOrNull(body) };
   } catch (err) {
