@@ -36,7 +36,7 @@ lint:
 
 ## bench: the Go benchmarks, written to perf/bench.txt for BENCHMARKS.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./codec/ ./pusher/ ./api/ | tee perf/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./codec/ ./pusher/ ./api/ | tee perf/bench.txt
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"bytes"
 	"errors"
 	"unsafe"
 
@@ -35,7 +36,8 @@ type envelope struct {
 	userID  []byte // raw JSON value of a "user_id" field, if any
 }
 
-// parseEnvelope fills e from msg. Names containing escapes are unquoted into
+// parseEnvelope fills e from msg, which is valid UTF-8 (the codec refuses
+// text frames that are not). Names containing escapes are unquoted into
 // fresh memory.
 func parseEnvelope(msg []byte, e *envelope) error {
 	*e = envelope{}
@@ -108,20 +110,31 @@ func parseEnvelope(msg []byte, e *envelope) error {
 // sub-slice of s; with them, a new slice.
 func unquote(s []byte) []byte {
 	inner := s[1 : len(s)-1]
-	for _, c := range inner {
-		if c == '\\' {
-			var out string
-			if json.Unmarshal(s, &out) != nil {
-				return inner
-			}
-			return []byte(out)
-		}
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
 	}
-	return inner
+	var out string
+	if json.Unmarshal(s, &out) != nil {
+		return inner
+	}
+	return []byte(out)
+}
+
+// jsonSpace and stringPlain are byte classes looked up in one load each:
+// the scanner's inner loops run once per byte of every client message.
+var jsonSpace, stringPlain [256]bool
+
+func init() {
+	for _, c := range " \t\n\r" {
+		jsonSpace[c] = true
+	}
+	for c := 0x20; c < 256; c++ {
+		stringPlain[c] = c != '"' && c != '\\'
+	}
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	for i < len(b) && jsonSpace[b[i]] {
 		i++
 	}
 	return i
@@ -211,6 +224,12 @@ func skipLiteral(b []byte, i int, lit string) (int, error) {
 // (which is '"'), checking escapes and rejecting raw control characters.
 func skipString(b []byte, i int) (int, error) {
 	for i++; i < len(b); i++ {
+		for i < len(b) && stringPlain[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, nil
@@ -241,6 +260,13 @@ func skipString(b []byte, i int) (int, error) {
 	return 0, errBadJSON
 }
 
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
@@ -250,33 +276,30 @@ func skipNumber(b []byte, i int) (int, error) {
 	if b[i] == '-' {
 		i++
 	}
-	digits := func() int {
-		n := 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
 	if i < len(b) && b[i] == '0' {
 		i++
-	} else if digits() == 0 {
+	} else if j := skipDigits(b, i); j == i {
 		return 0, errBadJSON
+	} else {
+		i = j
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
 			return 0, errBadJSON
 		}
+		i = j
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if digits() == 0 {
+		j := skipDigits(b, i)
+		if j == i {
 			return 0, errBadJSON
 		}
+		i = j
 	}
 	if i == start {
 		return 0, errBadJSON
