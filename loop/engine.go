@@ -44,17 +44,12 @@ type Engine struct {
 	eng   gnet.Engine
 
 	mu     sync.Mutex
-	loops  []gnet.EventLoop // index → loop, filled as loops open connections
-	conns  []*connSet       // index → the loop's connections, loop-owned
-	queues []*taskQueue     // index → tasks waiting for the loop
+	loops  []gnet.EventLoop     // index → loop, filled as loops open connections
+	conns  []map[*conn]struct{} // index → the loop's connections, loop-owned
+	queues []*taskQueue         // index → tasks waiting for the loop
 
 	stopping atomic.Bool
 	ticks    int // OnTick calls; only the ticker goroutine touches it
-}
-
-// connSet is the connections of one loop. Only that loop touches it.
-type connSet struct {
-	m map[*conn]struct{}
 }
 
 var _ pusher.Loops = (*Engine)(nil)
@@ -77,10 +72,10 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 		cfg.Log = log.Default()
 	}
 	e := &Engine{srv: srv, cfg: cfg, n: cfg.Loops, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
-	e.conns = make([]*connSet, e.n)
+	e.conns = make([]map[*conn]struct{}, e.n)
 	e.queues = make([]*taskQueue, e.n)
 	for i := range e.conns {
-		e.conns[i] = &connSet{m: make(map[*conn]struct{})}
+		e.conns[i] = make(map[*conn]struct{})
 		e.queues[i] = &taskQueue{}
 	}
 	if err := srv.Attach(e); err != nil {
@@ -204,7 +199,7 @@ func (e *Engine) eachLoop(f func(i int)) <-chan struct{} {
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopping.Store(true)
 	done := e.eachLoop(func(i int) {
-		for c := range e.conns[i].m {
+		for c := range e.conns[i] {
 			if c.state == stateOpen {
 				e.srv.Shutdown(&c.sess)
 			} else if c.state == stateHandshake {
@@ -237,7 +232,7 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c := &conn{gc: gc, e: e, loop: e.loopIndex(gc.EventLoop()), opened: time.Now().UnixNano()}
 	gc.SetContext(c)
-	e.conns[c.loop].m[c] = struct{}{}
+	e.conns[c.loop][c] = struct{}{}
 	return nil, gnet.None
 }
 
@@ -248,7 +243,7 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.state = stateClosed
-	delete(e.conns[c.loop].m, c)
+	delete(e.conns[c.loop], c)
 	e.srv.Close(&c.sess)
 	return gnet.None
 }
@@ -290,7 +285,7 @@ func (e *Engine) OnTick() (time.Duration, gnet.Action) {
 // handshakes, and the final close of connections whose close frame has
 // been flushed.
 func (e *Engine) sweep(i int, now int64) {
-	for c := range e.conns[i].m {
+	for c := range e.conns[i] {
 		switch c.state {
 		case stateOpen:
 			e.srv.Check(&c.sess, now)
