@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -250,8 +251,17 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 
 // OnTraffic decodes what arrived and hands complete messages to the
 // protocol core.
-func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
+func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 	c := gc.Context().(*conn)
+	defer func() {
+		// A bug reached by one client's bytes must not take every other
+		// connection down with the process: log it and drop that client.
+		if r := recover(); r != nil {
+			e.cfg.Log.Printf("loop: panic on a connection from %v, closing it: %v\n%s", gc.RemoteAddr(), r, debug.Stack())
+			c.state = stateClosing
+			action = gnet.Close
+		}
+	}()
 	buf, _ := gc.Peek(-1)
 	// Discard(0) would drop everything buffered: gnet treats n <= 0 as
 	// "all". A partial request or frame must stay for the next read.

@@ -97,3 +97,34 @@ func FuzzParseEnvelope(f *testing.F) {
 		checkEnvelope(t, msg)
 	})
 }
+
+// FuzzHandle sends arbitrary messages from one subscribed, signed-in
+// session to a server with other subscribers: nothing panics, and the
+// others stay subscribed.
+func FuzzHandle(f *testing.F) {
+	for _, seed := range []string{
+		`{"event":"pusher:subscribe","data":{"channel":"presence-x","auth":"app-key:00","channel_data":"{\"user_id\":1}"}}`,
+		`{"event":"pusher:unsubscribe","data":{"channel":"private-chat"}}`,
+		`{"event":"client-x","channel":"private-chat","data":{"a":1}}`,
+		`{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":"{\"id\":\"1\"}"}}`,
+		`{"event":"pusher:subscribe","data":"{\"channel\":\"cache-a\"}"}`,
+		`{"event":"pusher:ping"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		s, app := newServer(t, 2, func(a *App) { a.ClientEventRate = 0 })
+		a, b := dial(t, s, 0), dial(t, s, 1)
+		a.subscribe("private-chat")
+		b.subscribe("private-chat")
+		s.Handle(&a.sess, msg)
+		s.Handle(&a.sess, msg)
+		s.Close(&a.sess)
+		if got := s.Channel(app, "private-chat").SubscriptionCount; got != 1 {
+			t.Fatalf("after %q: %d subscribers, want 1", msg, got)
+		}
+		if n := len(s.Channels(app, "")); n != 1 {
+			t.Fatalf("after %q: %d channels occupied, want 1", msg, n)
+		}
+	})
+}

@@ -40,7 +40,7 @@ func decodeData(data []byte, v any) error {
 		}
 		data = []byte(inner)
 	}
-	if data[0] != '{' {
+	if len(data) == 0 || data[0] != '{' {
 		return errFieldType
 	}
 	return json.Unmarshal(data, v)
