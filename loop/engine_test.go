@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,8 +177,12 @@ func TestSlowConsumer(t *testing.T) {
 
 	// The slow client reads nothing while 64 MiB are published; the fast one
 	// keeps up. The slow one must be cut off, the fast one must get it all.
+	// Publishing waits for the fast client to stay within a few events, so
+	// that only the slow one's backlog passes the limit, however loaded the
+	// machine is.
 	data := []byte(strings.Repeat("x", 32<<10))
 	const events = 2048
+	var read atomic.Int64
 	done := make(chan int)
 	go func() {
 		got := 0
@@ -187,14 +192,16 @@ func TestSlowConsumer(t *testing.T) {
 				break
 			}
 			got++
+			read.Store(int64(got))
 		}
 		done <- got
 	}()
+	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; i < events; i++ {
-		srv.Publish(app, []string{"firehose"}, "big", data, "")
-		if i%64 == 0 {
-			time.Sleep(time.Millisecond)
+		for int64(i)-read.Load() > 4 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
 		}
+		srv.Publish(app, []string{"firehose"}, "big", data, "")
 	}
 	if got := <-done; got != events {
 		t.Fatalf("fast client got %d of %d events", got, events)

@@ -57,6 +57,10 @@ func main() {
 // run wires the protocol core, the event loops and the HTTP API, and serves
 // until SIGINT or SIGTERM.
 func run(cfg *config) error {
+	// Catch the signals before anything listens: a client that connects at
+	// once and a SIGTERM right after must still get the 4200 goodbye.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	logger := log.New(os.Stderr, "revurb: ", log.LstdFlags)
 	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{Log: logger, Debug: cfg.Debug})
 	if err != nil {
@@ -86,8 +90,6 @@ func run(cfg *config) error {
 		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
 		logger.Printf("%s: telling clients to reconnect, shutting down", s)
