@@ -39,7 +39,6 @@ type Engine struct {
 
 	srv   *pusher.Server
 	cfg   Config
-	n     int
 	proto string
 	ready chan struct{}
 	eng   gnet.Engine
@@ -72,9 +71,9 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
 	}
-	e := &Engine{srv: srv, cfg: cfg, n: cfg.Loops, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
-	e.conns = make([]map[*conn]struct{}, e.n)
-	e.queues = make([]*taskQueue, e.n)
+	e := &Engine{srv: srv, cfg: cfg, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
+	e.conns = make([]map[*conn]struct{}, cfg.Loops)
+	e.queues = make([]*taskQueue, cfg.Loops)
 	for i := range e.conns {
 		e.conns[i] = make(map[*conn]struct{})
 		e.queues[i] = &taskQueue{}
@@ -88,7 +87,7 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 // Run listens and serves until Stop. It blocks.
 func (e *Engine) Run() error {
 	return gnet.Run(e, e.proto,
-		gnet.WithNumEventLoop(e.n),
+		gnet.WithNumEventLoop(e.cfg.Loops),
 		gnet.WithLoadBalancing(gnet.RoundRobin),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
@@ -101,7 +100,7 @@ func (e *Engine) Run() error {
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
 // Len is the number of event loops.
-func (e *Engine) Len() int { return e.n }
+func (e *Engine) Len() int { return e.cfg.Loops }
 
 // Execute runs t on loop i, after every task queued for loop i before it.
 //

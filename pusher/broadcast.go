@@ -146,14 +146,3 @@ func appendEvent(dst []byte, event, channel string, data []byte) []byte {
 	dst = appendJSONBytes(dst, data)
 	return append(dst, '}')
 }
-
-// appendFrame appends a whole text frame holding event JSON built by
-// appendEvent, for one-off replies that are not shared.
-func appendFrame(dst []byte, event, channel string, data []byte) []byte {
-	f := newFrame()
-	f.buf = appendEvent(f.buf, event, channel, data)
-	f.seal()
-	dst = append(dst, f.bytes()...)
-	f.release()
-	return dst
-}

@@ -151,8 +151,3 @@ func newHub() *hub {
 func (h *hub) shard(name string) *shard {
 	return &h.shards[maphash.String(h.seed, name)%numShards]
 }
-
-// shardBytes is shard for a name held in a byte slice, without a copy.
-func (h *hub) shardBytes(name []byte) *shard {
-	return &h.shards[maphash.Bytes(h.seed, name)%numShards]
-}

@@ -112,14 +112,8 @@ func (s *Server) Attach(l Loops) error {
 	return nil
 }
 
-// Apps returns the server's apps.
-func (s *Server) Apps() []*App { return s.apps }
-
 // AppByID returns the app with the given id, or nil.
 func (s *Server) AppByID(id string) *App { return s.byID[id] }
-
-// AppByKey returns the app with the given key, or nil.
-func (s *Server) AppByKey(key string) *App { return s.byKey[key] }
 
 func (s *Server) newSocketID() string {
 	b := make([]byte, 0, 24)

@@ -140,7 +140,7 @@ func (s *Server) tellWatchers(watchers []*Session, name, user string) {
 	if len(watchers) == 0 {
 		return
 	}
-	frame := appendFrame(nil, "pusher_internal:watchlist_events", "", appendWatchlistEvent(nil, name, []string{user}))
+	frame := appendFrameJSON(nil, appendEvent(nil, "pusher_internal:watchlist_events", "", appendWatchlistEvent(nil, name, []string{user})))
 	for _, w := range watchers {
 		_ = s.loops.Execute(w.loop, &sessionTask{s: s, sess: w, frame: frame})
 	}
@@ -164,8 +164,7 @@ func (t *sessionTask) Run(context.Context) error {
 		t.sess.conn.Write(t.frame)
 	}
 	if t.close != nil {
-		t.sess.conn.Write(appendFrameJSON(nil, t.close.AppendJSON(nil)))
-		t.sess.conn.Close(t.close.Code, t.close.Message)
+		t.s.fail(t.sess, t.close)
 	}
 	return nil
 }
