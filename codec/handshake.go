@@ -132,6 +132,29 @@ func (h *Handshake) Reset() {
 	h.scanned = 0
 }
 
+// singleHeaders are the headers a request may carry only once; parseRequest
+// keeps all but Content-Length in Request.
+var singleHeaders = [...]string{hostHeader: "Host", originHeader: "Origin", keyHeader: "Sec-WebSocket-Key",
+	versionHeader: "Sec-WebSocket-Version", lengthHeader: "Content-Length"}
+
+const (
+	hostHeader = iota
+	originHeader
+	keyHeader
+	versionHeader
+	lengthHeader
+)
+
+// singleHeader returns the index of name in singleHeaders, or -1.
+func singleHeader(name string) int {
+	for i, h := range singleHeaders {
+		if strings.EqualFold(name, h) {
+			return i
+		}
+	}
+	return -1
+}
+
 // parseRequest parses a header block that ends in exactly one CRLF.
 func parseRequest(block string) (Request, error) {
 	var req Request
@@ -141,8 +164,10 @@ func parseRequest(block string) (Request, error) {
 	}
 
 	var (
-		hasHost, hasOrigin, hasKey, hasVersion, hasLength bool
-		upgrade, connection                               bool
+		fields     = [...]*string{hostHeader: &req.Host, originHeader: &req.Origin, keyHeader: &req.Key, versionHeader: &req.Version, lengthHeader: nil}
+		seen       [len(singleHeaders)]bool
+		upgrade    bool
+		connection bool
 	)
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")
@@ -160,36 +185,22 @@ func parseRequest(block string) (Request, error) {
 		if !isFieldValue(value) {
 			return Request{}, badRequest("malformed header value", line)
 		}
+		if k := singleHeader(name); k >= 0 {
+			// RFC 7230 §5.4, RFC 6455 §11.3: these may appear only once.
+			if seen[k] {
+				return Request{}, badRequest("repeated "+singleHeaders[k]+" header", line)
+			}
+			seen[k] = true
+			if fields[k] != nil {
+				*fields[k] = value
+			}
+		}
 		switch {
-		case strings.EqualFold(name, "Host"):
-			if hasHost {
-				return Request{}, badRequest("repeated Host header", line)
-			}
-			hasHost, req.Host = true, value
-		case strings.EqualFold(name, "Origin"):
-			if hasOrigin {
-				return Request{}, badRequest("repeated Origin header", line)
-			}
-			hasOrigin, req.Origin = true, value
-		case strings.EqualFold(name, "Sec-WebSocket-Key"):
-			if hasKey {
-				return Request{}, badRequest("repeated Sec-WebSocket-Key header", line)
-			}
-			hasKey, req.Key = true, value
-		case strings.EqualFold(name, "Sec-WebSocket-Version"):
-			if hasVersion {
-				return Request{}, badRequest("repeated Sec-WebSocket-Version header", line)
-			}
-			hasVersion, req.Version = true, value
 		case strings.EqualFold(name, "Upgrade"):
 			upgrade = upgrade || hasToken(value, "websocket")
 		case strings.EqualFold(name, "Connection"):
 			connection = connection || hasToken(value, "upgrade")
 		case strings.EqualFold(name, "Content-Length"):
-			if hasLength {
-				return Request{}, badRequest("repeated Content-Length header", line)
-			}
-			hasLength = true
 			if value == "" || strings.Trim(value, "0123456789") != "" {
 				return Request{}, badRequest("malformed Content-Length", line)
 			}
@@ -204,7 +215,7 @@ func parseRequest(block string) (Request, error) {
 	switch {
 	case req.Method != "GET":
 		return Request{}, &HTTPError{Status: 405, Reason: "method " + strconv.Quote(req.Method) + " not allowed, use GET"}
-	case !hasHost:
+	case !seen[hostHeader]:
 		return Request{}, &HTTPError{Status: 400, Reason: "missing Host header"}
 	case !upgrade:
 		return Request{}, &HTTPError{Status: 426, Reason: `missing "Upgrade: websocket" header`}
@@ -213,7 +224,7 @@ func parseRequest(block string) (Request, error) {
 	case req.Version != "13":
 		return Request{}, &HTTPError{Status: 426, Reason: "unsupported Sec-WebSocket-Version " + strconv.Quote(snippet(req.Version)) + ", use 13"}
 	case !validKey(req.Key):
-		if !hasKey {
+		if !seen[keyHeader] {
 			return Request{}, &HTTPError{Status: 400, Reason: "missing Sec-WebSocket-Key header"}
 		}
 		return Request{}, badRequest("invalid Sec-WebSocket-Key", req.Key)
