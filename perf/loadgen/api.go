@@ -76,14 +76,7 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 				if k >= cfg.events {
 					return
 				}
-				if d := time.Until(res.start.Add(time.Duration(k) * interval)); d > 0 {
-					timer.Reset(d)
-					select {
-					case <-ctx.Done():
-						return
-					case <-timer.C:
-					}
-				} else if ctx.Err() != nil {
+				if !waitUntil(ctx, timer, res.start.Add(time.Duration(k)*interval)) {
 					return
 				}
 				body = append(body[:0], `{"name":"`+fanoutEvent+`","channel":"`+cfg.channel+`","data":"`...)

@@ -359,14 +359,7 @@ func (c *conn) sendClientEvents(ctx context.Context, start time.Time, offset tim
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for k := 0; k < w.cfg.events; k++ {
-		if d := time.Until(start.Add(offset + time.Duration(k)*interval)); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !waitUntil(ctx, timer, start.Add(offset+time.Duration(k)*interval)) {
 			return
 		}
 		buf = append(buf[:0], prefix...)
@@ -404,4 +397,18 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// waitUntil sleeps on timer until t and reports whether ctx is still live:
+// the pacing of every timed send in loadgen.
+func waitUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
+	if d := time.Until(t); d > 0 {
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+		}
+	}
+	return ctx.Err() == nil
 }
