@@ -69,11 +69,11 @@ func (f *sharedFrame) release() {
 // It is the Task a broadcast sends to each loop: one per loop, never one per
 // subscriber.
 type fanout struct {
-	s      *Server
-	ch     *channel
-	loop   int
-	f      *sharedFrame
-	except string // socket_id not written to
+	s    *Server
+	ch   *channel
+	loop int
+	f    *sharedFrame
+	to   target
 }
 
 var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
@@ -81,7 +81,7 @@ var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
 // Run writes the frame on the loop that owns the subscribers.
 func (t *fanout) Run(context.Context) error {
 	ls := t.s.enter(t.loop)
-	t.ch.write(t.loop, t.f.bytes(), t.except)
+	t.ch.write(t.loop, t.f.bytes(), &t.to)
 	t.s.leave(ls)
 	t.f.release()
 	*t = fanout{}
@@ -89,40 +89,62 @@ func (t *fanout) Run(context.Context) error {
 	return nil
 }
 
-// write sends frame to every subscriber of c on loop except the socket
-// except. It runs on that loop, inside Server.enter: a subscriber whose
-// socket fails and closes during the walk leaves the list only afterwards.
-func (c *channel) write(loop int, frame []byte, except string) {
-	for _, s := range c.subs[loop] {
-		if s.id != except {
-			s.conn.Write(frame)
+// write sends frame to the subscribers of c on loop that to reaches. It
+// runs on that loop, inside Server.enter: a subscriber whose socket fails
+// and closes during the walk leaves the list only afterwards.
+func (c *channel) write(loop int, frame []byte, to *target) {
+	for _, sub := range c.subs[loop] {
+		if sub.seq <= to.upto && sub.sess.id != to.except {
+			sub.sess.conn.Write(frame)
 		}
 	}
 }
 
+// target says whom a broadcast reaches.
+type target struct {
+	// except is a socket_id left out ("" for none).
+	except string
+	// from is the session whose message caused the broadcast, or nil: its
+	// own loop is written at once, the other loops get a task each.
+	from *Session
+	// upto: only subscriptions numbered up to it (shard.seq) are written,
+	// so that a subscriber who joined after the event happened, and whose
+	// subscription_succeeded or cache replay already covers it, does not
+	// get it again. 0 takes the number current when broadcast runs.
+	upto uint64
+	// cacheUntil, when not 0, keeps the frame as the channel's last event
+	// until then (unix nanoseconds), in the same step that fixes upto.
+	cacheUntil int64
+}
+
 // broadcast sends the sealed frame f to the subscribers of channel name of
-// hub h, except the socket except. from is the session whose message caused
-// it, or nil: its own loop is written at once, the others get a task each.
-// broadcast consumes the caller's reference to f.
-func (s *Server) broadcast(h *hub, name string, f *sharedFrame, except string, from *Session) {
+// hub h that to reaches. It consumes the caller's reference to f.
+func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
 	sh := h.shard(name)
 	sh.mu.Lock()
+	if to.cacheUntil != 0 {
+		sh.cache[name] = &cachedEvent{frame: append([]byte(nil), f.bytes()...), expires: to.cacheUntil}
+	}
+	if to.upto == 0 {
+		to.upto = sh.seq
+	}
 	ch := sh.channels[name]
 	var mask uint64
 	if ch != nil {
 		mask = ch.loopMask()
 	}
 	sh.mu.Unlock()
+	from := to.from
 	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 == 0 {
 			continue
 		}
 		if from != nil && from.loop == i {
-			ch.write(i, f.bytes(), except)
+			ch.write(i, f.bytes(), &to)
 			continue
 		}
 		t := fanoutPool.Get().(*fanout)
-		*t = fanout{s: s, ch: ch, loop: i, f: f, except: except}
+		*t = fanout{s: s, ch: ch, loop: i, f: f, to: to}
 		f.refs.Add(1)
 		// An error means the engine is shutting down. gnet may have queued
 		// the task all the same, so neither it nor the frame's reference is

@@ -95,7 +95,14 @@ type channel struct {
 	members map[string]*member // presence: user id → member
 
 	// loop-owned
-	subs [][]*Session
+	subs [][]subscriber
+}
+
+// subscriber is one entry of a channel's subscribers on a loop: the
+// session and the number of its subscription (shard.seq when it joined).
+type subscriber struct {
+	sess *Session
+	seq  uint64
 }
 
 // member is one user of a presence channel. A user with several
@@ -126,6 +133,7 @@ type shard struct {
 	mu       sync.Mutex
 	channels map[string]*channel
 	cache    map[string]*cachedEvent
+	seq      uint64   // subscriptions made in the shard; numbers them
 	_        [40]byte // keep neighbouring shard locks off one cache line
 }
 

@@ -47,7 +47,7 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	}
 	f.buf = append(f.buf, '}')
 	f.seal()
-	s.broadcast(app.hub, sub.ch.name, f, sess.id, sess)
+	s.broadcast(app.hub, sub.ch.name, f, target{except: sess.id, from: sess})
 }
 
 // allowClientEvent counts one client event against a limit per second.

@@ -22,7 +22,11 @@
 //
 // A broadcast encodes its event JSON and WebSocket frame once (sharedFrame),
 // then sends one Task (fanout) to each loop that has subscribers; each task
-// writes the same bytes to that loop's subscribers. Frames are reference
+// writes the same bytes to that loop's subscribers. Every subscription is
+// numbered from its shard's counter, and a broadcast fixes, under the shard
+// lock, the highest number it reaches: a subscriber that joined after the
+// event (and whose member list or cache replay already reflects it) is
+// skipped when the task arrives later on its loop. Frames are reference
 // counted and pooled: steady publishing and client-event relay allocate
 // nothing.
 //

@@ -19,20 +19,12 @@ func (s *Server) Publish(app *App, channels []string, name string, data []byte, 
 		f := newFrame()
 		f.buf = appendEvent(f.buf, name, ch, data)
 		f.seal()
+		to := target{except: except}
 		if _, cache := ChannelKind(ch); cache {
-			s.store(app.hub, ch, f.bytes(), time.Now().Add(app.cacheTTL()).UnixNano())
+			to.cacheUntil = time.Now().Add(app.cacheTTL()).UnixNano()
 		}
-		s.broadcast(app.hub, ch, f, except, nil)
+		s.broadcast(app.hub, ch, f, to)
 	}
-}
-
-// store keeps a copy of frame as the last event of cache channel name.
-func (s *Server) store(h *hub, name string, frame []byte, expires int64) {
-	ev := &cachedEvent{frame: append([]byte(nil), frame...), expires: expires}
-	sh := h.shard(name)
-	sh.mu.Lock()
-	sh.cache[name] = ev
-	sh.mu.Unlock()
 }
 
 // ChannelInfo is what this node knows of one channel.

@@ -1,6 +1,9 @@
 package pusher
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // TestCloseDuringFanout closes subscribers from inside the fan-out that is
 // writing to them, as gnet does when a write fails: every other subscriber
@@ -59,3 +62,83 @@ func TestCloseDuringFanout(t *testing.T) {
 }
 
 func quote(s string) string { return string(AppendJSONString(nil, s)) }
+
+// queueLoops holds every task until run: the loops are busy, so the tests
+// can interleave a subscription between an event and its delivery.
+type queueLoops struct {
+	n     int
+	tasks []Task
+}
+
+func (l *queueLoops) Len() int { return l.n }
+
+func (l *queueLoops) Execute(_ int, t Task) error {
+	l.tasks = append(l.tasks, t)
+	return nil
+}
+
+func (l *queueLoops) run() {
+	for len(l.tasks) > 0 {
+		t := l.tasks[0]
+		l.tasks = l.tasks[1:]
+		_ = t.Run(context.Background())
+	}
+}
+
+// TestLateSubscriberSkipsEarlierEvents: an event that happened before a
+// subscription, but reaches the subscriber's loop after it, is not
+// delivered to it — its subscription_succeeded (the member list) or its
+// cache replay already covers that event.
+func TestLateSubscriberSkipsEarlierEvents(t *testing.T) {
+	loops := &queueLoops{n: 2}
+	app := DefaultApp("app-id", "app-key", "app-secret")
+	app.SubscriptionCount = true
+	s, err := NewServer([]*App{app}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Attach(loops); err != nil {
+		t.Fatal(err)
+	}
+	early, late, joiner := dial(t, s, 1), dial(t, s, 1), dial(t, s, 0)
+
+	// Presence: late joins on loop 1 after joiner's member_added is queued
+	// for loop 1; late's member list already has joiner.
+	early.join("presence-room", `{"user_id":"early"}`)
+	joiner.join("presence-room", `{"user_id":"joiner"}`)
+	d := late.join("presence-room", `{"user_id":"late"}`)
+	if d["presence"].(map[string]any)["count"] != float64(3) {
+		t.Fatalf("late's member list %v", d)
+	}
+	loops.run()
+	// early hears of both (late's own loop is written at once, so late
+	// comes first here).
+	added := map[any]bool{}
+	for range 2 {
+		added[data(t, early.mustEvent("pusher_internal:member_added"))["user_id"]] = true
+	}
+	if !added["joiner"] || !added["late"] {
+		t.Fatalf("early heard of %v", added)
+	}
+	joiner.mustEvent("pusher_internal:member_added") // late
+	late.none()
+
+	// Cache: late subscribes after the publish, while its delivery waits.
+	early.subscribe("cache-news")
+	early.mustEvent("pusher:cache_miss")
+	early.mustEvent("pusher_internal:subscription_count")
+	s.Publish(app, []string{"cache-news"}, "headline", []byte("one"), "")
+	late.subscribe("cache-news")
+	if m := late.mustEvent("headline"); m["data"] != "one" {
+		t.Fatalf("replay %v", m)
+	}
+	if c := data(t, late.mustEvent("pusher_internal:subscription_count")); c["subscription_count"] != float64(2) {
+		t.Fatalf("count %v", c)
+	}
+	early.mustEvent("pusher_internal:subscription_count") // late's, same loop: at once
+	loops.run()
+	if m := early.mustEvent("headline"); m["data"] != "one" {
+		t.Fatalf("live %v", m)
+	}
+	late.none() // not the live copy of the event it was replayed
+}

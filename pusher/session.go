@@ -58,11 +58,12 @@ func (s *Session) findName(name []byte) int {
 	return -1
 }
 
-// addTo appends s to ch.subs[s.loop]. Runs on s's loop.
-func (s *Session) addTo(ch *channel, userID string) {
+// addTo appends s to ch.subs[s.loop] as subscription number seq. Runs on
+// s's loop.
+func (s *Session) addTo(ch *channel, userID string, seq uint64) {
 	list := ch.subs[s.loop]
 	s.subs = append(s.subs, subscription{ch: ch, idx: len(list), userID: userID})
-	ch.subs[s.loop] = append(list, s)
+	ch.subs[s.loop] = append(list, subscriber{sess: s, seq: seq})
 }
 
 // removeFrom drops subscription k of s from its channel's loop list by
@@ -74,9 +75,9 @@ func (s *Session) removeFrom(k int) {
 	if sub.idx != last {
 		moved := list[last]
 		list[sub.idx] = moved
-		moved.subs[moved.find(sub.ch)].idx = sub.idx
+		moved.sess.subs[moved.sess.find(sub.ch)].idx = sub.idx
 	}
-	list[last] = nil
+	list[last] = subscriber{}
 	sub.ch.subs[s.loop] = list[:last]
 	s.subs[k] = s.subs[len(s.subs)-1]
 	s.subs = s.subs[:len(s.subs)-1]

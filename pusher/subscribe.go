@@ -175,9 +175,9 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		} else {
 			d = append(d, "null"...)
 		}
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", append(d, '}'), sess.id, sess)
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", append(d, '}'), target{except: sess.id, from: sess, upto: j.seq})
 	}
-	s.countChanged(sess, j.ch, j.count)
+	s.countChanged(sess, j.ch, j.count, j.seq)
 }
 
 // joined is what join did.
@@ -187,6 +187,7 @@ type joined struct {
 	cached   []byte   // cache channels: the last event's frame, if any
 	added    bool     // presence: the user is a new member
 	count    int      // subscriptions after joining
+	seq      uint64   // the subscription's number (shard.seq)
 }
 
 // join makes sess a subscriber of the channel name (creating it), with the
@@ -201,7 +202,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	ch := sh.channels[name]
 	if ch == nil {
 		ch = &channel{name: name, kind: kind, cache: cache,
-			perLoop: make([]int32, s.loops.Len()), subs: make([][]*Session, s.loops.Len())}
+			perLoop: make([]int32, s.loops.Len()), subs: make([][]subscriber, s.loops.Len())}
 		if kind == Presence {
 			ch.members = make(map[string]*member)
 		}
@@ -226,14 +227,15 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	}
 	ch.count++
 	ch.perLoop[sess.loop]++
-	j.ch, j.count = ch, ch.count
+	sh.seq++
+	j.ch, j.count, j.seq = ch, ch.count, sh.seq
 	if cache {
 		if ev := sh.cache[name]; ev != nil && ev.expires > time.Now().UnixNano() {
 			j.cached = ev.frame
 		}
 	}
 	sh.mu.Unlock()
-	sess.addTo(ch, userID)
+	sess.addTo(ch, userID, j.seq)
 	return j
 }
 
@@ -286,12 +288,12 @@ func appendPresence(dst []byte, members map[string]*member) []byte {
 
 // countChanged sends pusher_internal:subscription_count to a non-presence
 // channel when its app asks for it.
-func (s *Server) countChanged(sess *Session, ch *channel, count int) {
+func (s *Server) countChanged(sess *Session, ch *channel, count int, upto uint64) {
 	if !sess.app.SubscriptionCount || ch.kind == Presence || count == 0 {
 		return
 	}
 	d := strconv.AppendInt([]byte(`{"subscription_count":`), int64(count), 10)
-	s.publishInternal(sess.app.hub, ch.name, "pusher_internal:subscription_count", append(d, '}'), "", sess)
+	s.publishInternal(sess.app.hub, ch.name, "pusher_internal:subscription_count", append(d, '}'), target{from: sess, upto: upto})
 }
 
 func (s *Server) handleUnsubscribe(sess *Session, data []byte) {
@@ -315,7 +317,7 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sh.mu.Lock()
 	ch.count--
 	ch.perLoop[sess.loop]--
-	count := ch.count
+	count, upto := ch.count, sh.seq
 	removed := false
 	if ch.kind == Presence {
 		if m := ch.members[sub.userID]; m != nil {
@@ -332,16 +334,16 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sess.removeFrom(k)
 	if removed {
 		d := append([]byte(`{"user_id":`), AppendJSONString(nil, sub.userID)...)
-		s.publishInternal(h, ch.name, "pusher_internal:member_removed", append(d, '}'), sess.id, sess)
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", append(d, '}'), target{except: sess.id, from: sess, upto: upto})
 	}
-	s.countChanged(sess, ch, count)
+	s.countChanged(sess, ch, count, upto)
 }
 
-// publishInternal broadcasts a server event to a channel's subscribers
-// except the socket except.
-func (s *Server) publishInternal(h *hub, name, event string, data []byte, except string, from *Session) {
+// publishInternal broadcasts a server event to the channel's subscribers
+// that to reaches.
+func (s *Server) publishInternal(h *hub, name, event string, data []byte, to target) {
 	f := newFrame()
 	f.buf = appendEvent(f.buf, event, name, data)
 	f.seal()
-	s.broadcast(h, name, f, except, from)
+	s.broadcast(h, name, f, to)
 }
