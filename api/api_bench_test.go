@@ -14,7 +14,7 @@ import (
 func benchFixture(b *testing.B, subs int) (fasthttp.RequestHandler, *fasthttp.Request) {
 	b.Helper()
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if msg := authenticate(app, []byte("POST"), eventsPath, args, body, now); msg != "" {
+		if msg := authenticate(&app, []byte("POST"), eventsPath, args, body, now); msg != "" {
 			b.Fatal(msg)
 		}
 	}

@@ -37,6 +37,18 @@ type trigger struct {
 	info     infoMask
 }
 
+// event is t as the protocol core publishes it.
+func (t *trigger) event() pusher.Event {
+	return pusher.Event{Channels: t.channels, Name: t.name, Data: []byte(t.data), Except: t.except}
+}
+
+// busy answers a trigger that the publish bound turned away: 503, with a
+// hint to retry in a second.
+func busy(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	fail(ctx, fasthttp.StatusServiceUnavailable, "Server is busy delivering earlier events; retry shortly")
+}
+
 // events triggers one event on one or more channels (POST
 // /apps/{id}/events).
 func (s *Server) events(ctx *fasthttp.RequestCtx, app *pusher.App, body []byte) {
@@ -50,7 +62,11 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, app *pusher.App, body []byte) 
 		e.write(ctx)
 		return
 	}
-	s.p.Publish(app, t.channels, t.name, []byte(t.data), t.except)
+	ev := [1]pusher.Event{t.event()}
+	if s.p.Publish(ctx, app, ev[:]) != nil {
+		busy(ctx)
+		return
+	}
 	if t.info == 0 {
 		reply(ctx, fasthttp.StatusOK, emptyObject)
 		return
@@ -97,8 +113,13 @@ func (s *Server) batchEvents(ctx *fasthttp.RequestCtx, app *pusher.App, body []b
 		ts[i] = t
 		info |= t.info
 	}
-	for _, t := range ts {
-		s.p.Publish(app, t.channels, t.name, []byte(t.data), t.except)
+	events := make([]pusher.Event, len(ts))
+	for i := range ts {
+		events[i] = ts[i].event()
+	}
+	if s.p.Publish(ctx, app, events) != nil {
+		busy(ctx)
+		return
 	}
 	if info == 0 {
 		reply(ctx, fasthttp.StatusOK, emptyObject)

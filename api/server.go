@@ -225,7 +225,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
 		return
 	}
-	if msg := authenticate(app, ctx.Method(), path, ctx.QueryArgs(), body, s.now()); msg != "" {
+	if msg := authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now()); msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
 		return
 	}

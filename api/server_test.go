@@ -117,7 +117,7 @@ type fixture struct {
 func newFixture(t *testing.T, opts Options) *fixture {
 	t.Helper()
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &fixture{t: t, p: p, app: app, api: s, client: &http.Client{Transport: tr}}
+	return &fixture{t: t, p: p, app: p.AppByID(app.ID), api: s, client: &http.Client{Transport: tr}}
 }
 
 // signing says how to sign a request; the zero value signs it as a Pusher
@@ -500,9 +500,9 @@ func (f *fixture) subscribe(t *testing.T, s *session, channel, userID string) {
 	case pusher.Presence:
 		cd := `{"user_id":"` + userID + `"}`
 		data["channel_data"] = cd
-		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID()+":"+channel+":"+cd)
+		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+":"+channel+":"+cd)
 	case pusher.Private, pusher.Encrypted:
-		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID()+":"+channel)
+		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+":"+channel)
 	}
 	f.send(t, s, "pusher:subscribe", data)
 	got := s.conn.take(t)
@@ -516,7 +516,7 @@ func (f *fixture) signin(t *testing.T, s *session, userID string) {
 	ud := `{"id":"` + userID + `"}`
 	f.send(t, s, "pusher:signin", map[string]string{
 		"user_data": ud,
-		"auth":      testKey + ":" + pusher.Sign(testSecret, s.sess.ID()+"::user::"+ud),
+		"auth":      testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+"::user::"+ud),
 	})
 	if got := s.conn.take(t); len(got) == 0 || !strings.Contains(got[0], "signin_success") {
 		t.Fatalf("signin %s: %v", userID, got)
@@ -571,7 +571,7 @@ func TestOccupied(t *testing.T) {
 	get("occupied_users", "/apps/app-id/channels/presence-room/users", nil)
 
 	t.Run("socket_id excluded", func(t *testing.T) {
-		body := `{"name":"ev","channel":"presence-room","data":"{\"x\":1}","socket_id":"` + a.sess.ID() + `"}`
+		body := `{"name":"ev","channel":"presence-room","data":"{\"x\":1}","socket_id":"` + a.sess.ID().String() + `"}`
 		checkReply(t, f.do("POST", eventsPath, nil, body, signing{}, false), 200)
 		want := `{"event":"ev","channel":"presence-room","data":"{\"x\":1}"}`
 		expectFrames(t, "a", a)
@@ -671,7 +671,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 func TestShutdown(t *testing.T) {
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,7 +714,7 @@ func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/apps/app-id/batch_events", "", []byte(`{"batch":[null,{"name":1}]}`))
 
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

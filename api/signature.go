@@ -40,7 +40,7 @@ type param struct{ key, value []byte }
 //
 // It works on the query's bytes in place and builds the signed string in a
 // stack buffer: every trigger pays for it, so it stays off the allocator.
-func authenticate(app *pusher.App, method []byte, path string, args *fasthttp.Args, body []byte, now time.Time) string {
+func authenticate(app *pusher.AppConfig, method []byte, path string, args *fasthttp.Args, body []byte, now time.Time) string {
 	var pbuf [8]param
 	params := pbuf[:0]
 	var key, ts, version, bodyMD5, sig []byte

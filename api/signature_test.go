@@ -22,14 +22,14 @@ func TestAuthenticateKnownVector(t *testing.T) {
 	var args fasthttp.Args
 	args.Parse(query)
 	now := time.Unix(1353088179, 0)
-	if msg := authenticate(app, []byte("POST"), "/apps/3/events", &args, body, now); msg != "" {
+	if msg := authenticate(&app, []byte("POST"), "/apps/3/events", &args, body, now); msg != "" {
 		t.Fatalf("known vector refused: %s", msg)
 	}
 	// The same request signed for another path, or a changed body, fails.
-	if msg := authenticate(app, []byte("POST"), "/apps/3/batch_events", &args, body, now); msg == "" {
+	if msg := authenticate(&app, []byte("POST"), "/apps/3/batch_events", &args, body, now); msg == "" {
 		t.Error("signature accepted for another path")
 	}
-	if msg := authenticate(app, []byte("POST"), "/apps/3/events", &args, append(body, ' '), now); msg == "" {
+	if msg := authenticate(&app, []byte("POST"), "/apps/3/events", &args, append(body, ' '), now); msg == "" {
 		t.Error("signature accepted for another body")
 	}
 }
@@ -115,7 +115,7 @@ func TestAuthenticate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var args fasthttp.Args
 			args.Parse(tc.query)
-			got := authenticate(app, []byte(tc.method), tc.path, &args, []byte(tc.body), now)
+			got := authenticate(&app, []byte(tc.method), tc.path, &args, []byte(tc.body), now)
 			if got != tc.want {
 				t.Errorf("authenticate = %q, want %q", got, tc.want)
 			}

@@ -29,7 +29,8 @@ func (s *sinkConn) OutboundBuffered() int { return 0 }
 func TestTrafficAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.ClientEventRate = 0
-	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	app.MaxMessageRate = 0
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,15 +40,16 @@ func TestTrafficAllocs(t *testing.T) {
 	}
 	conns := make([]*conn, 8)
 	for i := range conns {
-		c := &conn{gc: &sinkConn{}, e: e, state: stateOpen}
+		c := testConn(e, &sinkConn{})
+		c.state = stateOpen
 		if !srv.Open(&c.sess, c, 0, "app-key", "7", "") {
 			t.Fatal("open refused")
 		}
 		c.dec.MaxMessage = app.MaxMessageSize
-		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID()+":private-chat")
+		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID().String()+":private-chat")
 		sub := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{9, 8, 7, 6},
 			[]byte(`{"event":"pusher:subscribe","data":{"channel":"private-chat","auth":"`+auth+`"}}`))
-		if n := c.traffic(sub); n != len(sub) {
+		if n := feed(c, sub); n != len(sub) {
 			t.Fatalf("subscribe consumed %d of %d", n, len(sub))
 		}
 		conns[i] = c
@@ -59,7 +61,7 @@ func TestTrafficAllocs(t *testing.T) {
 	before := receiver.written
 	allocs := testing.AllocsPerRun(1000, func() {
 		copy(buf, msg) // Decode unmasks in place, as in gnet's buffer
-		if n := sender.traffic(buf); n != len(buf) {
+		if n := feed(sender, buf); n != len(buf) {
 			t.Fatalf("consumed %d of %d", n, len(buf))
 		}
 	})

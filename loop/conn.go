@@ -32,14 +32,17 @@ var stateNames = [...]string{"handshake", "open", "closing", "closed"}
 func (s connState) String() string { return stateNames[s] }
 
 // conn is one client connection. It lives in the gnet connection's context
-// and is touched only on its event loop.
+// and is touched only on its event loop. It is kept small: an idle
+// connection is this struct and what gnet and the kernel hold.
 type conn struct {
-	gc      gnet.Conn
-	e       *Engine
-	loop    int
-	state   connState
-	opened  int64 // unix nanoseconds
-	closeBy int64 // stateClosing: unix nanoseconds by which to close anyway
+	gc       gnet.Conn
+	l        *loopState
+	slot     int32     // index in l.conns
+	state    connState //
+	deadline int64     // unix nanoseconds: the handshake's, then the close's once stateClosing (0: none)
+
+	// Frames staged in this loop turn (write.go): a chain of segments.
+	head, tail, staged int32
 
 	hs   codec.Handshake
 	dec  codec.Decoder
@@ -73,10 +76,12 @@ func (c *conn) traffic(buf []byte) int {
 			c.refuseHTTP(404, "Not found: the WebSocket endpoint is /app/{key}")
 			return len(buf)
 		}
-		c.gc.Write(codec.AppendUpgradeResponse(nil, req.Key))
 		c.state = stateOpen
+		c.deadline = 0
+		// Staged, so that it leaves in one write with connection_established.
+		c.l.st.stage(c, codec.AppendUpgradeResponse(nil, req.Key))
 		used = n
-		if !c.e.srv.Open(&c.sess, c, c.loop, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
+		if !c.l.e.srv.Open(&c.sess, c, c.l.index, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
 			return len(buf)
 		}
 		c.dec.MaxMessage = c.sess.App().MaxMessageSize
@@ -97,14 +102,14 @@ func (c *conn) traffic(buf []byte) int {
 		used += n
 		switch m.Op {
 		case ws.OpText:
-			c.e.srv.Handle(&c.sess, m.Payload)
+			c.l.e.srv.Handle(&c.sess, m.Payload)
 		case ws.OpBinary:
-			c.e.srv.HandleBinary(&c.sess)
+			c.l.e.srv.HandleBinary(&c.sess)
 		case ws.OpPing:
-			c.e.srv.Touch(&c.sess)
+			c.l.e.srv.Touch(&c.sess)
 			c.Write(codec.AppendFrame(nil, ws.OpPong, m.Payload))
 		case ws.OpPong:
-			c.e.srv.Touch(&c.sess)
+			c.l.e.srv.Touch(&c.sess)
 		case ws.OpClose:
 			// RFC 6455 §5.5.1: answer with the code received.
 			code := m.CloseCode
@@ -128,32 +133,46 @@ func (c *conn) refuseHTTP(status int, reason string) {
 	_ = c.gc.Close()
 }
 
-// Write queues one frame. A connection whose unsent backlog passes the
-// engine's limit is a slow consumer: it is closed with 4100 so that it
-// reconnects after a back-off instead of growing the server's memory.
+// Write queues one frame; it leaves with the connection's other frames of
+// this loop turn, in one write (write.go). A connection whose unsent
+// backlog passes the engine's limit is a slow consumer: it is closed with
+// 4100 so that it reconnects after a back-off instead of growing the
+// server's memory.
 func (c *conn) Write(frame []byte) {
 	if c.state != stateOpen {
 		return
 	}
-	if c.gc.OutboundBuffered() > c.e.cfg.MaxOutbound {
+	if c.gc.OutboundBuffered()+int(c.staged) > c.l.e.cfg.MaxOutbound {
+		c.l.e.slowConsumers.Add(1)
 		c.Close(pusher.CodeOverCapacity, "Slow consumer: too much unsent data")
 		return
 	}
-	_, _ = c.gc.Write(frame)
+	c.l.st.stage(c, frame)
 }
 
-// Close sends a close frame with code and reason and closes the
-// connection once what is queued has been flushed, so that the close frame
-// reaches even a slow client; the loop's sweep closes it when the backlog
-// has drained or after flushTimeout.
+// write hands b to gnet, which sends what the socket takes at once and
+// keeps the rest until the socket is writable. A connection gone already
+// sends nothing.
+func (c *conn) write(b []byte) {
+	if c.state == stateClosed {
+		return
+	}
+	_, _ = c.gc.Write(b)
+}
+
+// Close sends a close frame with code and reason, after every frame staged
+// before it, and closes the connection once what is queued has been
+// flushed, so that the close frame reaches even a slow client; the loop's
+// sweep closes it when the backlog has drained or after flushTimeout.
 func (c *conn) Close(code int, reason string) {
 	if c.state != stateOpen {
 		return
 	}
+	c.l.st.stage(c, codec.AppendCloseFrame(nil, ws.StatusCode(code), reason))
 	c.state = stateClosing
-	c.closeBy = time.Now().Add(flushTimeout).UnixNano()
-	_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusCode(code), reason))
-	if c.gc.OutboundBuffered() == 0 {
+	c.deadline = time.Now().Add(flushTimeout).UnixNano()
+	c.l.st.flushConn(c)
+	if c.state == stateClosing && c.gc.OutboundBuffered() == 0 {
 		_ = c.gc.Close()
 	}
 }

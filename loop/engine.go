@@ -43,13 +43,24 @@ type Engine struct {
 	ready chan struct{}
 	eng   gnet.Engine
 
-	mu     sync.Mutex
-	loops  []gnet.EventLoop     // index → loop, filled as loops open connections
-	conns  []map[*conn]struct{} // index → the loop's connections, loop-owned
-	queues []*taskQueue         // index → tasks waiting for the loop
+	mu    sync.Mutex
+	gnets []gnet.EventLoop // index → gnet's loop, filled as loops open connections
+	loops []*loopState     // index → revurb's state of the loop
 
-	stopping atomic.Bool
-	ticks    int // OnTick calls; only the ticker goroutine touches it
+	stopping      atomic.Bool
+	slowConsumers atomic.Uint64
+	ticks         int // OnTick calls; only the ticker goroutine touches it
+}
+
+// loopState is what revurb keeps for one event loop. Only that loop
+// touches it, except q, which any goroutine may queue tasks on.
+type loopState struct {
+	e     *Engine
+	index int
+	conns []*conn // the loop's connections; conn.slot is the position
+	st    *stager
+	q     taskQueue
+	sweep []*conn // the sweep's copy of conns, reused
 }
 
 var _ pusher.Loops = (*Engine)(nil)
@@ -72,11 +83,11 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 		cfg.Log = log.Default()
 	}
 	e := &Engine{srv: srv, cfg: cfg, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
-	e.conns = make([]map[*conn]struct{}, cfg.Loops)
-	e.queues = make([]*taskQueue, cfg.Loops)
-	for i := range e.conns {
-		e.conns[i] = make(map[*conn]struct{})
-		e.queues[i] = &taskQueue{}
+	e.loops = make([]*loopState, cfg.Loops)
+	for i := range e.loops {
+		l := &loopState{e: e, index: i, st: newStager()}
+		l.q.l = l
+		e.loops[i] = l
 	}
 	if err := srv.Attach(e); err != nil {
 		return nil, err
@@ -110,7 +121,7 @@ func (e *Engine) Len() int { return e.cfg.Loops }
 // broadcast must never overtake the one published before it. The batch also
 // saves one gnet task, with its allocation and eventfd write, per broadcast.
 func (e *Engine) Execute(i int, t pusher.Task) error {
-	q := e.queues[i]
+	q := &e.loops[i].q
 	q.mu.Lock()
 	q.tasks = append(q.tasks, t)
 	wake := !q.woken
@@ -121,8 +132,8 @@ func (e *Engine) Execute(i int, t pusher.Task) error {
 	}
 	e.mu.Lock()
 	var el gnet.EventLoop
-	if i < len(e.loops) {
-		el = e.loops[i]
+	if i < len(e.gnets) {
+		el = e.gnets[i]
 	}
 	e.mu.Unlock()
 	if el == nil {
@@ -133,14 +144,17 @@ func (e *Engine) Execute(i int, t pusher.Task) error {
 
 // taskQueue is the tasks waiting for one loop, in the order they came.
 type taskQueue struct {
+	l     *loopState
 	mu    sync.Mutex
 	tasks []pusher.Task
 	spare []pusher.Task // the drained batch's slice, reused
 	woken bool          // a Run is queued in gnet and has not started draining
 }
 
-// Run drains the queue on its loop.
+// Run drains the queue on its loop: one turn, whose writes leave together
+// at its end.
 func (q *taskQueue) Run(ctx context.Context) error {
+	defer q.l.st.flush()
 	q.mu.Lock()
 	batch := q.tasks
 	q.tasks, q.spare = q.spare[:0], nil
@@ -160,20 +174,20 @@ func (q *taskQueue) Run(ctx context.Context) error {
 func (e *Engine) loopIndex(el gnet.EventLoop) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i, x := range e.loops {
+	for i, x := range e.gnets {
 		if x == el {
 			return i
 		}
 	}
-	e.loops = append(e.loops, el)
-	return len(e.loops) - 1
+	e.gnets = append(e.gnets, el)
+	return len(e.gnets) - 1
 }
 
 // eachLoop runs f on every loop that has had connections and returns a
 // channel that is closed when all of them have run it.
 func (e *Engine) eachLoop(f func(i int)) <-chan struct{} {
 	e.mu.Lock()
-	n := len(e.loops)
+	n := len(e.gnets)
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(n)
@@ -199,7 +213,7 @@ func (e *Engine) eachLoop(f func(i int)) <-chan struct{} {
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopping.Store(true)
 	done := e.eachLoop(func(i int) {
-		for c := range e.conns[i] {
+		for _, c := range e.loops[i].snapshot() {
 			if c.state == stateOpen {
 				e.srv.Shutdown(&c.sess)
 			} else if c.state == stateHandshake {
@@ -230,9 +244,10 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if e.stopping.Load() {
 		return nil, gnet.Close
 	}
-	c := &conn{gc: gc, e: e, loop: e.loopIndex(gc.EventLoop()), opened: time.Now().UnixNano()}
+	l := e.loops[e.loopIndex(gc.EventLoop())]
+	c := &conn{gc: gc, l: l, slot: int32(len(l.conns)), deadline: time.Now().Add(e.cfg.HandshakeTimeout).UnixNano()}
 	gc.SetContext(c)
-	e.conns[c.loop][c] = struct{}{}
+	l.conns = append(l.conns, c)
 	return nil, gnet.None
 }
 
@@ -243,8 +258,16 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.state = stateClosed
-	delete(e.conns[c.loop], c)
+	l := c.l
+	last := len(l.conns) - 1
+	moved := l.conns[last]
+	l.conns[c.slot], moved.slot = moved, c.slot
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
 	e.srv.Close(&c.sess)
+	// Unless gnet closed it inside a write of this turn, this is a turn of
+	// its own: what the close sent to others (a member_removed) leaves now.
+	l.st.flush()
 	return gnet.None
 }
 
@@ -267,6 +290,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 	if n := c.traffic(buf); n > 0 {
 		_, _ = gc.Discard(n)
 	}
+	c.l.st.flush()
 	return gnet.None
 }
 
@@ -294,20 +318,29 @@ func (e *Engine) OnTick() (time.Duration, gnet.Action) {
 // handshakes, and the final close of connections whose close frame has
 // been flushed.
 func (e *Engine) sweep(i int, now int64) {
-	for c := range e.conns[i] {
+	for _, c := range e.loops[i].snapshot() {
 		switch c.state {
 		case stateOpen:
 			e.srv.Check(&c.sess, now)
 		case stateHandshake:
-			if now-c.opened > int64(e.cfg.HandshakeTimeout) {
+			if now > c.deadline {
 				c.state = stateClosing
+				c.deadline = 0
 				_ = c.gc.Close()
 			}
 		case stateClosing:
-			if c.closeBy != 0 && (c.gc.OutboundBuffered() == 0 || now > c.closeBy) {
-				c.closeBy = 0
+			if c.deadline != 0 && (c.gc.OutboundBuffered() == 0 || now > c.deadline) {
+				c.deadline = 0
 				_ = c.gc.Close()
 			}
 		}
 	}
+	clear(e.loops[i].sweep) // let closed connections go
+}
+
+// snapshot returns the loop's connections as they are now, in a slice that
+// stays put while a walk over it closes some of them.
+func (l *loopState) snapshot() []*conn {
+	l.sweep = append(l.sweep[:0], l.conns...)
+	return l.sweep
 }

@@ -20,16 +20,16 @@ import (
 )
 
 // start runs an engine for app on a free loopback port.
-func start(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, string) {
+func start(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, string) {
 	t.Helper()
 	srv, e := startEngine(t, app, cfg)
 	return srv, e.cfg.Addr
 }
 
 // startEngine is start, returning the engine itself.
-func startEngine(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, *Engine) {
+func startEngine(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
 	t.Helper()
-	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,15 @@ func startEngine(t *testing.T, app *pusher.App, cfg Config) (*pusher.Server, *En
 		<-errc
 	})
 	return srv, e
+}
+
+// publish publishes one event to channel of the server's only app.
+func publish(t *testing.T, srv *pusher.Server, channel, name string, data []byte) {
+	t.Helper()
+	ev := []pusher.Event{{Channels: []string{channel}, Name: name, Data: data}}
+	if err := srv.Publish(context.Background(), srv.Apps()[0], ev); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // wsClient is a raw WebSocket client for the tests.
@@ -201,7 +210,7 @@ func TestSlowConsumer(t *testing.T) {
 		for int64(i)-read.Load() > 4 && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Microsecond)
 		}
-		srv.Publish(app, []string{"firehose"}, "big", data, "")
+		publish(t, srv, "firehose", "big", data)
 	}
 	if got := <-done; got != events {
 		t.Fatalf("fast client got %d of %d events", got, events)
@@ -250,7 +259,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 func TestStopSends4200(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

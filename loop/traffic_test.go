@@ -22,6 +22,23 @@ func (f *fuzzConn) OutboundBuffered() int { return 0 }
 
 func (f *fuzzConn) Close() error { f.closed = true; return nil }
 
+// testConn returns a connection on loop 0 of e over gc, as OnOpen makes
+// one, without a socket.
+func testConn(e *Engine, gc gnet.Conn) *conn {
+	l := e.loops[0]
+	c := &conn{gc: gc, l: l, slot: int32(len(l.conns))}
+	l.conns = append(l.conns, c)
+	return c
+}
+
+// feed runs one turn of traffic on c, as OnTraffic does: traffic, then the
+// loop's staged writes leave.
+func feed(c *conn, buf []byte) int {
+	n := c.traffic(buf)
+	c.l.st.flush()
+	return n
+}
+
 // FuzzTraffic feeds arbitrary bytes, in two reads, to a connection that has
 // already upgraded and subscribed: whatever arrives, traffic never panics
 // and never claims more bytes than it was given.
@@ -33,7 +50,7 @@ func FuzzTraffic(f *testing.F) {
 	f.Add(codec.AppendMaskedFrame(nil, ws.OpClose, true, mask, []byte{3, 232}), 2)
 	f.Add([]byte("GET /app/app-key HTTP/1.1\r\n\r\n"), 5)
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]*pusher.App{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -42,29 +59,29 @@ func FuzzTraffic(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, split int) {
-		c := &conn{gc: &fuzzConn{}, e: e}
+		c := testConn(e, &fuzzConn{})
 		hs := []byte("GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		if n := c.traffic(hs); n != len(hs) || c.state != stateOpen {
+		if n := feed(c, hs); n != len(hs) || c.state != stateOpen {
 			t.Fatalf("handshake: consumed %d, state %v", n, c.state)
 		}
-		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID()+":private-chat")
+		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID().String()+":private-chat")
 		sub := codec.AppendMaskedFrame(nil, ws.OpText, true, mask, []byte(`{"event":"pusher:subscribe","data":{"channel":"private-chat","auth":"`+auth+`"}}`))
-		c.traffic(sub)
+		feed(c, sub)
 		if split < 0 || split > len(in) {
 			split = len(in) / 2
 		}
 		buf := append([]byte(nil), in[:split]...)
-		n := c.traffic(buf)
+		n := feed(c, buf)
 		if n < 0 || n > len(buf) {
 			t.Fatalf("consumed %d of %d", n, len(buf))
 		}
 		buf = append(buf[n:], in[split:]...)
-		if n := c.traffic(buf); n < 0 || n > len(buf) {
+		if n := feed(c, buf); n < 0 || n > len(buf) {
 			t.Fatalf("consumed %d of %d", n, len(buf))
 		}
 		srv.Close(&c.sess)
-		if srv.Channel(app, "private-chat").Occupied {
+		if srv.Channel(srv.AppByID(app.ID), "private-chat").Occupied {
 			t.Fatal("a closed session still occupies its channel")
 		}
 	})

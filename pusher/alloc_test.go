@@ -5,7 +5,7 @@ package pusher
 import "testing"
 
 func TestClientEventAllocs(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *App) { a.ClientEventRate = 0 })
+	s, _ := newServer(t, 1, func(a *AppConfig) { a.ClientEventRate = 0; a.MaxMessageRate = 0 })
 	sessions := steady(t, s, 1, 10, "private-chat")
 	msg := []byte(`{"event":"client-typing","channel":"private-chat","data":{"who":"a","n":12}}`)
 	allocs := testing.AllocsPerRun(1000, func() { s.Handle(sessions[0], msg) })
@@ -22,7 +22,7 @@ func TestBroadcastAllocs(t *testing.T) {
 	sessions := steady(t, s, 4, 40, "news")
 	channels := []string{"news"}
 	data := []byte(`{"title":"hello","body":"world"}`)
-	allocs := testing.AllocsPerRun(1000, func() { s.Publish(app, channels, "flash", data, "") })
+	allocs := testing.AllocsPerRun(1000, func() { publish(s, app, channels, "flash", data, "") })
 	if allocs != 0 {
 		t.Fatalf("a broadcast allocates %.1f times, want 0", allocs)
 	}

@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// App is one Pusher application: its credentials and its limits. The zero
-// value is not useful; start from DefaultApp and override fields. An App is
-// read-only once handed to NewServer.
-type App struct {
+// AppConfig is one Pusher application as the config file describes it: its
+// credentials and its limits. The zero value is not useful; start from
+// DefaultApp and override fields. NewServer copies it: a server never
+// changes the configuration it was given.
+type AppConfig struct {
 	ID     string `json:"id" yaml:"id"`
 	Key    string `json:"key" yaml:"key"`
 	Secret string `json:"secret" yaml:"secret"`
@@ -43,6 +44,14 @@ type App struct {
 	ClientEventRate int `json:"client_event_rate" yaml:"client_event_rate"`
 	// MaxPresenceMembers caps the users of one presence channel.
 	MaxPresenceMembers int `json:"max_presence_members" yaml:"max_presence_members"`
+	// MaxMessageRate caps the messages one connection may send per second
+	// (0: no cap). The first over it gets pusher:error 4301 and the rest of
+	// that second's are dropped; going on in the next second closes the
+	// connection with 4100.
+	MaxMessageRate int `json:"max_messages_per_second" yaml:"max_messages_per_second"`
+	// MaxSubscriptions caps the channels one connection may be in (0: no
+	// cap); one more gets pusher:subscription_error LimitReached.
+	MaxSubscriptions int `json:"max_subscriptions" yaml:"max_subscriptions"`
 	// MaxUserInfoSize caps a presence member's user_info, in bytes.
 	MaxUserInfoSize int `json:"max_user_info_size" yaml:"max_user_info_size"`
 	// SubscriptionCount sends pusher_internal:subscription_count to
@@ -56,6 +65,13 @@ type App struct {
 	PongTimeout int `json:"pong_timeout" yaml:"pong_timeout"`
 	// CacheTTL is how long, in seconds, a cache channel keeps its last event.
 	CacheTTL int `json:"cache_ttl" yaml:"cache_ttl"`
+}
+
+// App is an app as a running server holds it: its configuration, read-only,
+// and its runtime state on this node (connections, channels, users). Only
+// NewServer makes one.
+type App struct {
+	AppConfig
 
 	connections atomic.Int64
 	hub         *hub
@@ -63,8 +79,8 @@ type App struct {
 
 // DefaultApp returns an app with the given credentials and every limit at
 // its default.
-func DefaultApp(id, key, secret string) *App {
-	return &App{
+func DefaultApp(id, key, secret string) AppConfig {
+	return AppConfig{
 		ID:                   id,
 		Key:                  key,
 		Secret:               secret,
@@ -79,6 +95,8 @@ func DefaultApp(id, key, secret string) *App {
 		ClientEvents:         true,
 		ClientEventRate:      10,
 		MaxPresenceMembers:   100,
+		MaxSubscriptions:     200,
+		MaxMessageRate:       100,
 		MaxUserInfoSize:      1 << 10,
 		ActivityTimeout:      120,
 		PongTimeout:          30,
@@ -87,7 +105,7 @@ func DefaultApp(id, key, secret string) *App {
 }
 
 // Validate reports the first setting of a that cannot work.
-func (a *App) Validate() error {
+func (a *AppConfig) Validate() error {
 	switch {
 	case a.ID == "" || a.Key == "" || a.Secret == "":
 		return errors.New("pusher: app needs id, key and secret")
@@ -120,7 +138,7 @@ func (a *App) cacheTTL() time.Duration { return time.Duration(a.CacheTTL) * time
 // origin (a server-side client) is always allowed. Patterns match the host
 // of the origin: "*" any, "*.example.com" example.com's subdomains,
 // "example.com" exactly; a pattern with a scheme matches the whole origin.
-func (a *App) OriginAllowed(origin string) bool {
+func (a *AppConfig) OriginAllowed(origin string) bool {
 	if origin == "" {
 		return true
 	}

@@ -72,6 +72,7 @@ type fanout struct {
 	s    *Server
 	ch   *channel
 	loop int
+	cost int64 // what the publish bound counted for this task
 	f    *sharedFrame
 	to   target
 }
@@ -83,6 +84,7 @@ func (t *fanout) Run(context.Context) error {
 	ls := t.s.enter(t.loop)
 	t.ch.write(t.loop, t.f.bytes(), &t.to)
 	t.s.leave(ls)
+	t.s.gate.done(t.loop, t.cost)
 	t.f.release()
 	*t = fanout{}
 	fanoutPool.Put(t)
@@ -102,8 +104,8 @@ func (c *channel) write(loop int, frame []byte, to *target) {
 
 // target says whom a broadcast reaches.
 type target struct {
-	// except is a socket_id left out ("" for none).
-	except string
+	// except is a socket_id left out (0 for none).
+	except SocketID
 	// from is the session whose message caused the broadcast, or nil: its
 	// own loop is written at once, the other loops get a task each.
 	from *Session
@@ -129,22 +131,32 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
 		to.upto = sh.seq
 	}
 	ch := sh.channels[name]
+	// The subscribers each loop has now, read under the lock: what the
+	// publish bound counts for the loop and uncounts when it has written.
+	var counts [maxLoops]int32
 	var mask uint64
 	if ch != nil {
-		mask = ch.loopMask()
+		for i, n := range ch.perLoop {
+			if n > 0 {
+				counts[i] = n
+				mask |= 1 << i
+			}
+		}
 	}
 	sh.mu.Unlock()
-	from := to.from
+	per := int64(len(f.bytes()) + deliveryOverhead)
 	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 == 0 {
 			continue
 		}
-		if from != nil && from.loop == i {
+		if to.from != nil && int(to.from.loop) == i {
 			ch.write(i, f.bytes(), &to)
 			continue
 		}
+		cost := per * int64(counts[i])
+		s.gate.add(i, cost)
 		t := fanoutPool.Get().(*fanout)
-		*t = fanout{s: s, ch: ch, loop: i, f: f, to: to}
+		*t = fanout{s: s, ch: ch, loop: i, cost: cost, f: f, to: to}
 		f.refs.Add(1)
 		// An error means the engine is shutting down. gnet may have queued
 		// the task all the same, so neither it nor the frame's reference is

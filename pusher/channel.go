@@ -1,10 +1,6 @@
 package pusher
 
-import (
-	"hash/maphash"
-	"strings"
-	"sync"
-)
+import "strings"
 
 // Kind is what a channel's name prefix makes it (Pusher protocol: channel
 // types). A channel's kind never changes.
@@ -99,63 +95,11 @@ type channel struct {
 }
 
 // subscriber is one entry of a channel's subscribers on a loop: the
-// session and the number of its subscription (shard.seq when it joined).
+// session, the number of its subscription (shard.seq when it joined) and
+// where that subscription sits in the session's own list (Session.subs), so
+// that either list drops an entry in O(1).
 type subscriber struct {
 	sess *Session
 	seq  uint64
-}
-
-// member is one user of a presence channel. A user with several
-// connections in the channel is one member.
-type member struct {
-	info  []byte // raw JSON of user_info, or nil
-	conns int
-}
-
-// loopMask returns a bit per loop that has subscribers. Callers hold the
-// shard lock.
-func (c *channel) loopMask() uint64 {
-	var m uint64
-	for i, n := range c.perLoop {
-		if n > 0 {
-			m |= 1 << i
-		}
-	}
-	return m
-}
-
-// numShards spreads an app's channels over independent locks.
-const numShards = 64
-
-// shard is one slice of an app's channel table. mu guards the maps only and
-// is never held across a write to a socket.
-type shard struct {
-	mu       sync.Mutex
-	channels map[string]*channel
-	cache    map[string]*cachedEvent
-	seq      uint64   // subscriptions made in the shard; numbers them
-	_        [40]byte // keep neighbouring shard locks off one cache line
-}
-
-// hub is an app's runtime state on this node.
-type hub struct {
-	seed   maphash.Seed
-	shards [numShards]shard
-
-	usersMu  sync.Mutex
-	users    map[string][]*Session // signed-in user id → its connections
-	watchers map[string][]*Session // user id → connections watching it
-}
-
-func newHub() *hub {
-	h := &hub{seed: maphash.MakeSeed(), users: make(map[string][]*Session), watchers: make(map[string][]*Session)}
-	for i := range h.shards {
-		h.shards[i].channels = make(map[string]*channel)
-		h.shards[i].cache = make(map[string]*cachedEvent)
-	}
-	return h
-}
-
-func (h *hub) shard(name string) *shard {
-	return &h.shards[maphash.String(h.seed, name)%numShards]
+	k    int32
 }

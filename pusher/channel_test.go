@@ -56,7 +56,7 @@ func TestSubscribePublic(t *testing.T) {
 	a.subscribe("news")
 	b.subscribe("news")
 	a.subscribe("news") // twice: one membership
-	s.Publish(app, []string{"news"}, "flash", []byte(`{"x":1}`), "")
+	publish(s, app, []string{"news"}, "flash", []byte(`{"x":1}`), "")
 	for _, c := range []*client{a, b} {
 		m := c.mustEvent("flash")
 		if m["channel"] != "news" || m["data"] != `{"x":1}` {
@@ -69,7 +69,7 @@ func TestSubscribePublic(t *testing.T) {
 	}
 	b.send(`{"event":"pusher:unsubscribe","data":{"channel":"news"}}`)
 	b.none()
-	s.Publish(app, []string{"news"}, "flash", []byte(`2`), a.sess.ID())
+	publish(s, app, []string{"news"}, "flash", []byte(`2`), a.sess.ID().String())
 	a.none()
 	b.none()
 	s.Close(&a.sess)
@@ -120,10 +120,10 @@ func TestPrivateAuth(t *testing.T) {
 	a.subscribe("private-room")
 	a.subscribe("private-encrypted-room")
 	// b presents a's signature: bound to a's socket_id, refused.
-	auth := "app-key:" + Sign("app-secret", a.sess.ID()+":private-room")
+	auth := "app-key:" + Sign("app-secret", a.sess.ID().String()+":private-room")
 	b.send(`{"event":"pusher:subscribe","data":{"channel":"private-room","auth":"` + auth + `"}}`)
 	b.mustEvent("pusher:subscription_error")
-	s.Publish(app, []string{"private-room"}, "e", []byte("1"), "")
+	publish(s, app, []string{"private-room"}, "e", []byte("1"), "")
 	a.mustEvent("e")
 	b.none()
 }
@@ -174,13 +174,13 @@ func TestPresence(t *testing.T) {
 }
 
 func TestPresenceLimits(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *App) { a.MaxPresenceMembers = 2; a.MaxUserInfoSize = 20 })
+	s, _ := newServer(t, 1, func(a *AppConfig) { a.MaxPresenceMembers = 2; a.MaxUserInfoSize = 20 })
 	a, b, c := dial(t, s, 0), dial(t, s, 0), dial(t, s, 0)
 	a.join("presence-x", `{"user_id":"1"}`)
 	b.join("presence-x", `{"user_id":"2"}`)
 	a.mustEvent("pusher_internal:member_added")
 	join := func(c *client, cd string) map[string]any {
-		auth := "app-key:" + Sign("app-secret", c.sess.ID()+":presence-x:"+cd)
+		auth := "app-key:" + Sign("app-secret", c.sess.ID().String()+":presence-x:"+cd)
 		c.send(`{"event":"pusher:subscribe","data":{"channel":"presence-x","auth":"` + auth + `","channel_data":` + strconv.Quote(cd) + `}}`)
 		return c.next()
 	}
@@ -201,13 +201,13 @@ func TestPresenceLimits(t *testing.T) {
 }
 
 func TestCacheChannel(t *testing.T) {
-	s, app := newServer(t, 1, func(a *App) { a.CacheTTL = 60 })
+	s, app := newServer(t, 1, func(a *AppConfig) { a.CacheTTL = 60 })
 	a := dial(t, s, 0)
 	a.subscribe("cache-news")
 	a.mustEvent("pusher:cache_miss")
 	s.Close(&a.sess)
 	// Nobody is subscribed, yet the cache keeps the event.
-	s.Publish(app, []string{"cache-news"}, "headline", []byte("hello"), "")
+	publish(s, app, []string{"cache-news"}, "headline", []byte("hello"), "")
 	b := dial(t, s, 0)
 	b.subscribe("cache-news")
 	m := b.mustEvent("headline")
@@ -235,7 +235,7 @@ func TestCacheChannel(t *testing.T) {
 }
 
 func TestSubscriptionCount(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *App) { a.SubscriptionCount = true })
+	s, _ := newServer(t, 1, func(a *AppConfig) { a.SubscriptionCount = true })
 	a, b := dial(t, s, 0), dial(t, s, 0)
 	a.subscribe("room")
 	if d := data(t, a.mustEvent("pusher_internal:subscription_count")); d["subscription_count"] != float64(1) {
@@ -265,8 +265,8 @@ func TestSubscriptionCountOff(t *testing.T) {
 }
 
 func TestExpire(t *testing.T) {
-	s, app := newServer(t, 1, func(a *App) { a.CacheTTL = 10 })
-	s.Publish(app, []string{"cache-a"}, "e", []byte("1"), "")
+	s, app := newServer(t, 1, func(a *AppConfig) { a.CacheTTL = 10 })
+	publish(s, app, []string{"cache-a"}, "e", []byte("1"), "")
 	now := time.Now()
 	s.Expire(now.UnixNano())
 	if _, _, ok := s.CachedEvent(app, "cache-a"); !ok {

@@ -1,6 +1,9 @@
 package pusher
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // clientEvent relays a client-* event to the channel's other subscribers
 // (Pusher protocol: client events). Refusals are pusher:error 4301 and are
@@ -21,11 +24,11 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	case len(e.data) > app.MaxEventDataSize:
 		reason = "Client event data is too large"
 	default:
-		if k = sess.findName(e.channel); k < 0 {
+		if k = sess.find(e.channel); k < 0 {
 			reason = "Not subscribed to the channel"
 		} else if kind := sess.subs[k].ch.kind; kind != Private && kind != Presence {
 			reason = "Client events are only allowed on private and presence channels"
-		} else if !sess.allowClientEvent(app.ClientEventRate) {
+		} else if !sess.rate.allowClientEvent(sess.lastSeen, app.ClientEventRate) {
 			reason = "Client event rate limit exceeded"
 		}
 	}
@@ -41,24 +44,36 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	f.buf = AppendJSONString(f.buf, sub.ch.name)
 	f.buf = append(f.buf, `,"data":`...)
 	f.buf = append(f.buf, e.data...)
-	if sub.ch.kind == Presence {
+	if sub.m != nil {
 		f.buf = append(f.buf, `,"user_id":`...)
-		f.buf = AppendJSONString(f.buf, sub.userID)
+		f.buf = AppendJSONString(f.buf, sub.m.id)
 	}
 	f.buf = append(f.buf, '}')
 	f.seal()
 	s.broadcast(app.hub, sub.ch.name, f, target{except: sess.id, from: sess})
 }
 
-// allowClientEvent counts one client event against a limit per second.
-func (sess *Session) allowClientEvent(limit int) bool {
+// allowClientEvent counts one client event at now (unix nanoseconds)
+// against a limit per second.
+func (r *rateWindow) allowClientEvent(now int64, limit int) bool {
 	if limit <= 0 {
 		return true
 	}
-	sec := sess.lastSeen / int64(time.Second)
-	if sec != sess.rateWindow {
-		sess.rateWindow, sess.rateCount = sec, 0
+	r.roll(now)
+	if r.clientEvents < math.MaxUint16 {
+		r.clientEvents++
 	}
-	sess.rateCount++
-	return sess.rateCount <= limit
+	return int(r.clientEvents) <= limit
+}
+
+// roll starts a new window when now (unix nanoseconds) is in another second
+// than the counts are for. A connection over its message limit in the second
+// that ended is marked, so that going on in the next one closes it.
+func (r *rateWindow) roll(now int64) {
+	sec := int32(now / int64(time.Second))
+	if sec == r.second {
+		return
+	}
+	r.over = r.second+1 == sec && r.refused
+	r.second, r.messages, r.clientEvents, r.refused = sec, 0, 0, false
 }

@@ -37,17 +37,17 @@ func TestClientEvents(t *testing.T) {
 func TestClientEventRefused(t *testing.T) {
 	tests := []struct {
 		name string
-		mod  func(*App)
+		mod  func(*AppConfig)
 		msg  string
 	}{
-		{name: "disabled", mod: func(a *App) { a.ClientEvents = false }, msg: `{"event":"client-x","channel":"private-chat","data":{}}`},
+		{name: "disabled", mod: func(a *AppConfig) { a.ClientEvents = false }, msg: `{"event":"client-x","channel":"private-chat","data":{}}`},
 		{name: "public channel", msg: `{"event":"client-x","channel":"public","data":{}}`},
 		{name: "encrypted channel", msg: `{"event":"client-x","channel":"private-encrypted-x","data":{}}`},
 		{name: "not subscribed", msg: `{"event":"client-x","channel":"private-other","data":{}}`},
 		{name: "no channel", msg: `{"event":"client-x","data":{}}`},
 		{name: "no data", msg: `{"event":"client-x","channel":"private-chat"}`},
 		{name: "name too long", msg: `{"event":"client-` + strings.Repeat("x", 200) + `","channel":"private-chat","data":{}}`},
-		{name: "data too large", mod: func(a *App) { a.MaxEventDataSize = 10 }, msg: `{"event":"client-x","channel":"private-chat","data":"0123456789abc"}`},
+		{name: "data too large", mod: func(a *AppConfig) { a.MaxEventDataSize = 10 }, msg: `{"event":"client-x","channel":"private-chat","data":"0123456789abc"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestClientEventRefused(t *testing.T) {
 }
 
 func TestClientEventRate(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *App) { a.ClientEventRate = 3 })
+	s, _ := newServer(t, 1, func(a *AppConfig) { a.ClientEventRate = 3 })
 	a, b := dial(t, s, 0), dial(t, s, 0)
 	a.subscribe("private-chat")
 	b.subscribe("private-chat")
@@ -88,7 +88,7 @@ func TestClientEventRate(t *testing.T) {
 		t.Fatal("closed over the rate limit; pusher-js would stop reconnecting")
 	}
 	// The next second's window is open again.
-	a.sess.rateWindow--
+	a.sess.rate.second--
 	a.send(`{"event":"client-x","channel":"private-chat","data":{}}`)
 	b.mustEvent("client-x")
 }

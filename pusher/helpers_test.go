@@ -35,22 +35,31 @@ type client struct {
 	conn recConn
 }
 
-func newServer(t testing.TB, loops int, mods ...func(*App)) (*Server, *App) {
+func newServer(t testing.TB, loops int, mods ...func(*AppConfig)) (*Server, *App) {
 	t.Helper()
 	app := DefaultApp("app-id", "app-key", "app-secret")
 	for _, m := range mods {
 		if m != nil {
-			m(app)
+			m(&app)
 		}
 	}
-	s, err := NewServer([]*App{app}, Options{})
+	s, err := NewServer([]AppConfig{app}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Attach(syncLoops{n: loops}); err != nil {
 		t.Fatal(err)
 	}
-	return s, app
+	return s, s.AppByID(app.ID)
+}
+
+// publish publishes one event and panics if the publish bound refuses it,
+// which no test here provokes unless it says so.
+func publish(s *Server, app *App, channels []string, name string, data []byte, except string) {
+	ev := [1]Event{{Channels: channels, Name: name, Data: data, Except: except}}
+	if err := s.Publish(context.Background(), app, ev[:]); err != nil {
+		panic(err)
+	}
 }
 
 // dial opens a session on loop with the given key and checks the
@@ -134,7 +143,7 @@ func (c *client) subscribe(channel string) {
 	var auth, extra string
 	switch kind, _ := ChannelKind(channel); kind {
 	case Private, Encrypted:
-		auth = "app-key:" + Sign("app-secret", c.sess.id+":"+channel)
+		auth = "app-key:" + Sign("app-secret", c.sess.id.String()+":"+channel)
 	}
 	c.send(`{"event":"pusher:subscribe","data":{"channel":` + strconv.Quote(channel) + `,"auth":"` + auth + `"` + extra + `}}`)
 	m := c.mustEvent("pusher_internal:subscription_succeeded")
@@ -147,7 +156,7 @@ func (c *client) subscribe(channel string) {
 // subscription_succeeded data.
 func (c *client) join(channel, channelData string) map[string]any {
 	c.t.Helper()
-	auth := "app-key:" + Sign("app-secret", c.sess.id+":"+channel+":"+channelData)
+	auth := "app-key:" + Sign("app-secret", c.sess.id.String()+":"+channel+":"+channelData)
 	c.send(`{"event":"pusher:subscribe","data":{"channel":` + strconv.Quote(channel) + `,"auth":"` + auth + `","channel_data":` + strconv.Quote(channelData) + `}}`)
 	m := c.mustEvent("pusher_internal:subscription_succeeded")
 	return data(c.t, m)
@@ -172,7 +181,7 @@ func steady(tb testing.TB, s *Server, loops, n int, channel string) []*Session {
 		}
 		auth := ""
 		if kind, _ := ChannelKind(channel); kind == Private {
-			auth = "app-key:" + Sign("app-secret", sess.ID()+":"+channel)
+			auth = "app-key:" + Sign("app-secret", sess.ID().String()+":"+channel)
 		}
 		s.Handle(sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"`+channel+`","auth":"`+auth+`"}}`))
 		sessions[i] = sess

@@ -113,7 +113,7 @@ func FuzzHandle(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		s, app := newServer(t, 2, func(a *App) { a.ClientEventRate = 0 })
+		s, app := newServer(t, 2, func(a *AppConfig) { a.ClientEventRate = 0; a.MaxMessageRate = 0 })
 		a, b := dial(t, s, 0), dial(t, s, 1)
 		a.subscribe("private-chat")
 		b.subscribe("private-chat")

@@ -1,25 +1,61 @@
 package pusher
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"time"
 )
 
-// Publish sends the event name with data (a string, sent JSON-encoded as
-// Pusher does) to each of channels of app, except the connection whose
-// socket_id is except ("" for none). A cache channel keeps the event as its
-// last one, for its TTL, even while nobody is subscribed. Publish is safe
-// for concurrent use; the caller validates names and sizes.
-func (s *Server) Publish(app *App, channels []string, name string, data []byte, except string) {
-	if s.debug {
-		s.log.Printf("publish app=%s channels=%v event=%s", app.ID, channels, name)
+// Event is one event to publish, described by plain values (as it would
+// cross to another node): each node frames it once for its own subscribers.
+type Event struct {
+	// Channels the event goes to.
+	Channels []string
+	// Name is the event name.
+	Name string
+	// Data is the event's data, a string that is sent JSON-encoded as
+	// Pusher does.
+	Data []byte
+	// Except is the socket_id of a connection left out ("" for none).
+	Except string
+}
+
+// Publish sends events to the subscribers of app, in order. A cache
+// channel keeps an event as its last one, for its TTL, even while nobody is
+// subscribed.
+//
+// Publish first waits for room in the publish bound: it returns ErrBusy,
+// having sent nothing, if the event loops stay too far behind for longer
+// than Options.PublishWait or ctx ends first. Once it returns nil every
+// subscriber gets every event. Publish is safe for concurrent use; the
+// caller validates names and sizes.
+func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
+	if err := s.gate.admit(ctx); err != nil {
+		return err
 	}
-	for _, ch := range channels {
+	for i := range events {
+		s.deliver(app, &events[i])
+	}
+	return nil
+}
+
+// deliver frames the event once per channel and fans it out to this node's
+// subscribers.
+func (s *Server) deliver(app *App, e *Event) {
+	if s.debug {
+		s.log.Printf("publish app=%s channels=%v event=%s", app.ID, e.Channels, e.Name)
+	}
+	to := target{}
+	if e.Except != "" {
+		// An id that does not parse is no session's here: nobody is left out.
+		to.except, _ = ParseSocketID(e.Except)
+	}
+	for _, ch := range e.Channels {
 		f := newFrame()
-		f.buf = appendEvent(f.buf, name, ch, data)
+		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
 		f.seal()
-		to := target{except: except}
+		to := to
 		if _, cache := ChannelKind(ch); cache {
 			to.cacheUntil = time.Now().Add(app.cacheTTL()).UnixNano()
 		}

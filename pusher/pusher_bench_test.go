@@ -16,7 +16,7 @@ func benchmarkPublish(b *testing.B, subs int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		s.Publish(app, channels, "flash", data, "")
+		publish(s, app, channels, "flash", data, "")
 	}
 }
 
@@ -25,7 +25,7 @@ func BenchmarkPublish_1kSubs(b *testing.B)   { benchmarkPublish(b, 1000) }
 func BenchmarkPublish_100kSubs(b *testing.B) { benchmarkPublish(b, 100_000) }
 
 func benchmarkClientEvent(b *testing.B, subs int) {
-	s, _ := newServer(b, 1, func(a *App) { a.ClientEventRate = 0 })
+	s, _ := newServer(b, 1, func(a *AppConfig) { a.ClientEventRate = 0; a.MaxMessageRate = 0 })
 	sessions := steady(b, s, 1, subs+1, "private-chat")
 	msg := []byte(`{"event":"client-typing","channel":"private-chat","data":{"who":"a","n":12}}`)
 	b.ReportAllocs()

@@ -11,7 +11,7 @@ import (
 func TestCloseDuringFanout(t *testing.T) {
 	for _, from := range []string{"publish", "client event"} {
 		t.Run(from, func(t *testing.T) {
-			s, app := newServer(t, 1, func(a *App) { a.ClientEventRate = 0 })
+			s, app := newServer(t, 1, func(a *AppConfig) { a.ClientEventRate = 0; a.MaxMessageRate = 0 })
 			var live []*client
 			var dying []*dyingConn
 			for i := 0; i < 9; i++ {
@@ -28,7 +28,7 @@ func TestCloseDuringFanout(t *testing.T) {
 					t.Fatal("open refused")
 				}
 				cd := `{"user_id":"` + string(rune('a'+i)) + `"}`
-				auth := "app-key:" + Sign("app-secret", sess.ID()+":presence-room:"+cd)
+				auth := "app-key:" + Sign("app-secret", sess.ID().String()+":presence-room:"+cd)
 				s.Handle(sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"presence-room","auth":"`+auth+`","channel_data":`+quote(cd)+`}}`))
 				dying = append(dying, d)
 			}
@@ -39,7 +39,7 @@ func TestCloseDuringFanout(t *testing.T) {
 				d.armed = true
 			}
 			if from == "publish" {
-				s.Publish(app, []string{"presence-room"}, "news", []byte("x"), "")
+				publish(s, app, []string{"presence-room"}, "news", []byte("x"), "")
 			} else {
 				live[0].send(`{"event":"client-x","channel":"presence-room","data":{}}`)
 			}
@@ -91,15 +91,16 @@ func (l *queueLoops) run() {
 // cache replay already covers that event.
 func TestLateSubscriberSkipsEarlierEvents(t *testing.T) {
 	loops := &queueLoops{n: 2}
-	app := DefaultApp("app-id", "app-key", "app-secret")
-	app.SubscriptionCount = true
-	s, err := NewServer([]*App{app}, Options{})
+	cfg := DefaultApp("app-id", "app-key", "app-secret")
+	cfg.SubscriptionCount = true
+	s, err := NewServer([]AppConfig{cfg}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Attach(loops); err != nil {
 		t.Fatal(err)
 	}
+	app := s.AppByID(cfg.ID)
 	early, late, joiner := dial(t, s, 1), dial(t, s, 1), dial(t, s, 0)
 
 	// Presence: late joins on loop 1 after joiner's member_added is queued
@@ -127,7 +128,7 @@ func TestLateSubscriberSkipsEarlierEvents(t *testing.T) {
 	early.subscribe("cache-news")
 	early.mustEvent("pusher:cache_miss")
 	early.mustEvent("pusher_internal:subscription_count")
-	s.Publish(app, []string{"cache-news"}, "headline", []byte("one"), "")
+	publish(s, app, []string{"cache-news"}, "headline", []byte("one"), "")
 	late.subscribe("cache-news")
 	if m := late.mustEvent("headline"); m["data"] != "one" {
 		t.Fatalf("replay %v", m)

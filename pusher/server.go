@@ -1,12 +1,10 @@
 package pusher
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"log"
+	"math"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -21,12 +19,17 @@ type Server struct {
 	loops Loops
 	log   *log.Logger
 	debug bool
+	opts  Options
 
-	node uint32 // first half of every socket_id
-	seq  atomic.Uint32
+	ids  *idSource
+	gate *gate
 
 	loopStates []loopState // index: event loop
 }
+
+// maxLoops is the most event loops a server fans out to: a broadcast keeps
+// a bit per loop.
+const maxLoops = 64
 
 // loopState is the server's own state for one event loop; only that loop
 // touches it.
@@ -60,68 +63,84 @@ func (s *Server) leave(ls *loopState) {
 	ls.depth--
 }
 
-// Options tune a Server.
+// Options tune a Server. Zero values mean the defaults.
 type Options struct {
 	// Log receives errors and, with Debug, every protocol message.
 	Log *log.Logger
 	// Debug logs every message a client sends and every event published.
 	Debug bool
+
+	// PublishQueue bounds the delivery work waiting for the event loops, in
+	// bytes of frames times recipients (DefaultPublishQueue).
+	PublishQueue int64
+	// PublishWait is how long a publisher may wait for room in the queue
+	// before Publish gives up with ErrBusy (DefaultPublishWait).
+	PublishWait time.Duration
+	// PublishWaiters caps the publishers waiting at once; one more is
+	// refused at once (DefaultPublishWaiters). Keep it below the HTTP API's
+	// concurrency, so that waiting triggers never stop it answering.
+	PublishWaiters int
 }
 
 // NewServer returns a server for apps. Attach must be called before the
-// first session opens.
-func NewServer(apps []*App, opts Options) (*Server, error) {
+// first session opens. The configurations are copied.
+func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 	if len(apps) == 0 {
 		return nil, errors.New("pusher: no apps")
+	}
+	if opts.Log == nil {
+		opts.Log = log.Default()
+	}
+	if opts.PublishQueue <= 0 {
+		opts.PublishQueue = DefaultPublishQueue
+	}
+	if opts.PublishWait <= 0 {
+		opts.PublishWait = DefaultPublishWait
+	}
+	if opts.PublishWaiters <= 0 {
+		opts.PublishWaiters = DefaultPublishWaiters
 	}
 	s := &Server{
 		byKey: make(map[string]*App, len(apps)),
 		byID:  make(map[string]*App, len(apps)),
-		apps:  apps,
 		log:   opts.Log,
 		debug: opts.Debug,
+		opts:  opts,
+		ids:   newIDSource(),
 	}
-	if s.log == nil {
-		s.log = log.Default()
-	}
-	for _, a := range apps {
-		if err := a.Validate(); err != nil {
+	for _, cfg := range apps {
+		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		if s.byKey[a.Key] != nil || s.byID[a.ID] != nil {
-			return nil, errors.New("pusher: app " + a.ID + " repeats an id or key")
+		if s.byKey[cfg.Key] != nil || s.byID[cfg.ID] != nil {
+			return nil, errors.New("pusher: app " + cfg.ID + " repeats an id or key")
 		}
-		a.hub = newHub()
+		a := &App{AppConfig: cfg, hub: newHub()}
+		a.AllowedOrigins = append([]string(nil), cfg.AllowedOrigins...)
+		s.apps = append(s.apps, a)
 		s.byKey[a.Key] = a
 		s.byID[a.ID] = a
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	s.node = binary.BigEndian.Uint32(b[:]) % 1_000_000_000
 	return s, nil
 }
 
 // Attach gives the server the event loops it fans broadcasts out to.
 // There may be at most 64.
 func (s *Server) Attach(l Loops) error {
-	if l.Len() < 1 || l.Len() > 64 {
+	if l.Len() < 1 || l.Len() > maxLoops {
 		return errors.New("pusher: need 1..64 event loops")
 	}
 	s.loops = l
 	s.loopStates = make([]loopState, l.Len())
+	s.gate = newGate(l.Len(), s.opts.PublishQueue, s.opts.PublishWait, s.opts.PublishWaiters)
 	return nil
 }
 
 // AppByID returns the app with the given id, or nil.
 func (s *Server) AppByID(id string) *App { return s.byID[id] }
 
-func (s *Server) newSocketID() string {
-	b := make([]byte, 0, 24)
-	b = strconv.AppendUint(b, uint64(s.node), 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, uint64(s.seq.Add(1)), 10)
-	return string(b)
-}
+// Apps returns the apps the server serves, in the order it was given them.
+func (s *Server) Apps() []*App { return s.apps }
 
 // Open starts the session of a connection upgraded on /app/{key} on event
 // loop loop. protocol and origin are the query's protocol value and the
@@ -129,7 +148,7 @@ func (s *Server) newSocketID() string {
 // and closes the connection (Pusher protocol: connection). It reports
 // whether the session is open.
 func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
-	*sess = Session{conn: c, loop: loop}
+	*sess = Session{conn: c, loop: int32(loop)}
 	defer s.leave(s.enter(loop))
 	app := s.byKey[key]
 	var err *Error
@@ -153,16 +172,16 @@ func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin str
 		return false
 	}
 	now := time.Now().UnixNano()
-	sess.app, sess.id, sess.open, sess.lastSeen = app, s.newSocketID(), true, now
-	data := make([]byte, 0, 64)
-	data = append(data, `{"socket_id":"`...)
-	data = append(data, sess.id...)
+	sess.app, sess.id, sess.open, sess.lastSeen = app, s.ids.id(), true, now
+	var buf [80]byte
+	data := append(buf[:0], `{"socket_id":"`...)
+	data = sess.id.AppendTo(data)
 	data = append(data, `","activity_timeout":`...)
 	data = strconv.AppendInt(data, int64(app.ActivityTimeout), 10)
 	data = append(data, '}')
 	s.send(sess, "pusher:connection_established", "", data)
 	if s.debug {
-		s.log.Printf("open %s app=%s origin=%q", sess.id, app.ID, origin)
+		s.log.Printf("open %s app=%s origin=%q", sess.id.String(), app.ID, origin)
 	}
 	return true
 }
@@ -181,7 +200,7 @@ func (s *Server) fail(sess *Session, err *Error) {
 // refuse sends err as pusher:error; the connection stays up.
 func (s *Server) refuse(sess *Session, err *Error) {
 	if s.debug {
-		s.log.Printf("error %s: %d %s", sess.id, err.Code, err.Message)
+		s.log.Printf("error %s: %d %s", sess.id.String(), err.Code, err.Message)
 	}
 	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
 }
@@ -201,7 +220,7 @@ func (s *Server) Close(sess *Session) {
 	if !sess.open || sess.closing {
 		return
 	}
-	ls := s.enter(sess.loop)
+	ls := s.enter(int(sess.loop))
 	defer s.leave(ls)
 	if ls.depth > 1 {
 		sess.closing = true
@@ -216,19 +235,19 @@ func (s *Server) close(sess *Session) {
 	for len(sess.subs) > 0 {
 		s.unsubscribe(sess, len(sess.subs)-1)
 	}
-	if sess.user != "" {
+	if sess.user != nil {
 		s.signout(sess)
 	}
 	sess.app.connections.Add(-1)
 	if s.debug {
-		s.log.Printf("close %s", sess.id)
+		s.log.Printf("close %s", sess.id.String())
 	}
 }
 
 // Shutdown tells the client to reconnect at once, elsewhere: pusher:error
 // 4200 then close 4200 (Pusher protocol: 4200-4299).
 func (s *Server) Shutdown(sess *Session) {
-	defer s.leave(s.enter(sess.loop))
+	defer s.leave(s.enter(int(sess.loop)))
 	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
 }
 
@@ -249,7 +268,7 @@ func (s *Server) Check(sess *Session, now int64) {
 	if !sess.open {
 		return
 	}
-	defer s.leave(s.enter(sess.loop))
+	defer s.leave(s.enter(int(sess.loop)))
 	if sess.pingSent != 0 {
 		if now-sess.pingSent >= int64(sess.app.pongTimeout()) {
 			s.fail(sess, &Error{Code: CodePongNotReceived, Message: "Pong reply not received in time"})
@@ -264,7 +283,7 @@ func (s *Server) Check(sess *Session, now int64) {
 
 // HandleBinary answers a binary frame: the Pusher protocol is text only.
 func (s *Server) HandleBinary(sess *Session) {
-	defer s.leave(s.enter(sess.loop))
+	defer s.leave(s.enter(int(sess.loop)))
 	s.Touch(sess)
 	s.refuse(sess, &Error{Message: "Binary frames are not supported"})
 }
@@ -275,11 +294,14 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 	if !sess.open {
 		return
 	}
-	defer s.leave(s.enter(sess.loop))
+	defer s.leave(s.enter(int(sess.loop)))
 	sess.lastSeen = time.Now().UnixNano()
 	sess.pingSent = 0
+	if !s.allowMessage(sess) {
+		return
+	}
 	if s.debug {
-		s.log.Printf("recv %s %s", sess.id, msg)
+		s.log.Printf("recv %s %s", sess.id.String(), msg)
 	}
 	var e envelope
 	if err := parseEnvelope(msg, &e); err != nil {
@@ -303,6 +325,34 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 		}
 		s.refuse(sess, &Error{Message: "Unknown event " + string(e.event)})
 	}
+}
+
+// allowMessage counts one inbound message against the app's limit per
+// second. The first message over it is answered with pusher:error 4301 and
+// the rest of that second's are dropped unread; a connection that goes on
+// in the next second is closed with 4100, so that pusher-js backs off
+// before it reconnects.
+func (s *Server) allowMessage(sess *Session) bool {
+	limit := sess.app.MaxMessageRate
+	if limit <= 0 {
+		return true
+	}
+	r := &sess.rate
+	r.roll(sess.lastSeen)
+	if r.messages < math.MaxUint16 {
+		r.messages++
+	}
+	if int(r.messages) <= limit {
+		return true
+	}
+	switch {
+	case r.over:
+		s.fail(sess, &Error{Code: CodeOverCapacity, Message: "Too many messages: over " + strconv.Itoa(limit) + " per second for two seconds"})
+	case !r.refused:
+		r.refused = true
+		s.refuse(sess, &Error{Code: CodeClientEventLimit, Message: "Too many messages: at most " + strconv.Itoa(limit) + " per second; the rest of this second's are dropped"})
+	}
+	return false
 }
 
 func hasPrefix(b []byte, p string) bool {

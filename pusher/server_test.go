@@ -10,7 +10,7 @@ import (
 func TestOpen(t *testing.T) {
 	tests := []struct {
 		name     string
-		mod      func(*App)
+		mod      func(*AppConfig)
 		key      string
 		protocol string
 		origin   string
@@ -20,9 +20,9 @@ func TestOpen(t *testing.T) {
 		{name: "protocol 4", key: "app-key", protocol: "4", code: CodeBadProtocol},
 		{name: "protocol 8", key: "app-key", protocol: "8", code: CodeBadProtocol},
 		{name: "protocol junk", key: "app-key", protocol: "x", code: CodeBadProtocol},
-		{name: "disabled", key: "app-key", protocol: "7", mod: func(a *App) { a.Enabled = false }, code: CodeAppDisabled},
+		{name: "disabled", key: "app-key", protocol: "7", mod: func(a *AppConfig) { a.Enabled = false }, code: CodeAppDisabled},
 		{name: "origin refused", key: "app-key", protocol: "7", origin: "https://evil.com",
-			mod: func(a *App) { a.AllowedOrigins = []string{"*.example.com"} }, code: CodeUnauthorized},
+			mod: func(a *AppConfig) { a.AllowedOrigins = []string{"*.example.com"} }, code: CodeUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,7 +43,7 @@ func TestOpen(t *testing.T) {
 }
 
 func TestOpenQuota(t *testing.T) {
-	s, app := newServer(t, 1, func(a *App) { a.MaxConnections = 2 })
+	s, app := newServer(t, 1, func(a *AppConfig) { a.MaxConnections = 2 })
 	a, b := dial(t, s, 0), dial(t, s, 0)
 	c := &client{t: t, s: s}
 	if s.Open(&c.sess, &c.conn, 0, "app-key", "7", "") {
@@ -156,7 +156,7 @@ func TestBinary(t *testing.T) {
 }
 
 func TestKeepalive(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *App) { a.ActivityTimeout = 10; a.PongTimeout = 5 })
+	s, _ := newServer(t, 1, func(a *AppConfig) { a.ActivityTimeout = 10; a.PongTimeout = 5 })
 	c := dial(t, s, 0)
 	start := c.sess.lastSeen
 	s.Check(&c.sess, start+int64(9*time.Second))

@@ -52,7 +52,7 @@ func (s *Server) handleSubscribe(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Message: "Invalid pusher:subscribe data: channel, auth and channel_data must be strings"})
 		return
 	}
-	if sess.user != "" && d.Channel == serverToUserPrefix+sess.user {
+	if sess.user != nil && d.Channel == serverToUserPrefix+sess.user.id {
 		// pusher-js subscribes to its own user channel after signin; the
 		// server already did, whatever characters the user id holds.
 		s.subscribe(sess, d.Channel, "", nil)
@@ -70,8 +70,9 @@ func (s *Server) handleSubscribe(sess *Session, data []byte) {
 		s.subscriptionError(sess, d.Channel, "AuthError", "Channels starting with # are reserved for the server", 401)
 		return
 	case Private, Encrypted:
-		if !sess.app.checkAuth(d.Auth, sess.id+":"+d.Channel) {
-			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+sess.id+":"+d.Channel, 401)
+		id := sess.id.String()
+		if !sess.app.checkAuth(d.Auth, id+":"+d.Channel) {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+id+":"+d.Channel, 401)
 			return
 		}
 	case Presence:
@@ -79,8 +80,9 @@ func (s *Server) handleSubscribe(sess *Session, data []byte) {
 			s.subscriptionError(sess, d.Channel, "AuthError", "Presence channels need channel_data", 401)
 			return
 		}
-		if !sess.app.checkAuth(d.Auth, sess.id+":"+d.Channel+":"+*d.ChannelData) {
-			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+sess.id+":"+d.Channel+":channel_data", 401)
+		id := sess.id.String()
+		if !sess.app.checkAuth(d.Auth, id+":"+d.Channel+":"+*d.ChannelData) {
+			s.subscriptionError(sess, d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+id+":"+d.Channel+":channel_data", 401)
 			return
 		}
 		var msg string
@@ -129,7 +131,7 @@ func parsePresenceData(channelData string, maxInfo int) (userID string, info []b
 // up (Pusher protocol: pusher:subscription_error).
 func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, status int) {
 	if s.debug {
-		s.log.Printf("subscription_error %s %s: %s", sess.id, channel, msg)
+		s.log.Printf("subscription_error %s %s: %s", sess.id.String(), channel, msg)
 	}
 	b := make([]byte, 0, 128+len(msg))
 	b = append(b, `{"event":"pusher:subscription_error","channel":`...)
@@ -148,9 +150,13 @@ func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, stat
 // replays a cache channel's last event, and tells the others of a new
 // presence member and the new subscription count.
 func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) {
-	if k := sess.findName([]byte(name)); k >= 0 {
+	if k := sess.find([]byte(name)); k >= 0 {
 		// Already subscribed: one membership, the same reply again.
 		s.succeeded(sess, sess.subs[k].ch, nil)
+		return
+	}
+	if max := sess.app.MaxSubscriptions; max > 0 && len(sess.subs) >= max+sess.serverSubs() {
+		s.subscriptionError(sess, name, "LimitReached", "Too many subscriptions on this connection (at most "+strconv.Itoa(max)+")", CodeOverCapacity)
 		return
 	}
 	j := s.join(sess, name, userID, userInfo)
@@ -167,17 +173,19 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
 		}
 	}
-	if j.added {
-		d := append([]byte(`{"user_id":`), AppendJSONString(nil, userID)...)
-		d = append(d, `,"user_info":`...)
-		if userInfo != nil {
-			d = append(d, userInfo...)
-		} else {
-			d = append(d, "null"...)
-		}
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", append(d, '}'), target{except: sess.id, from: sess, upto: j.seq})
+	if j.added != nil {
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, j.added), target{except: sess.id, from: sess, upto: j.seq})
 	}
 	s.countChanged(sess, j.ch, j.count, j.seq)
+}
+
+// serverSubs is how many of the session's subscriptions the server made
+// itself (its #server-to-user channel), which the cap does not count.
+func (sess *Session) serverSubs() int {
+	if sess.user != nil {
+		return 1
+	}
+	return 0
 }
 
 // joined is what join did.
@@ -185,7 +193,7 @@ type joined struct {
 	ch       *channel // nil: refused, the presence channel is full
 	presence []byte   // presence channels: the member list, self included
 	cached   []byte   // cache channels: the last event's frame, if any
-	added    bool     // presence: the user is a new member
+	added    *member  // presence: the member, when the user is new to the channel
 	count    int      // subscriptions after joining
 	seq      uint64   // the subscription's number (shard.seq)
 }
@@ -193,9 +201,6 @@ type joined struct {
 // join makes sess a subscriber of the channel name (creating it), with the
 // presence identity userID. It sends nothing. sess is not subscribed yet.
 func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j joined) {
-	if k := sess.findName([]byte(name)); k >= 0 {
-		return joined{ch: sess.subs[k].ch}
-	}
 	kind, cache := ChannelKind(name)
 	sh := sess.app.hub.shard(name)
 	sh.mu.Lock()
@@ -208,8 +213,9 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 		}
 		sh.channels[name] = ch
 	}
+	var m *member
 	if kind == Presence {
-		m := ch.members[userID]
+		m = ch.members[userID]
 		if m == nil {
 			if len(ch.members) >= sess.app.MaxPresenceMembers {
 				if ch.count == 0 {
@@ -218,9 +224,9 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 				sh.mu.Unlock()
 				return joined{}
 			}
-			m = &member{info: userInfo}
+			m = &member{id: userID, info: userInfo}
 			ch.members[userID] = m
-			j.added = true
+			j.added = m
 		}
 		m.conns++
 		j.presence = appendPresence(make([]byte, 0, 64+32*len(ch.members)), ch.members)
@@ -235,7 +241,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 		}
 	}
 	sh.mu.Unlock()
-	sess.addTo(ch, userID, j.seq)
+	sess.addTo(ch, m, j.seq)
 	return j
 }
 
@@ -254,38 +260,6 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 	s.send(sess, "pusher_internal:subscription_succeeded", ch.name, presence)
 }
 
-// appendPresence appends {"presence":{"ids":[...],"hash":{...},"count":n}}.
-// The caller holds the channel's shard lock.
-func appendPresence(dst []byte, members map[string]*member) []byte {
-	dst = append(dst, `{"presence":{"ids":[`...)
-	first := true
-	for id := range members {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = AppendJSONString(dst, id)
-	}
-	dst = append(dst, `],"hash":{`...)
-	first = true
-	for id, m := range members {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = AppendJSONString(dst, id)
-		dst = append(dst, ':')
-		if m.info != nil {
-			dst = append(dst, m.info...)
-		} else {
-			dst = append(dst, "null"...)
-		}
-	}
-	dst = append(dst, `},"count":`...)
-	dst = strconv.AppendInt(dst, int64(len(members)), 10)
-	return append(dst, "}}"...)
-}
-
 // countChanged sends pusher_internal:subscription_count to a non-presence
 // channel when its app asks for it.
 func (s *Server) countChanged(sess *Session, ch *channel, count int, upto uint64) {
@@ -302,7 +276,7 @@ func (s *Server) handleUnsubscribe(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Message: "Invalid pusher:unsubscribe data: channel must be a string"})
 		return
 	}
-	if k := sess.findName([]byte(d.Channel)); k >= 0 {
+	if k := sess.find([]byte(d.Channel)); k >= 0 {
 		s.unsubscribe(sess, k)
 	}
 }
@@ -319,12 +293,10 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	ch.perLoop[sess.loop]--
 	count, upto := ch.count, sh.seq
 	removed := false
-	if ch.kind == Presence {
-		if m := ch.members[sub.userID]; m != nil {
-			if m.conns--; m.conns == 0 {
-				delete(ch.members, sub.userID)
-				removed = true
-			}
+	if m := sub.m; m != nil {
+		if m.conns--; m.conns == 0 {
+			delete(ch.members, m.id)
+			removed = true
 		}
 	}
 	if ch.count == 0 && sh.channels[ch.name] == ch {
@@ -333,8 +305,7 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sh.mu.Unlock()
 	sess.removeFrom(k)
 	if removed {
-		d := append([]byte(`{"user_id":`), AppendJSONString(nil, sub.userID)...)
-		s.publishInternal(h, ch.name, "pusher_internal:member_removed", append(d, '}'), target{except: sess.id, from: sess, upto: upto})
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, from: sess, upto: upto})
 	}
 	s.countChanged(sess, ch, count, upto)
 }

@@ -24,14 +24,16 @@ type userData struct {
 }
 
 // handleSignin authenticates the connection as a user: auth is a signature
-// over socket_id::user::user_data (Pusher protocol: pusher:signin).
+// over socket_id::user::user_data (Pusher protocol: pusher:signin). Signing
+// in again as the same user replaces the watchlist; as another user is
+// refused.
 func (s *Server) handleSignin(sess *Session, data []byte) {
 	var d signinData
 	if decodeData(data, &d) != nil {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "Invalid pusher:signin data: auth and user_data must be strings"})
 		return
 	}
-	if !sess.app.checkAuth(d.Auth, sess.id+"::user::"+d.UserData) {
+	if !sess.app.checkAuth(d.Auth, sess.id.String()+"::user::"+d.UserData) {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "Invalid signature for pusher:signin"})
 		return
 	}
@@ -44,34 +46,45 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "watchlist has more than 100 user ids"})
 		return
 	}
-	if sess.user != "" && sess.user != *u.ID {
+	if sess.user != nil && sess.user.id != *u.ID {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "Already signed in as another user"})
 		return
 	}
 	reply := append([]byte(`{"user_data":`), AppendJSONString(nil, d.UserData)...)
 	s.send(sess, "pusher:signin_success", "", append(reply, '}'))
-	if sess.user != "" {
+	if sess.user != nil {
+		s.watch(sess, u.Watchlist)
 		return
 	}
-	sess.user = *u.ID
-	s.join(sess, serverToUserPrefix+sess.user, "", nil)
-	s.online(sess, u.Watchlist)
+	sess.user = &user{id: *u.ID}
+	s.join(sess, serverToUserPrefix+sess.user.id, "", nil)
+	s.online(sess)
+	s.watch(sess, u.Watchlist)
 }
 
-// online registers sess as one of its user's connections and its watchlist;
-// a user's first connection tells its watchers it is online, and the new
-// connection learns which of the users it watches are online.
-func (s *Server) online(sess *Session, watchlist []string) {
+// online registers sess as one of its user's connections; a user's first
+// connection tells its watchers it is online.
+func (s *Server) online(sess *Session) {
 	h := sess.app.hub
+	id := sess.user.id
 	h.usersMu.Lock()
-	conns := h.users[sess.user]
-	first := len(conns) == 0
-	h.users[sess.user] = append(conns, sess)
+	conns := h.users[id]
+	h.users[id] = append(conns, sess)
 	var watchers []*Session
-	if first {
-		watchers = append(watchers, h.watchers[sess.user]...)
+	if len(conns) == 0 {
+		watchers = append(watchers, h.watchers[id]...)
 	}
+	h.usersMu.Unlock()
+	s.tellWatchers(watchers, "online", id)
+}
+
+// watch makes watchlist the users sess watches, in place of any it watched
+// before, and tells it which of them are online now.
+func (s *Server) watch(sess *Session, watchlist []string) {
+	h := sess.app.hub
 	var onlineIDs []string
+	h.usersMu.Lock()
+	h.unwatch(sess)
 	for _, id := range watchlist {
 		h.watchers[id] = append(h.watchers[id], sess)
 		if len(h.users[id]) > 0 {
@@ -79,34 +92,40 @@ func (s *Server) online(sess *Session, watchlist []string) {
 		}
 	}
 	h.usersMu.Unlock()
-	sess.watchlist = watchlist
+	sess.user.watchlist = watchlist
 	if len(watchlist) > 0 {
 		s.send(sess, "pusher_internal:watchlist_events", "", appendWatchlistEvent(nil, "online", onlineIDs))
 	}
-	s.tellWatchers(watchers, "online", sess.user)
+}
+
+// unwatch forgets sess as a watcher of its watchlist. The caller holds
+// usersMu.
+func (h *hub) unwatch(sess *Session) {
+	for _, id := range sess.user.watchlist {
+		if h.watchers[id] = removeSession(h.watchers[id], sess); len(h.watchers[id]) == 0 {
+			delete(h.watchers, id)
+		}
+	}
 }
 
 // signout forgets sess as a connection of its user and as a watcher; the
 // user's last connection tells its watchers it is offline.
 func (s *Server) signout(sess *Session) {
 	h := sess.app.hub
+	id := sess.user.id
 	h.usersMu.Lock()
-	h.users[sess.user] = removeSession(h.users[sess.user], sess)
-	last := len(h.users[sess.user]) == 0
+	h.users[id] = removeSession(h.users[id], sess)
+	last := len(h.users[id]) == 0
 	if last {
-		delete(h.users, sess.user)
+		delete(h.users, id)
 	}
-	for _, id := range sess.watchlist {
-		if h.watchers[id] = removeSession(h.watchers[id], sess); len(h.watchers[id]) == 0 {
-			delete(h.watchers, id)
-		}
-	}
+	h.unwatch(sess)
 	var watchers []*Session
 	if last {
-		watchers = append(watchers, h.watchers[sess.user]...)
+		watchers = append(watchers, h.watchers[id]...)
 	}
 	h.usersMu.Unlock()
-	s.tellWatchers(watchers, "offline", sess.user)
+	s.tellWatchers(watchers, "offline", id)
 }
 
 func removeSession(list []*Session, sess *Session) []*Session {
@@ -142,7 +161,7 @@ func (s *Server) tellWatchers(watchers []*Session, name, user string) {
 	}
 	frame := appendFrameJSON(nil, appendEvent(nil, "pusher_internal:watchlist_events", "", appendWatchlistEvent(nil, name, []string{user})))
 	for _, w := range watchers {
-		_ = s.loops.Execute(w.loop, &sessionTask{s: s, sess: w, frame: frame})
+		_ = s.loops.Execute(int(w.loop), &sessionTask{s: s, sess: w, frame: frame})
 	}
 }
 
@@ -159,7 +178,7 @@ func (t *sessionTask) Run(context.Context) error {
 	if !t.sess.open {
 		return nil
 	}
-	defer t.s.leave(t.s.enter(t.sess.loop))
+	defer t.s.leave(t.s.enter(int(t.sess.loop)))
 	if t.frame != nil {
 		t.sess.conn.Write(t.frame)
 	}
@@ -178,7 +197,7 @@ func (s *Server) TerminateUser(app *App, user string) int {
 	conns := append([]*Session(nil), h.users[user]...)
 	h.usersMu.Unlock()
 	for _, c := range conns {
-		_ = s.loops.Execute(c.loop, &sessionTask{s: s, sess: c, close: &Error{Code: CodeUnauthorized, Message: "Connection terminated by the app"}})
+		_ = s.loops.Execute(int(c.loop), &sessionTask{s: s, sess: c, close: &Error{Code: CodeUnauthorized, Message: "Connection terminated by the app"}})
 	}
 	return len(conns)
 }

@@ -7,7 +7,7 @@ import (
 
 func (c *client) signin(userData string) {
 	c.t.Helper()
-	auth := "app-key:" + Sign("app-secret", c.sess.ID()+"::user::"+userData)
+	auth := "app-key:" + Sign("app-secret", c.sess.ID().String()+"::user::"+userData)
 	c.send(`{"event":"pusher:signin","data":{"auth":"` + auth + `","user_data":` + strconv.Quote(userData) + `}}`)
 }
 
@@ -24,7 +24,7 @@ func TestSignin(t *testing.T) {
 	// pusher-js subscribes to its own server-to-user channel: allowed.
 	a.subscribe("#server-to-user-42")
 
-	s.Publish(app, []string{"#server-to-user-42"}, "note", []byte("for 42"), "")
+	publish(s, app, []string{"#server-to-user-42"}, "note", []byte("for 42"), "")
 	a.mustEvent("note")
 	a2.mustEvent("note")
 	b.none()
@@ -55,11 +55,11 @@ func TestSigninRefused(t *testing.T) {
 		},
 		"no id": func(c *client) string {
 			ud := `{"name":"x"}`
-			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID().String()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
 		},
 		"numeric id": func(c *client) string {
 			ud := `{"id":1}`
-			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID().String()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
 		},
 		"user_data object": func(c *client) string {
 			return `{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":{"id":"1"}}}`
@@ -117,7 +117,7 @@ func TestServerToUserAnyID(t *testing.T) {
 	c.mustEvent("pusher:signin_success")
 	c.send(`{"event":"pusher:subscribe","data":{"channel":"#server-to-user-ann:smith 1"}}`)
 	c.mustEvent("pusher_internal:subscription_succeeded")
-	s.Publish(app, []string{"#server-to-user-ann:smith 1"}, "hi", []byte("x"), "")
+	publish(s, app, []string{"#server-to-user-ann:smith 1"}, "hi", []byte("x"), "")
 	c.mustEvent("hi")
 	c.none()
 }

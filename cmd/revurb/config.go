@@ -24,7 +24,7 @@ type config struct {
 	Loops          int `yaml:"event_loops"`
 	MaxOutbound    int `yaml:"max_outbound"`
 	MaxRequestBody int `yaml:"max_request_body"`
-	Apps           []*pusher.App
+	Apps           []pusher.AppConfig
 }
 
 // fileConfig is the config file: YAML, or JSON (which YAML reads too).
@@ -66,14 +66,14 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		}
 	}
 	if len(c.Apps) == 0 {
-		c.Apps = []*pusher.App{defaultApp(getenv)}
+		c.Apps = []pusher.AppConfig{defaultApp(getenv)}
 	}
 	return c, nil
 }
 
 // defaultApp is the one app served without a config file: app-id, app-key,
 // app-secret, or Laravel's REVERB_APP_* variables.
-func defaultApp(getenv func(string) string) *pusher.App {
+func defaultApp(getenv func(string) string) pusher.AppConfig {
 	or := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -96,7 +96,7 @@ func (c *config) load(path string) error {
 	c.Loops, c.MaxOutbound, c.MaxRequestBody = f.EventLoops, f.MaxOutbound, f.MaxRequestBody
 	for i := range f.Apps {
 		a := pusher.DefaultApp("", "", "")
-		if err := f.Apps[i].Decode(a); err != nil {
+		if err := f.Apps[i].Decode(&a); err != nil {
 			return errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
 		}
 		if err := a.Validate(); err != nil {

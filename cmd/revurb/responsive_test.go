@@ -31,7 +31,7 @@ func (b blockLoop) Run(context.Context) error {
 // and triggers — because it runs on its own goroutines and a trigger only
 // queues work for the loops. The event arrives once the loops are free.
 func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
-	apps := []*pusher.App{pusher.DefaultApp("app-id", "app-key", "app-secret")}
+	apps := []pusher.AppConfig{pusher.DefaultApp("app-id", "app-key", "app-secret")}
 	p, err := pusher.NewServer(apps, pusher.Options{})
 	if err != nil {
 		t.Fatal(err)

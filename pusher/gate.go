@@ -1,0 +1,146 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBusy is what Publish returns when the event loops stayed too far
+// behind for as long as a publisher may wait: the HTTP API answers it with
+// 503.
+var ErrBusy = errors.New("pusher: the server is delivering as fast as it can; try again")
+
+// Defaults of the publish bound (Options).
+const (
+	DefaultPublishQueue   = 2 << 20
+	DefaultPublishWait    = 5 * time.Second
+	DefaultPublishWaiters = 256
+)
+
+// deliveryOverhead is the fixed cost of one delivery counted in bytes: the
+// bookkeeping, the share of a write system call and of the loop's turn
+// that a frame costs whatever its size. With it, 2 MiB of queued work is
+// about 10,000 deliveries of a small event, or 1,800 of a 1 KiB one: a few
+// tens of milliseconds on one core either way.
+const deliveryOverhead = 128
+
+// gate bounds the delivery work waiting for the event loops (DESIGN: the
+// publish path, bounded). Work is counted in bytes of frames times
+// recipients, plus deliveryOverhead per recipient, when a broadcast is
+// queued for a loop, and uncounted when that loop has written it.
+//
+// A publisher is admitted at once while the queued work is below the
+// limit; otherwise it waits until it is, for maxWait at most, and is then
+// refused with ErrBusy. Admission checks the bound, it does not reserve
+// room: a broadcast larger than the limit still goes through when the
+// queue is below it, and the work in flight overshoots the limit by at most
+// one broadcast per publisher admitted at the same moment. Work that must
+// not be refused (client events, broadcasts from other nodes) is counted
+// without waiting, so that it delays publishers in turn.
+//
+// Counters are per loop, each on its own cache line, and each written by
+// the loop itself and by the goroutines that queue work for it: the loops
+// never contend with each other for the bound.
+type gate struct {
+	limit      int64
+	maxWait    time.Duration
+	maxWaiters int32
+
+	queued  []loopCount // index: event loop
+	waiters atomic.Int32
+
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced when room frees up while someone waits
+
+	waits      atomic.Uint64 // publishers that had to wait
+	rejections atomic.Uint64 // publishers refused with ErrBusy
+}
+
+type loopCount struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
+func newGate(loops int, limit int64, maxWait time.Duration, maxWaiters int) *gate {
+	return &gate{
+		limit: limit, maxWait: maxWait, maxWaiters: int32(maxWaiters),
+		queued: make([]loopCount, loops), wake: make(chan struct{}),
+	}
+}
+
+// pending is the work queued for all loops.
+func (g *gate) pending() int64 {
+	var n int64
+	for i := range g.queued {
+		n += g.queued[i].n.Load()
+	}
+	return n
+}
+
+// admit returns nil once the queued work is below the limit, or ErrBusy if
+// it is not within maxWait, if maxWaiters publishers are waiting already,
+// or if ctx ends first.
+func (g *gate) admit(ctx context.Context) error {
+	if g.pending() < g.limit {
+		return nil
+	}
+	if g.waiters.Add(1) > g.maxWaiters {
+		g.waiters.Add(-1)
+		g.rejections.Add(1)
+		return ErrBusy
+	}
+	defer g.waiters.Add(-1)
+	g.waits.Add(1)
+	timer := time.NewTimer(g.maxWait)
+	defer timer.Stop()
+	for {
+		// Take the wake channel before looking, so that room freed after
+		// the look closes this very channel.
+		g.mu.Lock()
+		wake := g.wake
+		g.mu.Unlock()
+		if g.pending() < g.limit {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			g.rejections.Add(1)
+			return ErrBusy
+		case <-ctx.Done():
+			g.rejections.Add(1)
+			return ErrBusy
+		}
+	}
+}
+
+// add counts cost bytes of work queued for loop i.
+func (g *gate) add(i int, cost int64) { g.queued[i].n.Add(cost) }
+
+// done uncounts cost bytes that loop i has written, and wakes the waiting
+// publishers if that made room.
+func (g *gate) done(i int, cost int64) {
+	g.queued[i].n.Add(-cost)
+	if g.waiters.Load() == 0 || g.pending() >= g.limit {
+		return
+	}
+	g.mu.Lock()
+	close(g.wake)
+	g.wake = make(chan struct{})
+	g.mu.Unlock()
+}
+
+// PublishStats is what the publish bound has done since the server started.
+type PublishStats struct {
+	Queued     int64  // bytes of delivery work waiting for the loops now
+	Waits      uint64 // publishers that waited for room
+	Rejections uint64 // publishers refused with ErrBusy
+}
+
+// PublishStats reports on the publish bound.
+func (s *Server) PublishStats() PublishStats {
+	return PublishStats{Queued: s.gate.pending(), Waits: s.gate.waits.Load(), Rejections: s.gate.rejections.Load()}
+}
