@@ -18,6 +18,11 @@ import (
 // DefaultMaxBodySize is the request body cap when Options.MaxBodySize is 0.
 const DefaultMaxBodySize = 1 << 20
 
+// DefaultConcurrency is the cap on connections served at once when
+// Options.Concurrency is 0. Keep it above pusher.Options.PublishWaiters, so
+// that triggers waiting for the event loops never stop the API answering.
+const DefaultConcurrency = 1024
+
 // shutdownTimeout bounds how long Shutdown waits for requests in flight.
 const shutdownTimeout = 5 * time.Second
 
@@ -26,6 +31,9 @@ type Options struct {
 	// MaxBodySize caps a request body, in bytes (0: DefaultMaxBodySize). A
 	// larger body gets 413 before the rest of it is read.
 	MaxBodySize int
+	// Concurrency caps the connections served at once (0:
+	// DefaultConcurrency); one more is answered 503 and closed.
+	Concurrency int
 	// Log receives server errors and, with Debug, every request.
 	Log *log.Logger
 	// Debug logs each request with its status and duration.
@@ -54,11 +62,15 @@ func New(p *pusher.Server, opts Options) *Server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodySize
 	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleError,
 		Name:               "revurb",
 		MaxRequestBodySize: s.maxBody,
+		Concurrency:        opts.Concurrency,
 		// Timeouts bound idle keep-alive connections, so that Shutdown and
 		// a stalled client cannot hold a worker forever.
 		ReadTimeout:                  30 * time.Second,

@@ -144,7 +144,6 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
 		}
 	}
 	sh.mu.Unlock()
-	per := int64(len(f.bytes()) + deliveryOverhead)
 	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 == 0 {
 			continue
@@ -153,7 +152,7 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
 			ch.write(i, f.bytes(), &to)
 			continue
 		}
-		cost := per * int64(counts[i])
+		cost := int64(counts[i])
 		s.gate.add(i, cost)
 		t := fanoutPool.Get().(*fanout)
 		*t = fanout{s: s, ch: ch, loop: i, cost: cost, f: f, to: to}

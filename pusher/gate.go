@@ -15,31 +15,28 @@ var ErrBusy = errors.New("pusher: the server is delivering as fast as it can; tr
 
 // Defaults of the publish bound (Options).
 const (
-	DefaultPublishQueue   = 2 << 20
+	DefaultPublishQueue   = 4096
 	DefaultPublishWait    = 5 * time.Second
 	DefaultPublishWaiters = 256
 )
 
-// deliveryOverhead is the fixed cost of one delivery counted in bytes: the
-// bookkeeping, the share of a write system call and of the loop's turn
-// that a frame costs whatever its size. With it, 2 MiB of queued work is
-// about 10,000 deliveries of a small event, or 1,800 of a 1 KiB one: a few
-// tens of milliseconds on one core either way.
-const deliveryOverhead = 128
-
 // gate bounds the delivery work waiting for the event loops (DESIGN: the
-// publish path, bounded). Work is counted in bytes of frames times
-// recipients, plus deliveryOverhead per recipient, when a broadcast is
-// queued for a loop, and uncounted when that loop has written it.
+// publish path, bounded). Work is counted in deliveries — one frame to one
+// connection — when a broadcast is queued for a loop, and uncounted when
+// that loop has run it. A delivery is the unit because its cost is the
+// loop's: on loopback here a write system call is about 85% of a loop's
+// time, and a frame of 1 KiB costs little more to send than one of 64 B.
 //
 // A publisher is admitted at once while the queued work is below the
-// limit; otherwise it waits until it is, for maxWait at most, and is then
-// refused with ErrBusy. Admission checks the bound, it does not reserve
-// room: a broadcast larger than the limit still goes through when the
-// queue is below it, and the work in flight overshoots the limit by at most
-// one broadcast per publisher admitted at the same moment. Work that must
-// not be refused (client events, broadcasts from other nodes) is counted
-// without waiting, so that it delays publishers in turn.
+// limit, or no more than the deliveries of its own broadcast; otherwise it
+// waits until it is, for maxWait at most, and is then refused with
+// ErrBusy. The second rule lets a broadcast to a channel bigger than the
+// limit wait behind one predecessor of its size, which keeps the loops busy
+// between the two and lets their frames leave in one write per connection. Admission checks the bound, it does not reserve
+// room, so the work queued overshoots it by at most one broadcast per
+// publisher admitted at the same moment. Work that must not be refused
+// (client events, broadcasts from other nodes) is counted without waiting,
+// so that it delays publishers in turn.
 //
 // Counters are per loop, each on its own cache line, and each written by
 // the loop itself and by the goroutines that queue work for it: the loops
@@ -80,11 +77,11 @@ func (g *gate) pending() int64 {
 	return n
 }
 
-// admit returns nil once the queued work is below the limit, or ErrBusy if
-// it is not within maxWait, if maxWaiters publishers are waiting already,
-// or if ctx ends first.
-func (g *gate) admit(ctx context.Context) error {
-	if g.pending() < g.limit {
+// admit returns nil once there is room for a publisher about to queue cost
+// deliveries, or ErrBusy if there is none within maxWait, if maxWaiters
+// publishers are waiting already, or if ctx ends first.
+func (g *gate) admit(ctx context.Context, cost int64) error {
+	if g.room(cost) {
 		return nil
 	}
 	if g.waiters.Add(1) > g.maxWaiters {
@@ -102,7 +99,7 @@ func (g *gate) admit(ctx context.Context) error {
 		g.mu.Lock()
 		wake := g.wake
 		g.mu.Unlock()
-		if g.pending() < g.limit {
+		if g.room(cost) {
 			return nil
 		}
 		select {
@@ -117,14 +114,20 @@ func (g *gate) admit(ctx context.Context) error {
 	}
 }
 
-// add counts cost bytes of work queued for loop i.
+// room reports whether a broadcast of cost deliveries may be queued now.
+func (g *gate) room(cost int64) bool {
+	n := g.pending()
+	return n < g.limit || n <= cost
+}
+
+// add counts cost deliveries queued for loop i.
 func (g *gate) add(i int, cost int64) { g.queued[i].n.Add(cost) }
 
-// done uncounts cost bytes that loop i has written, and wakes the waiting
-// publishers if that made room.
+// done uncounts cost deliveries that loop i has run, and wakes the waiting
+// publishers. Each of them looks again against its own bound.
 func (g *gate) done(i int, cost int64) {
 	g.queued[i].n.Add(-cost)
-	if g.waiters.Load() == 0 || g.pending() >= g.limit {
+	if g.waiters.Load() == 0 {
 		return
 	}
 	g.mu.Lock()
@@ -135,7 +138,7 @@ func (g *gate) done(i int, cost int64) {
 
 // PublishStats is what the publish bound has done since the server started.
 type PublishStats struct {
-	Queued     int64  // bytes of delivery work waiting for the loops now
+	Queued     int64  // deliveries waiting for the loops now
 	Waits      uint64 // publishers that waited for room
 	Rejections uint64 // publishers refused with ErrBusy
 }

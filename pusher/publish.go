@@ -31,7 +31,13 @@ type Event struct {
 // subscriber gets every event. Publish is safe for concurrent use; the
 // caller validates names and sizes.
 func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
-	if err := s.gate.admit(ctx); err != nil {
+	var cost int64
+	for i := range events {
+		for _, ch := range events[i].Channels {
+			cost += int64(s.subscribers(app, ch))
+		}
+	}
+	if err := s.gate.admit(ctx, cost); err != nil {
 		return err
 	}
 	for i := range events {
@@ -61,6 +67,17 @@ func (s *Server) deliver(app *App, e *Event) {
 		}
 		s.broadcast(app.hub, ch, f, to)
 	}
+}
+
+// subscribers is how many connections of this node are in channel name.
+func (s *Server) subscribers(app *App, name string) int {
+	sh := app.hub.shard(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ch := sh.channels[name]; ch != nil {
+		return ch.count
+	}
+	return 0
 }
 
 // ChannelInfo is what this node knows of one channel.

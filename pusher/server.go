@@ -71,7 +71,7 @@ type Options struct {
 	Debug bool
 
 	// PublishQueue bounds the delivery work waiting for the event loops, in
-	// bytes of frames times recipients (DefaultPublishQueue).
+	// deliveries: frames times recipients (DefaultPublishQueue).
 	PublishQueue int64
 	// PublishWait is how long a publisher may wait for room in the queue
 	// before Publish gives up with ErrBusy (DefaultPublishWait).

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -21,18 +22,24 @@ type config struct {
 	Debug      bool
 
 	// From the config file.
-	Loops          int `yaml:"event_loops"`
-	MaxOutbound    int `yaml:"max_outbound"`
-	MaxRequestBody int `yaml:"max_request_body"`
-	Apps           []pusher.AppConfig
+	Server processConfig
+	Apps   []pusher.AppConfig
+}
+
+// processConfig is the config file's settings of the whole process.
+type processConfig struct {
+	EventLoops     int           `yaml:"event_loops"`
+	MaxOutbound    int           `yaml:"max_outbound"`
+	MaxRequestBody int           `yaml:"max_request_body"`
+	PublishQueue   int64         `yaml:"publish_queue"`
+	PublishWait    time.Duration `yaml:"publish_wait"`
+	PublishWaiters int           `yaml:"publish_waiters"`
 }
 
 // fileConfig is the config file: YAML, or JSON (which YAML reads too).
 type fileConfig struct {
-	EventLoops     int         `yaml:"event_loops"`
-	MaxOutbound    int         `yaml:"max_outbound"`
-	MaxRequestBody int         `yaml:"max_request_body"`
-	Apps           []yaml.Node `yaml:"apps"`
+	processConfig `yaml:",inline"`
+	Apps         []yaml.Node `yaml:"apps"`
 }
 
 // parseStart reads the flags of `revurb start` and the environment.
@@ -93,7 +100,7 @@ func (c *config) load(path string) error {
 	if err := yaml.Unmarshal(b, &f); err != nil {
 		return errors.New("config " + path + ": " + err.Error())
 	}
-	c.Loops, c.MaxOutbound, c.MaxRequestBody = f.EventLoops, f.MaxOutbound, f.MaxRequestBody
+	c.Server = f.processConfig
 	for i := range f.Apps {
 		a := pusher.DefaultApp("", "", "")
 		if err := f.Apps[i].Decode(&a); err != nil {

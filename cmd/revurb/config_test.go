@@ -87,7 +87,7 @@ apps:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Loops != 3 || len(c.Apps) != 2 {
+			if c.Server.EventLoops != 3 || len(c.Apps) != 2 {
 				t.Fatalf("config %+v", c)
 			}
 			one, two := c.Apps[0], c.Apps[1]

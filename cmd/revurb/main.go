@@ -62,13 +62,16 @@ func run(cfg *config) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	logger := log.New(os.Stderr, "revurb: ", log.LstdFlags)
-	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{Log: logger, Debug: cfg.Debug})
+	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{
+		Log: logger, Debug: cfg.Debug,
+		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: cfg.Server.PublishWaiters,
+	})
 	if err != nil {
 		return err
 	}
 	wsAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	apiAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))
-	eng, err := loop.New(srv, loop.Config{Addr: wsAddr, Loops: cfg.Loops, MaxOutbound: cfg.MaxOutbound, Log: logger})
+	eng, err := loop.New(srv, loop.Config{Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, Log: logger})
 	if err != nil {
 		return err
 	}
@@ -76,7 +79,7 @@ func run(cfg *config) error {
 	if err != nil {
 		return err
 	}
-	httpAPI := api.New(srv, api.Options{MaxBodySize: cfg.MaxRequestBody, Log: logger, Debug: cfg.Debug})
+	httpAPI := api.New(srv, api.Options{MaxBodySize: cfg.Server.MaxRequestBody, Log: logger, Debug: cfg.Debug})
 	errc := make(chan error, 2)
 	go func() { errc <- eng.Run() }()
 	go func() { errc <- httpAPI.Serve(ln) }()

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -357,21 +358,59 @@ func (w *wsConn) expectErrorThenClose(code int) {
 // signedPost sends a signed Pusher HTTP API request (PROTOCOL.md, HTTP API).
 func signedPost(t *testing.T, srv *server, path, body string) (int, string) {
 	t.Helper()
-	sum := md5.Sum([]byte(body))
-	q := "auth_key=" + srv.appKey +
-		"&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) +
-		"&auth_version=1.0" +
-		"&body_md5=" + hex.EncodeToString(sum[:])
+	res, b := signedPostResponse(t, srv, path, body)
+	return res.StatusCode, b
+}
+
+// signedPostResponse is signedPost, returning the whole response.
+func signedPostResponse(t *testing.T, srv *server, path, body string) (*http.Response, string) {
+	t.Helper()
+	return signedRequest(t, srv, "POST", path, "", body)
+}
+
+// signedGet sends a signed GET with the extra query parameters query
+// ("a=1&b=2", or "").
+func signedGet(t *testing.T, srv *server, path, query string) (int, string) {
+	t.Helper()
+	res, b := signedRequest(t, srv, "GET", path, query, "")
+	return res.StatusCode, b
+}
+
+// signedRequest signs a request as the Pusher SDKs do: the query's
+// parameters sorted by name, body_md5 for a body.
+func signedRequest(t *testing.T, srv *server, method, path, query, body string) (*http.Response, string) {
+	t.Helper()
+	params := []string{
+		"auth_key=" + srv.appKey,
+		"auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10),
+		"auth_version=1.0",
+	}
+	if body != "" {
+		sum := md5.Sum([]byte(body))
+		params = append(params, "body_md5="+hex.EncodeToString(sum[:]))
+	}
+	if query != "" {
+		params = append(params, strings.Split(query, "&")...)
+	}
+	sort.Strings(params)
+	q := strings.Join(params, "&")
 	mac := hmac.New(sha256.New, []byte(srv.secret))
-	mac.Write([]byte("POST\n" + path + "\n" + q))
+	mac.Write([]byte(method + "\n" + path + "\n" + q))
 	url := "http://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return res, string(b)
 }
 
 // TestRaw drives the WebSocket endpoint with hand-made bytes.

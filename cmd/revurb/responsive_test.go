@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,13 +29,17 @@ func (b blockLoop) Run(context.Context) error {
 	return nil
 }
 
-// TestAPIAnswersWhileLoopsAreBusy wires the server in process, holds every
-// event loop, and checks that the HTTP API still answers — health, queries
-// and triggers — because it runs on its own goroutines and a trigger only
-// queues work for the loops. The event arrives once the loops are free.
-func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
-	apps := []pusher.AppConfig{pusher.DefaultApp("app-id", "app-key", "app-secret")}
-	p, err := pusher.NewServer(apps, pusher.Options{})
+// inProcess is the server wired in this process, as cmd wires it, so that
+// a test can hold its event loops.
+type inProcess struct {
+	*server
+	p   *pusher.Server
+	eng *loop.Engine
+}
+
+func startInProcess(t *testing.T, opts pusher.Options) *inProcess {
+	t.Helper()
+	p, err := pusher.NewServer([]pusher.AppConfig{pusher.DefaultApp("app-id", "app-key", "app-secret")}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,50 +63,143 @@ func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
 	httpAPI := api.New(p, api.Options{})
 	go func() { _ = httpAPI.Serve(ln) }()
 	t.Cleanup(func() { _ = httpAPI.Shutdown() })
+	return &inProcess{server: srv, p: p, eng: eng}
+}
 
-	// One subscriber on each loop (round robin).
-	clients := []*wsConn{dialWS(t, srv, "/app/app-key?protocol=7"), dialWS(t, srv, "/app/app-key?protocol=7")}
-	for _, c := range clients {
+// subscribers dials one subscriber of channel per event loop (gnet hands
+// connections to the loops round robin).
+func (s *inProcess) subscribers(t *testing.T, channel string) []*wsConn {
+	t.Helper()
+	var clients []*wsConn
+	for i := 0; i < s.eng.Len(); i++ {
+		c := dialWS(t, s.server, "/app/app-key?protocol=7")
 		c.expectEstablished()
-		c.sendText(`{"event":"pusher:subscribe","data":{"channel":"busy"}}`)
+		c.sendText(`{"event":"pusher:subscribe","data":{"channel":"` + channel + `"}}`)
 		if m := c.readMessage(); m["event"] != "pusher_internal:subscription_succeeded" {
 			t.Fatalf("subscribe: %v", m)
 		}
+		clients = append(clients, c)
 	}
+	return clients
+}
 
-	release := make(chan struct{})
-	for i := 0; i < eng.Len(); i++ {
-		b := blockLoop{started: make(chan struct{}), release: release}
-		if err := eng.Execute(i, b); err != nil {
+// hold blocks every event loop until the returned func is called (the
+// test's cleanup calls it too).
+func (s *inProcess) hold(t *testing.T) (release func()) {
+	t.Helper()
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	for i := 0; i < s.eng.Len(); i++ {
+		b := blockLoop{started: make(chan struct{}), release: ch}
+		if err := s.eng.Execute(i, b); err != nil {
 			t.Fatal(err)
 		}
 		<-b.started
 	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	return release
+}
 
-	res, err := http.Get("http://" + srv.apiAddr() + "/up")
+func trigger(t *testing.T, srv *server, channel string, n int) (int, string) {
+	t.Helper()
+	return signedPost(t, srv, "/apps/app-id/events",
+		`{"name":"e","channel":"`+channel+`","data":"{\"n\":`+strconv.Itoa(n)+`}"}`)
+}
+
+// TestAPIAnswersWhileLoopsAreBusy holds every event loop and checks that
+// the HTTP API goes on answering — health, queries and triggers — because
+// it runs on its own goroutines: triggers are admitted at once while the
+// work queued for the loops is below the bound, and once it is full they
+// wait for room while every other route still answers. When the loops are
+// free again each waiting trigger is answered 200 and every event accepted
+// arrives, once.
+func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
+	// A bound of 8 deliveries: 4 events to the 2 subscribers.
+	s := startInProcess(t, pusher.Options{PublishQueue: 8, PublishWait: time.Minute})
+	clients := s.subscribers(t, "busy")
+	release := s.hold(t)
+
+	for n := 0; n < 4; n++ {
+		if code, body := trigger(t, s.server, "busy", n); code != 200 {
+			t.Fatalf("trigger %d while the loops are busy: %d %s", n, code, body)
+		}
+	}
+	const waiting = 5
+	codes := make(chan int, waiting)
+	for n := 4; n < 4+waiting; n++ {
+		go func() {
+			code, _ := trigger(t, s.server, "busy", n)
+			codes <- code
+		}()
+	}
+	for s.p.PublishStats().Waits < waiting {
+		time.Sleep(time.Millisecond)
+	}
+	res, err := http.Get("http://" + s.apiAddr() + "/up")
 	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("GET /up while the loops are busy: %v %v", res, err)
+		t.Fatalf("GET /up while triggers wait: %v %v", res, err)
 	}
 	res.Body.Close()
-	for i := 0; i < 20; i++ {
-		if code, body := signedPost(t, srv, "/apps/app-id/events", `{"name":"e","channel":"busy","data":"{\"n\":1}"}`); code != 200 {
-			t.Fatalf("trigger while the loops are busy: %d %s", code, body)
+	if code, body := signedGet(t, s.server, "/apps/app-id/channels/busy", "info=subscription_count"); code != 200 || !strings.Contains(body, `"subscription_count":2`) {
+		t.Fatalf("channel query while triggers wait: %d %s", code, body)
+	}
+	select {
+	case code := <-codes:
+		t.Fatalf("a trigger over the bound was answered %d while the loops were held", code)
+	default:
+	}
+
+	release()
+	for range waiting {
+		if code := <-codes; code != 200 {
+			t.Fatalf("waiting trigger answered %d once the loops were free", code)
 		}
 	}
-	close(release)
-	released = true
 	for _, c := range clients {
-		for i := 0; i < 20; i++ {
+		seen := map[float64]bool{}
+		for range 4 + waiting {
 			m := c.readMessage()
-			if d, _ := m["data"].(string); m["event"] != "e" || !strings.Contains(d, `"n":1`) {
+			var d map[string]float64
+			if m["event"] != "e" || json.Unmarshal([]byte(m["data"].(string)), &d) != nil || seen[d["n"]] {
 				t.Fatalf("event %v", m)
 			}
+			seen[d["n"]] = true
 		}
+	}
+	if st := s.p.PublishStats(); st.Rejections != 0 || st.Queued != 0 {
+		t.Fatalf("publish stats %+v", st)
+	}
+}
+
+// TestTriggerBusyPastWait: a trigger that waits longer than the bound's
+// wait for the loops is answered 503 with a JSON error and Retry-After,
+// and its event is never sent.
+func TestTriggerBusyPastWait(t *testing.T) {
+	s := startInProcess(t, pusher.Options{PublishQueue: 2, PublishWait: 100 * time.Millisecond})
+	clients := s.subscribers(t, "busy")
+	release := s.hold(t)
+	if code, body := trigger(t, s.server, "busy", 0); code != 200 {
+		t.Fatalf("first trigger: %d %s", code, body)
+	}
+	if code, _ := trigger(t, s.server, "busy", 1); code != 200 { // waits behind one of its size
+		t.Fatalf("second trigger: %d", code)
+	}
+	res, body := signedPostResponse(t, s.server, "/apps/app-id/events", `{"name":"e","channel":"busy","data":"{\"n\":2}"}`)
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" || !strings.HasPrefix(body, `{"error":`) {
+		t.Fatalf("trigger past the wait: %d %v %s", res.StatusCode, res.Header, body)
+	}
+	release()
+	for _, c := range clients {
+		for n := 0; n < 2; n++ {
+			m := c.readMessage()
+			if d, _ := m["data"].(string); m["event"] != "e" || d != `{"n":`+strconv.Itoa(n)+`}` {
+				t.Fatalf("event %d: %v", n, m)
+			}
+		}
+		c.expectAlive() // and nothing before the pong: the refused event was never sent
+	}
+	if st := s.p.PublishStats(); st.Rejections != 1 {
+		t.Fatalf("publish stats %+v", st)
 	}
 }
