@@ -96,7 +96,7 @@ func (t *fanout) Run(context.Context) error {
 // and closes during the walk leaves the list only afterwards.
 func (c *channel) write(loop int, frame []byte, to *target) {
 	for _, sub := range c.subs[loop] {
-		if sub.seq <= to.upto && sub.sess.id != to.except {
+		if !to.upto.before(sub.seq) && sub.sess.id != to.except {
 			sub.sess.conn.Write(frame)
 		}
 	}
@@ -113,7 +113,7 @@ type target struct {
 	// so that a subscriber who joined after the event happened, and whose
 	// subscription_succeeded or cache replay already covers it, does not
 	// get it again. 0 takes the number current when broadcast runs.
-	upto uint64
+	upto seqNum
 	// cacheUntil, when not 0, keeps the frame as the channel's last event
 	// until then (unix nanoseconds), in the same step that fixes upto.
 	cacheUntil int64

@@ -100,6 +100,23 @@ type channel struct {
 // that either list drops an entry in O(1).
 type subscriber struct {
 	sess *Session
-	seq  uint64
+	seq  seqNum
 	k    int32
+}
+
+// seqNum numbers the subscriptions of a shard. It wraps, and compares as a
+// serial number (RFC 1982): a broadcast's bound and the subscriptions it is
+// compared with are never 2³¹ subscriptions apart, as a broadcast waits for
+// its loops for seconds at most. 0 is never a subscription's number.
+type seqNum uint32
+
+// before reports whether a was numbered before b.
+func (a seqNum) before(b seqNum) bool { return int32(a-b) < 0 }
+
+// next returns the number after a, skipping 0.
+func (a seqNum) next() seqNum {
+	if a++; a == 0 {
+		a++
+	}
+	return a
 }

@@ -14,8 +14,8 @@ type shard struct {
 	mu       sync.Mutex
 	channels map[string]*channel
 	cache    map[string]*cachedEvent
-	seq      uint64   // subscriptions made in the shard; numbers them
-	_        [40]byte // keep neighbouring shard locks off one cache line
+	seq      seqNum   // the number of the shard's last subscription
+	_        [36]byte // one shard per cache line: neighbouring locks do not share one
 }
 
 // hub is an app's runtime state on this node.

@@ -148,7 +148,7 @@ func (s *Server) Apps() []*App { return s.apps }
 // and closes the connection (Pusher protocol: connection). It reports
 // whether the session is open.
 func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
-	*sess = Session{conn: c, loop: int32(loop)}
+	*sess = Session{conn: c, loop: uint8(loop)}
 	defer s.leave(s.enter(loop))
 	app := s.byKey[key]
 	var err *Error

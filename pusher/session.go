@@ -9,22 +9,21 @@ package pusher
 // signed-in user, an index over many subscriptions) hangs off a pointer
 // that stays nil until it is needed.
 type Session struct {
-	conn    Conn
-	app     *App
-	id      SocketID
-	loop    int32
-	open    bool // Open succeeded and Close has not run
-	closing bool // Close is waiting for the loop to leave the server
+	conn Conn
+	app  *App
+	id   SocketID
 
 	subs   []subscription
 	byName map[string]int32 // index of subs by channel name, once there are more than linearSubs
+	user   *user            // nil until pusher:signin
 
 	lastSeen int64 // unix nanoseconds of the last inbound message
 	pingSent int64 // unix nanoseconds the server pinged, 0 when not waiting
 
-	rate rateWindow
-
-	user *user // nil until pusher:signin
+	rate    rateWindow
+	loop    uint8
+	open    bool // Open succeeded and Close has not run
+	closing bool // Close is waiting for the loop to leave the server
 }
 
 // user is what a signed-in session knows of its user.
@@ -89,7 +88,7 @@ func (s *Session) find(name []byte) int {
 
 // addTo appends s to ch.subs[s.loop] as subscription number seq, for
 // member m. Runs on s's loop.
-func (s *Session) addTo(ch *channel, m *member, seq uint64) {
+func (s *Session) addTo(ch *channel, m *member, seq seqNum) {
 	list := ch.subs[s.loop]
 	k := int32(len(s.subs))
 	s.subs = append(s.subs, subscription{ch: ch, m: m, idx: int32(len(list))})

@@ -195,7 +195,7 @@ type joined struct {
 	cached   []byte   // cache channels: the last event's frame, if any
 	added    *member  // presence: the member, when the user is new to the channel
 	count    int      // subscriptions after joining
-	seq      uint64   // the subscription's number (shard.seq)
+	seq      seqNum   // the subscription's number (shard.seq)
 }
 
 // join makes sess a subscriber of the channel name (creating it), with the
@@ -233,7 +233,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	}
 	ch.count++
 	ch.perLoop[sess.loop]++
-	sh.seq++
+	sh.seq = sh.seq.next()
 	j.ch, j.count, j.seq = ch, ch.count, sh.seq
 	if cache {
 		if ev := sh.cache[name]; ev != nil && ev.expires > time.Now().UnixNano() {
@@ -262,7 +262,7 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 
 // countChanged sends pusher_internal:subscription_count to a non-presence
 // channel when its app asks for it.
-func (s *Server) countChanged(sess *Session, ch *channel, count int, upto uint64) {
+func (s *Server) countChanged(sess *Session, ch *channel, count int, upto seqNum) {
 	if !sess.app.SubscriptionCount || ch.kind == Presence || count == 0 {
 		return
 	}
