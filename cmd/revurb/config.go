@@ -39,7 +39,7 @@ type processConfig struct {
 // fileConfig is the config file: YAML, or JSON (which YAML reads too).
 type fileConfig struct {
 	processConfig `yaml:",inline"`
-	Apps         []yaml.Node `yaml:"apps"`
+	Apps          []yaml.Node `yaml:"apps"`
 }
 
 // parseStart reads the flags of `revurb start` and the environment.
