@@ -65,6 +65,10 @@ type AppConfig struct {
 	PongTimeout int `json:"pong_timeout" yaml:"pong_timeout"`
 	// CacheTTL is how long, in seconds, a cache channel keeps its last event.
 	CacheTTL int `json:"cache_ttl" yaml:"cache_ttl"`
+	// MaxCacheBytes caps what the app's cache channels keep, in bytes (0: no
+	// cap). An event triggered on many cache channels counts its data once;
+	// past the cap the oldest entries are evicted first.
+	MaxCacheBytes int `json:"max_cache_bytes" yaml:"max_cache_bytes"`
 }
 
 // App is an app as a running server holds it: its configuration, read-only,
@@ -101,6 +105,7 @@ func DefaultApp(id, key, secret string) AppConfig {
 		ActivityTimeout:      120,
 		PongTimeout:          30,
 		CacheTTL:             30 * 60,
+		MaxCacheBytes:        16 << 20,
 	}
 }
 

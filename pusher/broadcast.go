@@ -114,18 +114,18 @@ type target struct {
 	// subscription_succeeded or cache replay already covers it, does not
 	// get it again. 0 takes the number current when broadcast runs.
 	upto seqNum
-	// cacheUntil, when not 0, keeps the frame as the channel's last event
-	// until then (unix nanoseconds), in the same step that fixes upto.
-	cacheUntil int64
 }
 
 // broadcast sends the sealed frame f to the subscribers of channel name of
-// hub h that to reaches. It consumes the caller's reference to f.
-func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
+// hub h that to reaches. It consumes the caller's reference to f. keep, if
+// not nil, becomes the channel's cached event in the same step that fixes
+// upto, so that a subscriber gets either the replay or the live event,
+// never both and never neither.
+func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep *cachedEvent) {
 	sh := h.shard(name)
 	sh.mu.Lock()
-	if to.cacheUntil != 0 {
-		sh.cache[name] = &cachedEvent{frame: append([]byte(nil), f.bytes()...), expires: to.cacheUntil}
+	if keep != nil {
+		h.cache.keep(sh, keep)
 	}
 	if to.upto == 0 {
 		to.upto = sh.seq
@@ -144,6 +144,9 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target) {
 		}
 	}
 	sh.mu.Unlock()
+	if keep != nil {
+		h.cache.admit(h, keep)
+	}
 	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 == 0 {
 			continue

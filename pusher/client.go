@@ -50,7 +50,7 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	}
 	f.buf = append(f.buf, '}')
 	f.seal()
-	s.broadcast(app.hub, sub.ch.name, f, target{except: sess.id, from: sess})
+	s.broadcast(app.hub, sub.ch.name, f, target{except: sess.id, from: sess}, nil)
 }
 
 // allowClientEvent counts one client event at now (unix nanoseconds)

@@ -207,3 +207,14 @@ func (c *dyingConn) Write(frame []byte) {
 	}
 	c.recConn.Write(frame)
 }
+
+// frameJSON returns the payload of an unmasked server frame.
+func frameJSON(frame []byte) []byte {
+	switch n := frame[1] & 0x7f; n {
+	case 126:
+		return frame[4:]
+	case 127:
+		return frame[10:]
+	}
+	return frame[2:]
+}

@@ -23,13 +23,16 @@ type hub struct {
 	seed   maphash.Seed
 	shards [numShards]shard
 
+	cache cacheStore
+
 	usersMu  sync.Mutex
 	users    map[string][]*Session // signed-in user id → its connections
 	watchers map[string][]*Session // user id → connections watching it
 }
 
-func newHub() *hub {
+func newHub(maxCache int64) *hub {
 	h := &hub{seed: maphash.MakeSeed(), users: make(map[string][]*Session), watchers: make(map[string][]*Session)}
+	h.cache.max = maxCache
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*channel)
 		h.shards[i].cache = make(map[string]*cachedEvent)

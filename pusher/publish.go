@@ -57,15 +57,21 @@ func (s *Server) deliver(app *App, e *Event) {
 		// An id that does not parse is no session's here: nobody is left out.
 		to.except, _ = ParseSocketID(e.Except)
 	}
+	var data *cacheData // the event's data, once for all its cache channels
+	var expires int64
 	for _, ch := range e.Channels {
 		f := newFrame()
 		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
 		f.seal()
-		to := to
+		var keep *cachedEvent
 		if _, cache := ChannelKind(ch); cache {
-			to.cacheUntil = time.Now().Add(app.cacheTTL()).UnixNano()
+			if data == nil {
+				data = &cacheData{b: append([]byte(nil), e.Data...)}
+				expires = time.Now().Add(app.cacheTTL()).UnixNano()
+			}
+			keep = &cachedEvent{channel: ch, event: e.Name, data: data, expires: expires}
 		}
-		s.broadcast(app.hub, ch, f, to)
+		s.broadcast(app.hub, ch, f, to, keep)
 	}
 }
 
@@ -137,48 +143,3 @@ func (s *Server) Users(app *App, name string) []string {
 	return ids
 }
 
-// CachedEvent returns the JSON of the last event of cache channel name and
-// how long it is kept still; ok is false when there is none.
-func (s *Server) CachedEvent(app *App, name string) (event []byte, ttl time.Duration, ok bool) {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	ev := sh.cache[name]
-	sh.mu.Unlock()
-	if ev == nil {
-		return nil, 0, false
-	}
-	ttl = time.Duration(ev.expires - time.Now().UnixNano())
-	if ttl <= 0 {
-		return nil, 0, false
-	}
-	return frameJSON(ev.frame), ttl, true
-}
-
-// frameJSON returns the payload of an unmasked server frame.
-func frameJSON(frame []byte) []byte {
-	switch n := frame[1] & 0x7f; n {
-	case 126:
-		return frame[4:]
-	case 127:
-		return frame[10:]
-	}
-	return frame[2:]
-}
-
-// Expire forgets cache-channel events whose TTL has passed at now (unix
-// nanoseconds), so that channels published to once do not hold memory
-// forever. Package loop calls it from its ticker.
-func (s *Server) Expire(now int64) {
-	for _, app := range s.apps {
-		for i := range app.hub.shards {
-			sh := &app.hub.shards[i]
-			sh.mu.Lock()
-			for name, ev := range sh.cache {
-				if ev.expires <= now {
-					delete(sh.cache, name)
-				}
-			}
-			sh.mu.Unlock()
-		}
-	}
-}

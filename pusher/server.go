@@ -115,7 +115,7 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		if s.byKey[cfg.Key] != nil || s.byID[cfg.ID] != nil {
 			return nil, errors.New("pusher: app " + cfg.ID + " repeats an id or key")
 		}
-		a := &App{AppConfig: cfg, hub: newHub()}
+		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes))}
 		a.AllowedOrigins = append([]string(nil), cfg.AllowedOrigins...)
 		s.apps = append(s.apps, a)
 		s.byKey[a.Key] = a

@@ -20,13 +20,6 @@ type presenceData struct {
 	UserInfo json.RawMessage `json:"user_info"`
 }
 
-// cachedEvent is the last event of a cache channel (Pusher protocol: cache
-// channels), kept even while nobody is subscribed.
-type cachedEvent struct {
-	frame   []byte
-	expires int64 // unix nanoseconds
-}
-
 // decodeData unmarshals a message's data into v. The data may be an object
 // or, as some clients send it, a string holding one.
 func decodeData(data []byte, v any) error {
@@ -167,7 +160,7 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 	s.succeeded(sess, j.ch, j.presence)
 	if j.ch.cache {
 		if j.cached != nil {
-			sess.conn.Write(j.cached)
+			s.send(sess, j.cached.event, name, j.cached.data.b)
 		} else {
 			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), AppendJSONString(nil, name)...)
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
@@ -192,7 +185,7 @@ func (sess *Session) serverSubs() int {
 type joined struct {
 	ch       *channel // nil: refused, the presence channel is full
 	presence []byte   // presence channels: the member list, self included
-	cached   []byte   // cache channels: the last event's frame, if any
+	cached   *cachedEvent // cache channels: the last event, if any
 	added    *member  // presence: the member, when the user is new to the channel
 	count    int      // subscriptions after joining
 	seq      seqNum   // the subscription's number (shard.seq)
@@ -236,9 +229,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	sh.seq = sh.seq.next()
 	j.ch, j.count, j.seq = ch, ch.count, sh.seq
 	if cache {
-		if ev := sh.cache[name]; ev != nil && ev.expires > time.Now().UnixNano() {
-			j.cached = ev.frame
-		}
+		j.cached = cached(sh, name, time.Now().UnixNano())
 	}
 	sh.mu.Unlock()
 	sess.addTo(ch, m, j.seq)
@@ -316,5 +307,5 @@ func (s *Server) publishInternal(h *hub, name, event string, data []byte, to tar
 	f := newFrame()
 	f.buf = appendEvent(f.buf, event, name, data)
 	f.seal()
-	s.broadcast(h, name, f, to)
+	s.broadcast(h, name, f, to, nil)
 }
