@@ -142,4 +142,3 @@ func (s *Server) Users(app *App, name string) []string {
 	sort.Strings(ids)
 	return ids
 }
-

@@ -183,12 +183,12 @@ func (sess *Session) serverSubs() int {
 
 // joined is what join did.
 type joined struct {
-	ch       *channel // nil: refused, the presence channel is full
-	presence []byte   // presence channels: the member list, self included
+	ch       *channel     // nil: refused, the presence channel is full
+	presence []byte       // presence channels: the member list, self included
 	cached   *cachedEvent // cache channels: the last event, if any
-	added    *member  // presence: the member, when the user is new to the channel
-	count    int      // subscriptions after joining
-	seq      seqNum   // the subscription's number (shard.seq)
+	added    *member      // presence: the member, when the user is new to the channel
+	count    int          // subscriptions after joining
+	seq      seqNum       // the subscription's number (shard.seq)
 }
 
 // join makes sess a subscriber of the channel name (creating it), with the
