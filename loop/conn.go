@@ -39,6 +39,7 @@ type conn struct {
 	l        *loopState
 	slot     int32     // index in l.conns
 	state    connState //
+	refuse   int16     // a close code to refuse the connection with after its handshake, or 0
 	deadline int64     // unix nanoseconds: the handshake's, then the close's once stateClosing (0: none)
 
 	// Frames staged in this loop turn (write.go): a chain of segments.
@@ -81,6 +82,10 @@ func (c *conn) traffic(buf []byte) int {
 		// Staged, so that it leaves in one write with connection_established.
 		c.l.st.stage(c, codec.AppendUpgradeResponse(nil, req.Key))
 		used = n
+		if c.refuse != 0 {
+			c.refused()
+			return len(buf)
+		}
 		if !c.l.e.srv.Open(&c.sess, c, c.l.index, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
 			return len(buf)
 		}
@@ -124,6 +129,18 @@ func (c *conn) traffic(buf []byte) int {
 		return len(buf)
 	}
 	return used
+}
+
+// refused tells a connection just upgraded why it is refused: pusher:error
+// then close, with 4100 (over capacity: pusher-js reconnects after a
+// back-off) or 4200 (the server is stopping: reconnect at once, elsewhere).
+func (c *conn) refused() {
+	e := &pusher.Error{Code: int(c.refuse), Message: "Over capacity"}
+	if c.refuse == pusher.CodeReconnect {
+		e.Message = "Server is restarting, reconnect"
+	}
+	c.l.st.stage(c, codec.AppendFrame(nil, ws.OpText, e.AppendJSON(nil)))
+	c.Close(e.Code, e.Message)
 }
 
 // refuseHTTP answers a failed handshake with an HTTP error and closes.

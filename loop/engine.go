@@ -28,6 +28,17 @@ type Config struct {
 	// HandshakeTimeout closes a connection that has not finished its
 	// WebSocket handshake in time (0: 10 s).
 	HandshakeTimeout time.Duration
+	// MaxConns caps the connections the engine holds at once (0: no cap),
+	// so that the process never reaches its descriptor limit: gnet stops
+	// the whole engine when accept fails with EMFILE. A connection over the
+	// cap is told 4100 (over capacity) after its handshake, or, when
+	// Refusing connections wait for that already, closed at once.
+	MaxConns int
+	// Refusing caps the connections over MaxConns, or arriving while the
+	// engine stops, that are held until their handshake to be told why they
+	// are refused (0: 16). Each holds a descriptor for at most
+	// refuseTimeout.
+	Refusing int
 	// Log receives errors.
 	Log *log.Logger
 }
@@ -48,6 +59,9 @@ type Engine struct {
 	loops []*loopState     // index → revurb's state of the loop
 
 	stopping      atomic.Bool
+	open          atomic.Int64 // connections held, refused ones included
+	refusing      atomic.Int64 // connections held only to be refused
+	refused       atomic.Uint64
 	slowConsumers atomic.Uint64
 	ticks         int // OnTick calls; only the ticker goroutine touches it
 }
@@ -79,6 +93,9 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
+	if cfg.Refusing <= 0 {
+		cfg.Refusing = 16
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
 	}
@@ -103,6 +120,12 @@ func (e *Engine) Run() error {
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
+		// Each loop listens on its own socket, all in one SO_REUSEPORT
+		// group: a new process can bind the port while this one drains
+		// (a restart without downtime), and a loop accepts, opens and, over
+		// the cap, closes one connection at a time, so that accept never
+		// runs out of descriptors.
+		gnet.WithReusePort(true),
 		gnet.WithLogger(gnetLogger{e.cfg.Log}),
 	)
 }
@@ -208,17 +231,25 @@ func (e *Engine) eachLoop(f func(i int)) <-chan struct{} {
 }
 
 // Stop tells every client to reconnect elsewhere (pusher:error 4200, close
-// 4200), gives the close frames until ctx is done to leave, and stops the
-// engine.
+// 4200) and stops the engine. The goodbye is queued on each loop behind the
+// broadcasts already queued there, so every event published before Stop
+// reaches its subscribers first. Connections that arrive meanwhile, gnet's
+// listeners being open until its loops exit, are told 4200 after their
+// handshake too. Stop returns once every client has gone or when ctx is
+// done, whichever is first.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopping.Store(true)
 	done := e.eachLoop(func(i int) {
 		for _, c := range e.loops[i].snapshot() {
-			if c.state == stateOpen {
+			switch c.state {
+			case stateOpen:
 				e.srv.Shutdown(&c.sess)
-			} else if c.state == stateHandshake {
-				c.state = stateClosing
-				_ = c.gc.Close()
+			case stateHandshake:
+				if c.refuse == 0 {
+					c.refuse = pusher.CodeReconnect
+					e.refusing.Add(1)
+				}
+				c.deadline = min(c.deadline, time.Now().Add(refuseTimeout).UnixNano())
 			}
 		}
 	})
@@ -226,10 +257,24 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	for e.eng.CountConnections() > 0 && ctx.Err() == nil {
+	// Newcomers being refused do not hold the exit up: only clients that
+	// had a session are waited for, to read their close frame.
+	for e.open.Load()-e.refusing.Load() > 0 && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return gnet.Stop(ctx, e.proto)
+	return e.eng.Stop(ctx)
+}
+
+// Stats is what the engine has seen since it started.
+type Stats struct {
+	Conns         int64  // connections held now, refused ones included
+	Refused       uint64 // connections refused: over MaxConns, or while stopping
+	SlowConsumers uint64 // connections closed with 4100 for their unsent backlog
+}
+
+// Stats reports on the engine.
+func (e *Engine) Stats() Stats {
+	return Stats{Conns: e.open.Load(), Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load()}
 }
 
 // OnBoot keeps the engine handle and signals readiness.
@@ -240,16 +285,36 @@ func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 // OnOpen gives the connection its state; the handshake comes as traffic.
+// A connection over MaxConns, or one arriving while the engine stops, is
+// refused: told why after its handshake (4100 over capacity, 4200
+// reconnect now) if few enough wait for that already, else closed at once.
 func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	if e.stopping.Load() {
-		return nil, gnet.Close
-	}
 	l := e.loops[e.loopIndex(gc.EventLoop())]
 	c := &conn{gc: gc, l: l, slot: int32(len(l.conns)), deadline: time.Now().Add(e.cfg.HandshakeTimeout).UnixNano()}
+	n := e.open.Add(1)
+	switch {
+	case e.stopping.Load():
+		c.refuse = pusher.CodeReconnect
+	case e.cfg.MaxConns > 0 && n > int64(e.cfg.MaxConns):
+		c.refuse = pusher.CodeOverCapacity
+	}
+	if c.refuse != 0 {
+		e.refused.Add(1)
+		if e.refusing.Add(1) > int64(e.cfg.Refusing) {
+			e.refusing.Add(-1)
+			e.open.Add(-1)
+			return nil, gnet.Close
+		}
+		c.deadline = time.Now().Add(refuseTimeout).UnixNano()
+	}
 	gc.SetContext(c)
 	l.conns = append(l.conns, c)
 	return nil, gnet.None
 }
+
+// refuseTimeout is how long a refused connection may take to send its
+// handshake and be told why.
+const refuseTimeout = 2 * time.Second
 
 // OnClose ends the session, however the connection went.
 func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
@@ -258,6 +323,10 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.state = stateClosed
+	e.open.Add(-1)
+	if c.refuse != 0 {
+		e.refusing.Add(-1)
+	}
 	l := c.l
 	last := len(l.conns) - 1
 	moved := l.conns[last]
