@@ -92,8 +92,9 @@ type Decoder struct {
 	// UTF-8, counted from the unchecked tail of frag (a code point begun in
 	// the previous fragment) through the frame's payload, and ending on a
 	// code point boundary. partialMask and partialLen are the frame's
-	// masking key and length, so that a different frame is never taken for
-	// it. partialChecked is 0 when no frame is in progress.
+	// masking key and length: a caller that breaks Decode's contract with
+	// another frame (another key or length) has that one checked from its
+	// start. partialChecked is 0 when no frame is in progress.
 	partialChecked int
 	partialLen     int
 	partialMask    [4]byte
