@@ -3,6 +3,7 @@
 package codec
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -20,6 +21,23 @@ func TestDecodeAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Decode of an unfragmented masked text frame: %v allocations, want 0", allocs)
+	}
+}
+
+func TestDecodePartialTextAllocs(t *testing.T) {
+	// A text frame checked for UTF-8 as it arrives, in 1 KiB reads.
+	frame := AppendMaskedFrame(nil, ws.OpText, true, asciiMask, bytes.Repeat([]byte("ünïcödé "), 1<<10))
+	var d Decoder
+	allocs := testing.AllocsPerRun(100, func() {
+		for end := 1 << 10; end < len(frame); end += 1 << 10 {
+			if _, _, err := d.Decode(frame[:end]); err != ErrNeedMore {
+				t.Fatal(err)
+			}
+		}
+		d.Reset()
+	})
+	if allocs != 0 {
+		t.Errorf("Decode of a partial text frame: %v allocations, want 0", allocs)
 	}
 }
 

@@ -20,11 +20,17 @@
 // header block longer than MaxHandshakeSize and a message longer than
 // Decoder.MaxMessage are refused as soon as their size is known.
 //
-// Ownership: the caller owns the input buffer. Decode unmasks payloads in
-// place inside it and returns slices that alias it (or the decoder's
+// Ownership: the caller owns the input buffer. Decode unmasks a frame's
+// payload in place inside it once the frame is whole (never while it
+// returns ErrNeedMore) and returns slices that alias it (or the decoder's
 // fragment buffer); they are valid only until the next Decode call or until
 // the caller discards or reuses the buffer. Request fields are strings
 // copied out of the buffer and stay valid.
+//
+// A Decoder checks the UTF-8 of a text frame as it arrives and remembers how
+// far it got, so after ErrNeedMore its next call must start with the same
+// frame (the same bytes, in the same or a fresh buffer, with more after
+// them), or follow Reset.
 //
 // Nothing here is safe for concurrent use; use one Handshake and one Decoder
 // per connection, touched only by the goroutine or event loop that owns it.

@@ -39,6 +39,27 @@ func BenchmarkDecode_64KiBText(b *testing.B) {
 	benchmarkDecode(b, strings.Repeat("x", 64<<10))
 }
 
+// BenchmarkDecode_64KiBTextIn4KiBReads is the caller's pattern for a large
+// frame arriving in pieces: Decode is called again with the same bytes plus
+// the next read until the frame is whole.
+func BenchmarkDecode_64KiBTextIn4KiBReads(b *testing.B) {
+	const read = 4 << 10
+	frame := AppendMaskedFrame(nil, ws.OpText, true, asciiMask, []byte(strings.Repeat("x", 64<<10)))
+	var d Decoder
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for end := read; end < len(frame); end += read {
+			if _, _, err := d.Decode(frame[:end]); err != ErrNeedMore {
+				b.Fatalf("Decode of %d bytes = %v, want ErrNeedMore", end, err)
+			}
+		}
+		if _, n, err := d.Decode(frame); err != nil || n != len(frame) {
+			b.Fatalf("Decode = %d, %v", n, err)
+		}
+	}
+}
+
 func BenchmarkDecode_Fragmented(b *testing.B) {
 	stream := join(
 		AppendMaskedFrame(nil, ws.OpText, false, asciiMask, []byte(strings.Repeat("a", 100))),

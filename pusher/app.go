@@ -2,7 +2,6 @@ package pusher
 
 import (
 	"errors"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -147,28 +146,5 @@ func (a *AppConfig) OriginAllowed(origin string) bool {
 	if origin == "" {
 		return true
 	}
-	host := origin
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	for _, p := range a.AllowedOrigins {
-		switch {
-		case p == "*":
-			return true
-		case strings.Contains(p, "://"):
-			if strings.EqualFold(p, origin) {
-				return true
-			}
-		case strings.HasPrefix(p, "*."):
-			if len(host) > len(p)-1 && strings.EqualFold(host[len(host)-(len(p)-1):], p[1:]) {
-				return true
-			}
-		case strings.EqualFold(p, host):
-			return true
-		}
-	}
-	return false
+	return originAllowed(a.AllowedOrigins, origin)
 }

@@ -674,3 +674,38 @@ func writeIgnoringErrors(c net.Conn, b []byte) {
 		_, _ = c.Write(b)
 	}()
 }
+
+// TestRawOriginHosts: allowed origins match the Origin's host, not its
+// text, so a path, query, fragment or userinfo that ends like an allowed
+// host does not pass (4009).
+func TestRawOriginHosts(t *testing.T) {
+	t.Parallel()
+	app := newRawApp("hosts-key")
+	srv := startWithApps(t, app.config(map[string]any{"allowed_origins": []string{"*.example.org", "https://exact.org"}}))
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{origin: "https://app.example.org", ok: true},
+		{origin: "HTTPS://App.Example.Org:443", ok: true},
+		{origin: "https://exact.org.", ok: true},
+		{origin: "https://evil.com/.example.org"},
+		{origin: "https://evil.com?.example.org"},
+		{origin: "https://evil.com#.example.org"},
+		{origin: "https://evil.com@app.example.org"},
+		{origin: "https://exact.org/"},
+		{origin: "null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			t.Parallel()
+			w := dialOrigin(t, srv, app.path(), tt.origin)
+			if tt.ok {
+				w.expectEstablished()
+				w.expectAlive()
+			} else {
+				w.expectErrorThenClose(4009)
+			}
+		})
+	}
+}
