@@ -76,12 +76,18 @@ type Decoder struct {
 	// fragments; 0 means unlimited.
 	MaxMessage int
 
+	// s is what the decoder knows between calls: nil while no message is
+	// fragmented and no text frame is partly in, so that an idle
+	// connection holds nothing but this struct.
+	s *decodeState
+}
+
+// decodeState is a Decoder's memory of a message in progress.
+type decodeState struct {
 	// fragOp is ws.OpText or ws.OpBinary while a fragmented message is being
 	// reassembled, 0 otherwise.
 	fragOp ws.OpCode
-	// frag holds the fragments received so far. It is allocated only while
-	// a message is fragmented and dropped once it completes, so an idle
-	// connection holds no buffer.
+	// frag holds the fragments received so far.
 	frag []byte
 	// checked is how many bytes of a fragmented text message are known to
 	// be valid UTF-8; it always ends on a code point boundary.
@@ -98,6 +104,32 @@ type Decoder struct {
 	partialChecked int
 	partialLen     int
 	partialMask    [4]byte
+}
+
+// none is the state of a decoder with nothing in progress; read only.
+var none decodeState
+
+// view returns the decoder's state for reading.
+func (d *Decoder) view() *decodeState {
+	if d.s == nil {
+		return &none
+	}
+	return d.s
+}
+
+// state returns the decoder's state for writing, making it if need be.
+func (d *Decoder) state() *decodeState {
+	if d.s == nil {
+		d.s = new(decodeState)
+	}
+	return d.s
+}
+
+// tidy lets the state go once nothing is in progress.
+func (d *Decoder) tidy() {
+	if s := d.s; s != nil && s.fragOp == 0 && s.partialChecked == 0 {
+		d.s = nil
+	}
 }
 
 // Decode decodes at most one frame from the start of b and reports in n how
@@ -151,6 +183,7 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 		return Message{}, 0, errNotMasked
 	}
 	length := uint64(b1 & mask7)
+	st := d.view()
 	switch {
 	case op.IsControl():
 		if !fin {
@@ -160,10 +193,10 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 			return Message{}, 0, errControlTooLong
 		}
 	case op == ws.OpContinuation:
-		if d.fragOp == 0 {
+		if st.fragOp == 0 {
 			return Message{}, 0, errUnexpectedContinuation
 		}
-	case d.fragOp != 0:
+	case st.fragOp != 0:
 		return Message{}, 0, errExpectedContinuation
 	}
 
@@ -184,7 +217,7 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 		}
 	}
 	if op.IsData() && d.MaxMessage > 0 {
-		if room := d.MaxMessage - len(d.frag); room < 0 || length > uint64(room) {
+		if room := d.MaxMessage - len(st.frag); room < 0 || length > uint64(room) {
 			return Message{}, 0, errMessageTooBig
 		}
 	}
@@ -195,7 +228,7 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 		return Message{}, 0, errMessageTooBig
 	}
 	end := hs + int(length)
-	text := op == ws.OpText || op == ws.OpContinuation && d.fragOp == ws.OpText
+	text := op == ws.OpText || op == ws.OpContinuation && st.fragOp == ws.OpText
 	if len(b) < end {
 		if text && len(b) > hs && !d.validArrived([4]byte(b[hs-4:hs]), int(length), b[hs:]) {
 			return Message{}, 0, errTextNotUTF8
@@ -207,11 +240,12 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 	ws.Cipher(p, mask, 0)
 	// The text that validArrived checked while the frame came in.
 	var done int
-	if d.partialChecked != 0 {
-		if text && d.partialMask == mask && d.partialLen == len(p) {
-			done = d.partialChecked
+	if st.partialChecked != 0 {
+		if text && st.partialMask == mask && st.partialLen == len(p) {
+			done = st.partialChecked
 		}
-		d.partialChecked = 0
+		st.partialChecked = 0
+		d.tidy()
 	}
 
 	switch op {
@@ -222,7 +256,8 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 			}
 			return Message{Op: op, Payload: p}, end, nil
 		}
-		d.fragOp, d.frag, d.checked = op, append([]byte(nil), p...), done
+		st = d.state()
+		st.fragOp, st.frag, st.checked = op, append([]byte(nil), p...), done
 		if op == ws.OpText && !d.validText(false) {
 			return Message{}, 0, errTextNotUTF8
 		}
@@ -231,16 +266,18 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 	case ws.OpContinuation:
 		// frag[checked:] is the code point begun in the previous fragment;
 		// with p appended it is the text validArrived counted from.
-		d.frag = append(d.frag, p...)
-		d.checked += done
-		if d.fragOp == ws.OpText && !d.validText(fin) {
+		st = d.state() // a message is in progress: st is the decoder's own
+		st.frag = append(st.frag, p...)
+		st.checked += done
+		if st.fragOp == ws.OpText && !d.validText(fin) {
 			return Message{}, 0, errTextNotUTF8
 		}
 		if !fin {
 			return Message{}, end, nil
 		}
-		m = Message{Op: d.fragOp, Payload: d.frag}
-		d.fragOp, d.frag, d.checked = 0, nil, 0
+		m = Message{Op: st.fragOp, Payload: st.frag}
+		st.fragOp, st.frag, st.checked = 0, nil, 0
+		d.tidy()
 		return m, end, nil
 
 	case ws.OpClose:
@@ -269,8 +306,7 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 // Reset drops any fragment state and what is known of a frame not all in,
 // making d ready for a new connection. MaxMessage is kept.
 func (d *Decoder) Reset() {
-	d.fragOp, d.frag, d.checked = 0, nil, 0
-	d.partialChecked = 0
+	d.s = nil
 }
 
 // scratchSize is how many payload bytes validArrived unmasks at a time: a
@@ -292,13 +328,14 @@ const scratchSize = 2048
 // when the data spans its buffers), so a byte unmasked in place could be
 // masked again next time, and nothing would tell.
 func (d *Decoder) validArrived(mask [4]byte, length int, masked []byte) bool {
+	st := d.view()
 	var tail []byte
-	if d.fragOp == ws.OpText {
-		tail = d.frag[d.checked:]
+	if st.fragOp == ws.OpText {
+		tail = st.frag[st.checked:]
 	}
 	pos := 0
-	if d.partialChecked != 0 && d.partialMask == mask && d.partialLen == length {
-		pos = d.partialChecked
+	if st.partialChecked != 0 && st.partialMask == mask && st.partialLen == length {
+		pos = st.partialChecked
 	}
 	total := len(tail) + len(masked)
 	if pos > total {
@@ -318,7 +355,10 @@ func (d *Decoder) validArrived(mask [4]byte, length int, masked []byte) bool {
 		q := buf[:n]
 		q = q[:n-partialRune(q)]
 		if !utf8.Valid(q) {
-			d.partialChecked = 0
+			if d.s != nil {
+				d.s.partialChecked = 0
+				d.tidy()
+			}
 			return false
 		}
 		pos += len(q)
@@ -326,7 +366,17 @@ func (d *Decoder) validArrived(mask [4]byte, length int, masked []byte) bool {
 			break
 		}
 	}
-	d.partialChecked, d.partialLen, d.partialMask = pos, length, mask
+	if pos == 0 {
+		// Nothing complete yet (a code point's first bytes): nothing to
+		// remember, the next call starts over.
+		if d.s != nil {
+			d.s.partialChecked = 0
+			d.tidy()
+		}
+		return true
+	}
+	st = d.state()
+	st.partialChecked, st.partialLen, st.partialMask = pos, length, mask
 	return true
 }
 
@@ -335,14 +385,15 @@ func (d *Decoder) validArrived(mask [4]byte, length int, masked []byte) bool {
 // fragment to finish, so a code point split across fragments is accepted
 // while an invalid one fails as soon as it arrives.
 func (d *Decoder) validText(final bool) bool {
-	p := d.frag[d.checked:]
+	st := d.s
+	p := st.frag[st.checked:]
 	if !final {
 		p = p[:len(p)-partialRune(p)]
 	}
 	if !utf8.Valid(p) {
 		return false
 	}
-	d.checked += len(p)
+	st.checked += len(p)
 	return true
 }
 

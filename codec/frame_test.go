@@ -537,15 +537,15 @@ func TestDecodeFragmentBufferReleased(t *testing.T) {
 	if _, _, err := d.Decode(frame(ws.OpText, true, "whole")); err != nil {
 		t.Fatal(err)
 	}
-	if d.frag != nil {
+	if d.view().frag != nil {
 		t.Fatal("unfragmented message allocated a fragment buffer")
 	}
 	got := decodeStream(&d, join(frame(ws.OpText, false, "ab"), frame(ws.OpContinuation, true, "cd")))
 	if len(got) != 2 || got[1].Payload != "abcd" {
 		t.Fatalf("got %+v", got)
 	}
-	if d.frag != nil || d.fragOp != 0 || d.checked != 0 {
-		t.Errorf("fragment state kept after the message: op=%v len=%d checked=%d", d.fragOp, len(d.frag), d.checked)
+	if d.view().frag != nil || d.view().fragOp != 0 || d.view().checked != 0 {
+		t.Errorf("fragment state kept after the message: op=%v len=%d checked=%d", d.view().fragOp, len(d.view().frag), d.view().checked)
 	}
 }
 
@@ -555,7 +555,7 @@ func TestDecoderReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Reset()
-	if d.frag != nil {
+	if d.view().frag != nil {
 		t.Error("Reset kept the fragment buffer")
 	}
 	if _, _, err := d.Decode(frame(ws.OpContinuation, true, "cd")); err == nil {

@@ -202,8 +202,8 @@ func TestDecodeUTF8NeedMoreLeavesInputAlone(t *testing.T) {
 	if m, n, err := d.Decode(b); err != nil || n != len(b) || string(m.Payload) != strings.Repeat("€uro ", 300) {
 		t.Fatalf("whole frame: %d, %v", n, err)
 	}
-	if d.partialChecked != 0 {
-		t.Errorf("partialChecked = %d after the frame, want 0", d.partialChecked)
+	if d.view().partialChecked != 0 {
+		t.Errorf("partialChecked = %d after the frame, want 0", d.view().partialChecked)
 	}
 }
 
@@ -215,7 +215,7 @@ func TestDecodeUTF8OtherFrameNotTakenForThePartialOne(t *testing.T) {
 	if _, _, err := d.Decode(good[:150]); err != ErrNeedMore {
 		t.Fatal(err)
 	}
-	if d.partialChecked == 0 {
+	if d.view().partialChecked == 0 {
 		t.Fatal("nothing checked of the partial frame")
 	}
 	bad := AppendMaskedFrame(nil, ws.OpText, true, [4]byte{1, 2, 3, 4}, []byte("\xff"+strings.Repeat("ok", 100)[1:]))
@@ -228,7 +228,7 @@ func TestDecodeUTF8OtherFrameNotTakenForThePartialOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Reset()
-	if d.partialChecked != 0 {
+	if d.view().partialChecked != 0 {
 		t.Error("Reset kept the partial frame's state")
 	}
 }
@@ -246,8 +246,8 @@ func TestDecodeUTF8StateReset(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var d Decoder
 			errorOffset(t, &d, tt.stream)
-			if d.partialChecked != 0 {
-				t.Errorf("partialChecked = %d, want 0", d.partialChecked)
+			if d.view().partialChecked != 0 {
+				t.Errorf("partialChecked = %d, want 0", d.view().partialChecked)
 			}
 		})
 	}

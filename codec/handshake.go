@@ -68,7 +68,7 @@ func (e *HTTPError) Error() string {
 type Handshake struct {
 	// scanned is how many bytes of the buffer have been searched for the
 	// blank line without finding it.
-	scanned int
+	scanned int32
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -99,15 +99,15 @@ var crlfcrlf = []byte("\r\n\r\n")
 // Header lines must end in CRLF; obsolete line folding is refused.
 func (h *Handshake) Parse(b []byte) (req Request, n int, err error) {
 	limit := min(len(b), MaxHandshakeSize)
-	from := h.scanned - (len(crlfcrlf) - 1)
-	if from < 0 || h.scanned > limit {
+	from := int(h.scanned) - (len(crlfcrlf) - 1)
+	if from < 0 || int(h.scanned) > limit {
 		// A buffer shorter than the one scanned before is not the same
 		// stream grown; start over rather than trust the old offset.
 		from = 0
 	}
 	i := bytes.Index(b[from:limit], crlfcrlf)
 	if i < 0 {
-		h.scanned = limit
+		h.scanned = int32(limit)
 		if len(b) >= MaxHandshakeSize {
 			// The request cannot fit: the first MaxHandshakeSize bytes hold
 			// no blank line, whatever follows.
@@ -115,7 +115,7 @@ func (h *Handshake) Parse(b []byte) (req Request, n int, err error) {
 		}
 		return Request{}, 0, ErrNeedMore
 	}
-	h.scanned = from + i
+	h.scanned = int32(from + i)
 	n = from + i + len(crlfcrlf)
 
 	// One string for the whole block: every Request field is a substring

@@ -37,15 +37,16 @@ func (s connState) String() string { return stateNames[s] }
 type conn struct {
 	gc       gnet.Conn
 	l        *loopState
-	slot     int32     // index in l.conns
-	state    connState //
-	refuse   int16     // a close code to refuse the connection with after its handshake, or 0
-	deadline int64     // unix nanoseconds: the handshake's, then the close's once stateClosing (0: none)
+	deadline int64 // unix nanoseconds: the handshake's, then the close's once stateClosing (0: none)
+	slot     int32 // index in l.conns
 
 	// Frames staged in this loop turn (write.go): a chain of segments.
 	head, tail, staged int32
 
-	hs   codec.Handshake
+	hs     codec.Handshake
+	state  connState
+	refuse int16 // a close code to refuse the connection with after its handshake, or 0
+
 	dec  codec.Decoder
 	sess pusher.Session
 }
