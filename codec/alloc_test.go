@@ -76,3 +76,18 @@ func TestAppendAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestHandshakeParseAllocs: an upgrade request is parsed in place, its
+// fields aliasing the buffer, without allocating.
+func TestHandshakeParseAllocs(t *testing.T) {
+	b := request(pusherRequest...)
+	allocs := testing.AllocsPerRun(100, func() {
+		var h Handshake
+		if _, _, err := h.Parse(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Parse of pusher-js's upgrade request: %v allocations, want 0", allocs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // ErrNeedMore reports incomplete input: nothing was consumed, and the caller
@@ -81,7 +82,9 @@ var crlfcrlf = []byte("\r\n\r\n")
 // the blank line that ends it: the caller must check before buffering more.
 // On success n is the length of the request through the blank line; the
 // bytes after n (a frame the client pipelined behind its request) belong to
-// the caller.
+// the caller. The Request's strings, and an error's reason, alias b[:n]:
+// they are valid until the caller discards or changes those bytes (as
+// gnet's Reader hands out its buffer). Copy what must outlive that.
 //
 // Every other failure is a *HTTPError:
 //   - 400 for a malformed request line or header (RFC 7230 §3), a protocol
@@ -118,9 +121,9 @@ func (h *Handshake) Parse(b []byte) (req Request, n int, err error) {
 	h.scanned = int32(from + i)
 	n = from + i + len(crlfcrlf)
 
-	// One string for the whole block: every Request field is a substring
-	// of it, so the request costs a single allocation and does not alias b.
-	req, err = parseRequest(string(b[:n-2]))
+	// The header block read in place: every Request field is a substring
+	// of it, so parsing allocates nothing, and the request aliases b.
+	req, err = parseRequest(unsafe.String(&b[0], n-2))
 	if err != nil {
 		return Request{}, 0, err
 	}

@@ -143,21 +143,6 @@ func TestHandshakeParse(t *testing.T) {
 	}
 }
 
-func TestHandshakeParseRequestOutlivesBuffer(t *testing.T) {
-	b := request(pusherRequest...)
-	var h Handshake
-	req, _, err := h.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] = 'x'
-	}
-	if req.Path != "/app/app-key" || req.Key != rfcKey {
-		t.Errorf("request changed with its buffer: %+v", req)
-	}
-}
-
 func TestHandshakeParseAccepts(t *testing.T) {
 	tests := []struct {
 		name  string

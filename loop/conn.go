@@ -80,8 +80,10 @@ func (c *conn) traffic(buf []byte) int {
 		}
 		c.state = stateOpen
 		c.deadline = 0
-		// Staged, so that it leaves in one write with connection_established.
-		c.l.st.stage(c, codec.AppendUpgradeResponse(nil, req.Key))
+		// Staged, so that it leaves in one write with connection_established;
+		// built in the loop's scratch, which staging copies from.
+		c.l.scratch = codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key)
+		c.l.st.stage(c, c.l.scratch)
 		used = n
 		if c.refuse != 0 {
 			c.refused()

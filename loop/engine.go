@@ -69,12 +69,13 @@ type Engine struct {
 // loopState is what revurb keeps for one event loop. Only that loop
 // touches it, except q, which any goroutine may queue tasks on.
 type loopState struct {
-	e     *Engine
-	index int
-	conns []*conn // the loop's connections; conn.slot is the position
-	st    *stager
-	q     taskQueue
-	sweep []*conn // the sweep's copy of conns, reused
+	e       *Engine
+	index   int
+	conns   []*conn // the loop's connections; conn.slot is the position
+	st      *stager
+	q       taskQueue
+	sweep   []*conn // the sweep's copy of conns, reused
+	scratch []byte  // for a frame built on the loop and staged at once
 }
 
 var _ pusher.Loops = (*Engine)(nil)
@@ -135,6 +136,15 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
 // Len is the number of event loops.
 func (e *Engine) Len() int { return e.cfg.Loops }
+
+// Active is the number of event loops that have had a connection: loops
+// 0..Active()-1 take tasks. With SO_REUSEPORT the kernel picks the loop of
+// each connection, so a loop is known once it has had one.
+func (e *Engine) Active() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.gnets)
+}
 
 // Execute runs t on loop i, after every task queued for loop i before it.
 //
