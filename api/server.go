@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -23,17 +25,22 @@ const DefaultMaxBodySize = 1 << 20
 // that triggers waiting for the event loops never stop the API answering.
 const DefaultConcurrency = 1024
 
-// shutdownTimeout bounds how long Shutdown waits for requests in flight.
-const shutdownTimeout = 5 * time.Second
-
 // Options tune a Server.
 type Options struct {
 	// MaxBodySize caps a request body, in bytes (0: DefaultMaxBodySize). A
 	// larger body gets 413 before the rest of it is read.
 	MaxBodySize int
-	// Concurrency caps the connections served at once (0:
-	// DefaultConcurrency); one more is answered 503 and closed.
+	// Concurrency caps the connections open at once on a listener made by
+	// Listen (0: DefaultConcurrency); one more waits in the kernel's queue
+	// until one closes.
 	Concurrency int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request,
+	// writing a response and a keep-alive connection's wait for its next
+	// request (0: 30 s, 30 s, 60 s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderSize caps a request's header block, in bytes (0: 4 KiB); a
+	// larger one gets 431.
+	MaxHeaderSize int
 	// Log receives server errors and, with Debug, every request.
 	Log *log.Logger
 	// Debug logs each request with its status and duration.
@@ -42,11 +49,16 @@ type Options struct {
 
 // Server is the Pusher HTTP API in front of one pusher.Server.
 type Server struct {
-	p       *pusher.Server
-	log     *log.Logger
-	debug   bool
-	maxBody int
-	srv     *fasthttp.Server
+	p           *pusher.Server
+	log         *log.Logger
+	debug       bool
+	maxBody     int
+	concurrency int
+	srv         *fasthttp.Server
+
+	mu       sync.Mutex
+	lns      []net.Listener // those Serve was given, for Drain
+	draining atomic.Bool
 
 	// now is the clock that auth_timestamp is checked against.
 	now func() time.Time
@@ -65,17 +77,33 @@ func New(p *pusher.Server, opts Options) *Server {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
+	s.concurrency = opts.Concurrency
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.MaxHeaderSize <= 0 {
+		opts.MaxHeaderSize = 4 << 10
+	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleError,
 		Name:               "revurb",
 		MaxRequestBodySize: s.maxBody,
-		Concurrency:        opts.Concurrency,
+		// Listen's listener caps the connections; this cap, above it, is
+		// for a listener from elsewhere.
+		Concurrency:    opts.Concurrency + 16,
+		ReadBufferSize: opts.MaxHeaderSize,
 		// Timeouts bound idle keep-alive connections, so that Shutdown and
 		// a stalled client cannot hold a worker forever.
-		ReadTimeout:                  30 * time.Second,
-		WriteTimeout:                 30 * time.Second,
-		IdleTimeout:                  60 * time.Second,
+		ReadTimeout:                  opts.ReadTimeout,
+		WriteTimeout:                 opts.WriteTimeout,
+		IdleTimeout:                  opts.IdleTimeout,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		Logger:                       s.log,
@@ -83,18 +111,45 @@ func New(p *pusher.Server, opts Options) *Server {
 	return s
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after
-// Shutdown, else the listener's error.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Drain or Shutdown. It returns nil
+// then, else the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	err := s.srv.Serve(ln)
+	if s.draining.Load() {
+		return nil
+	}
+	return err
+}
 
-// Shutdown stops accepting connections, closes idle ones and waits, a few
-// seconds at most, for requests in flight.
-func (s *Server) Shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
+// Drain begins a graceful stop, the first step of a restart without
+// downtime: the listeners close, so that new connections go to the next
+// process on the port; GET /up answers 503, so that a load balancer stops
+// sending; and every response carries Connection: close, so that a
+// keep-alive client opens its next connection to that process instead of
+// finding this one gone. Requests keep being answered until Shutdown.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.mu.Lock()
+	lns := s.lns
+	s.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+}
+
+// Shutdown stops accepting connections, closes idle ones and waits for
+// requests in flight until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		return errors.New("api: shutdown timed out with requests in flight")
+	case errors.Is(err, net.ErrClosed):
+		return nil // Drain closed the listeners already
 	}
 	return err
 }
@@ -104,6 +159,9 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // handle serves one request and, with Debug, logs it.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
 	if !s.debug {
 		s.serve(ctx)
 		return
@@ -214,6 +272,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
 			return
 		}
+		if s.draining.Load() {
+			reply(ctx, fasthttp.StatusServiceUnavailable, healthDraining)
+			return
+		}
 		reply(ctx, fasthttp.StatusOK, healthOK)
 		return
 	}
@@ -258,8 +320,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 }
 
 var (
-	healthOK    = []byte(`{"health":"OK"}`)
-	emptyObject = []byte(`{}`)
+	healthOK       = []byte(`{"health":"OK"}`)
+	healthDraining = []byte(`{"health":"DRAINING"}`)
+	emptyObject    = []byte(`{}`)
 )
 
 // reply writes a JSON body with status.

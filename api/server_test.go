@@ -131,7 +131,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
-		if err := s.Shutdown(); err != nil {
+		if err := s.Shutdown(shutdownCtx(t)); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 		if err := <-done; err != nil {
@@ -687,7 +687,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if err := s.Shutdown(); err != nil {
+	if err := s.Shutdown(shutdownCtx(t)); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	select {
@@ -749,4 +749,11 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("status %d with body %s", st, ctx.Response.Body())
 		}
 	})
+}
+
+// shutdownCtx bounds a test server's Shutdown.
+func shutdownCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -101,6 +101,6 @@ func run(cfg *config) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = httpAPI.Shutdown()
+	_ = httpAPI.Shutdown(ctx)
 	return eng.Stop(ctx)
 }

@@ -62,7 +62,7 @@ func startInProcess(t *testing.T, opts pusher.Options) *inProcess {
 	srv.apiPort = ln.Addr().(*net.TCPAddr).Port
 	httpAPI := api.New(p, api.Options{})
 	go func() { _ = httpAPI.Serve(ln) }()
-	t.Cleanup(func() { _ = httpAPI.Shutdown() })
+	t.Cleanup(func() { _ = httpAPI.Shutdown(context.Background()) })
 	return &inProcess{server: srv, p: p, eng: eng}
 }
 
