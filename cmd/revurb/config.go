@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"strconv"
 
@@ -19,6 +20,8 @@ type config struct {
 	APIPort    int
 	ConfigFile string
 	Debug      bool
+	// Pprof is the address of the net/http/pprof listener; empty: none.
+	Pprof string
 
 	// From the config file.
 	Loops          int `yaml:"event_loops"`
@@ -54,11 +57,17 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
 	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message")
+	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, errors.New("unexpected argument " + strconv.Quote(fs.Arg(0)))
+	}
+	if c.Pprof != "" {
+		if err := c.checkPprof(); err != nil {
+			return nil, err
+		}
 	}
 	if c.ConfigFile != "" {
 		if err := c.load(c.ConfigFile); err != nil {
@@ -69,6 +78,24 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		c.Apps = []*pusher.App{defaultApp(getenv)}
 	}
 	return c, nil
+}
+
+// checkPprof refuses a --pprof address that is not host:port or that
+// names the WebSocket or API port: the profiles must never be reachable
+// where clients or backends are.
+func (c *config) checkPprof() error {
+	_, port, err := net.SplitHostPort(c.Pprof)
+	if err != nil {
+		return errors.New("--pprof must be host:port: " + err.Error())
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return errors.New("--pprof port must be a number")
+	}
+	if p != 0 && (p == c.Port || p == c.APIPort) {
+		return errors.New("--pprof must not use the WebSocket or API port")
+	}
+	return nil
 }
 
 // defaultApp is the one app served without a config file: app-id, app-key,

@@ -1,6 +1,6 @@
 // Command revurb is a Pusher-protocol WebSocket server.
 //
-//	revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug]
+//	revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
 //	revurb version
 package main
 
@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,7 +28,7 @@ var version = "0.1.0-dev"
 const usage = `revurb is a Pusher-protocol WebSocket server.
 
 Usage:
-  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug]
+  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
   revurb version
 `
 
@@ -77,6 +79,15 @@ func run(cfg *config) error {
 		return err
 	}
 	httpAPI := api.New(srv, api.Options{MaxBodySize: cfg.MaxRequestBody, Log: logger, Debug: cfg.Debug})
+	var profAddr net.Addr
+	if cfg.Pprof != "" {
+		prof, addr, err := servePprof(cfg.Pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+		profAddr = addr
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- eng.Run() }()
 	go func() { errc <- httpAPI.Serve(ln) }()
@@ -89,6 +100,9 @@ func run(cfg *config) error {
 	for _, a := range cfg.Apps {
 		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
 	}
+	if profAddr != nil {
+		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
+	}
 
 	select {
 	case s := <-sig:
@@ -100,4 +114,28 @@ func run(cfg *config) error {
 	defer cancel()
 	_ = httpAPI.Shutdown()
 	return eng.Stop(ctx)
+}
+
+// servePprof serves net/http/pprof on addr with its own listener, server
+// and mux — never on the WebSocket or API port, and not through
+// http.DefaultServeMux. It has no write timeout: a CPU profile streams
+// for as many seconds as asked.
+func servePprof(addr string, logger *log.Logger) (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			logger.Printf("pprof: %v", err)
+		}
+	}()
+	return srv, ln.Addr(), nil
 }
