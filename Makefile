@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build test lint bench deps clean
+.PHONY: run build test lint bench load profile deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -37,6 +37,16 @@ lint:
 ## bench: the Go benchmarks, written to perf/bench.txt for BENCHMARKS.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./codec/ ./pusher/ ./api/ | tee perf/bench.txt
+
+## load: build revurb fresh and run the standard load scenarios against it and Soketi 1.6,
+## side by side (perf/run.sh; SERVER=revurb or SERVER=soketi for one side) → perf/results/<date>.md
+load:
+	perf/run.sh
+
+## profile: build revurb, run the standard fan-out load against it with --pprof, and write
+## CPU, heap and allocs profiles with their `go tool pprof -top` summaries to perf/profiles/
+profile:
+	perf/profile.sh
 
 clean:
 	rm -rf bin
