@@ -158,6 +158,7 @@ func coordinate(cfg *config) *Report {
 	}
 	cpuGo := probe.cpu()
 	selfGo, _ := cpuSeconds(os.Getpid())
+	machineGo, machineErr := machineBusy()
 	syscr0, syscw0, ioOK := probe.io()
 	peak := probe.samplePeak(cfg.rssEvery)
 	f.broadcast(ctrlMsg{Type: msgGo})
@@ -208,6 +209,7 @@ func coordinate(cfg *config) *Report {
 	}
 	cpuDrained := probe.cpu()
 	selfDrained, _ := cpuSeconds(os.Getpid())
+	machineDrained, machineErr1 := machineBusy()
 	syscr1, syscw1, ioOK1 := probe.io()
 	rep.RSSPeak, rep.RSSSamples = peak.stop()
 	if sc != nil {
@@ -241,6 +243,9 @@ func coordinate(cfg *config) *Report {
 	}
 	rep.Notes = append(rep.Notes, f.notes...)
 	rep.LoadgenCPULoadSec += selfDrained - selfGo
+	if machineErr == nil && machineErr1 == nil {
+		rep.MachineCPULoadSec = machineDrained - machineGo
+	}
 	if pub != nil {
 		rep.Published = pub.published
 		rep.PublishFailed = pub.nFailed

@@ -291,3 +291,32 @@ func parsePerfStat(b []byte) (calls, groups map[string]int64, err error) {
 	}
 	return calls, groups, nil
 }
+
+// machineBusy returns the CPU seconds every CPU of the machine has spent
+// busy so far (user, nice, system, irq, softirq and steal of the "cpu"
+// line of /proc/stat; idle and iowait left out).
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineBusy(b)
+}
+
+func parseMachineBusy(b []byte) (float64, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("/proc/stat: no cpu line")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %v", err)
+		}
+		busy += n
+	}
+	return float64(busy) / 100, nil
+}

@@ -118,6 +118,11 @@ type Report struct {
 	// server for the same cores.
 	LoadgenRSS        int64   `json:"loadgen_rss_peak"`
 	LoadgenCPULoadSec float64 `json:"loadgen_cpu_load_sec,omitempty"`
+	// The whole machine's busy CPU seconds during the load, and what of it
+	// neither the server (with -pid) nor the load generator used: other
+	// work on a shared machine, which disturbs the figures.
+	MachineCPULoadSec float64 `json:"machine_cpu_load_sec,omitempty"`
+	OtherCPULoadSec   float64 `json:"other_cpu_load_sec,omitempty"`
 
 	ElapsedSec float64  `json:"elapsed_sec"`
 	Notes      []string `json:"notes,omitempty"`
@@ -211,6 +216,9 @@ func (r *Report) finish() {
 		r.BytesPerConnSettled = float64(r.Settle[len(r.Settle)-1].RSS-r.RSSBefore) / float64(r.Connected)
 		r.BytesPerConnIdle = max(r.BytesPerConn, r.BytesPerConnSettled)
 	}
+	if r.MachineCPULoadSec > 0 {
+		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.LoadgenCPULoadSec, 0)
+	}
 	if d := float64(r.Delivered); d > 0 {
 		perDelivery := func(n float64) float64 { return n / d }
 		if r.ServerCPULoadSec > 0 {
@@ -300,6 +308,9 @@ func (r *Report) writeTable(out io.Writer) {
 		row("profile", "%s", p)
 	}
 	row("loadgen", "%s peak RSS, %.2f s CPU during the load", mib(r.LoadgenRSS), r.LoadgenCPULoadSec)
+	if r.MachineCPULoadSec > 0 {
+		row("machine CPU", "%.2f s busy during the load, %.2f s of it neither server nor loadgen", r.MachineCPULoadSec, r.OtherCPULoadSec)
+	}
 	row("elapsed", "%.2f s", r.ElapsedSec)
 	for _, m := range []struct {
 		name string

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +38,8 @@ func TestReportMerge(t *testing.T) {
 	rep.ServerPID = 1
 	rep.RSSBefore, rep.RSSConnected, rep.RSSPeak = 10<<20, 12<<20, 20<<20
 	rep.ServerCPULoadSec = 0.9
+	rep.LoadgenCPULoadSec = 0.5
+	rep.MachineCPULoadSec = 1.6
 	rep.ServerSyscw = 450
 	rep.SyscallGroups = map[string]int64{groupWrite: 90, groupRead: 9, groupEpoll: 18, groupAll: 180}
 	for _, r := range back {
@@ -64,6 +67,7 @@ func TestReportMerge(t *testing.T) {
 		{"deliveries per write", rep.DeliveriesPerWriteCall, 10},
 		{"syscalls per delivery", rep.SyscallsPerDelivery, 0.2},
 		{"RSS growth", float64(rep.RSSGrowth), 8 << 20},
+		{"other CPU", rep.OtherCPULoadSec, 0.2},
 		{"bytes per connection", rep.BytesPerConn, float64(2<<20) / 20},
 	} {
 		if d := c.got - c.want; d > 1e-9 || d < -1e-9 {
@@ -154,5 +158,70 @@ func TestProbeSelf(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if peak, n := s.stop(); peak <= 0 || n < 2 {
 		t.Errorf("peak %d over %d samples", peak, n)
+	}
+}
+
+// TestChildArgs: a child parses the command line its parent gives it into
+// the parent's load, with its own share of sockets and addresses.
+func TestChildArgs(t *testing.T) {
+	for _, args := range [][]string{
+		{"-mode", "fanout", "-conns", "1000", "-channels", "10", "-publishers", "8", "-closed", "-events", "500", "-size", "64"},
+		{"-mode", "idle", "-conns", "19500", "-settle", "1s"},
+		{"-mode", "client-events", "-conns", "2000", "-events", "20", "-rate", "5"},
+	} {
+		parent, err := parseFlags(append(args, "-procs", "2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		child, err := parseFlags(parent.childArgs(1, 500, 12, time.Minute))
+		if err != nil {
+			t.Fatalf("%v: child: %v", args, err)
+		}
+		if child.mode != parent.mode || child.channels != parent.channels || child.publishers != parent.publishers ||
+			child.events != parent.events || child.size != parent.size || child.conns != 500 || child.sourceFirst != 12 ||
+			!child.child || child.childIndex != 1 || child.duration != time.Minute {
+			t.Errorf("%v: child config %+v from parent %+v", args, child, parent)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{name: "closed fanout", args: []string{"-closed", "-channels", "8", "-publishers", "8"}},
+		{name: "idle", args: []string{"-mode", "idle", "-settle", "0s"}},
+		{name: "closed outside fanout", args: []string{"-mode", "client-events", "-closed"}, err: "-closed and -channels"},
+		{name: "channels outside fanout", args: []string{"-mode", "idle", "-channels", "2"}, err: "-closed and -channels"},
+		{name: "no channels", args: []string{"-channels", "0"}, err: "-channels"},
+		{name: "pprof elsewhere", args: []string{"-pprof", "10.0.0.1:6060"}, err: "loopback"},
+		{name: "pprof on loopback", args: []string{"-pprof", "127.0.0.1:6060"}},
+		{name: "profile too long", args: []string{"-pprof", "127.0.0.1:6060", "-profile-seconds", "0"}, err: "-profile-seconds"},
+		{name: "unknown mode", args: []string{"-mode", "flood"}, err: "unknown -mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("err = %v, want it to mention %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestMachineBusy(t *testing.T) {
+	busy, err := parseMachineBusy([]byte("cpu  100 20 30 9000 50 5 6 7 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if err != nil || busy != 1.68 {
+		t.Errorf("busy %v %v, want 1.68 s", busy, err)
+	}
+	if _, err := parseMachineBusy([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("no cpu line accepted")
+	}
+	if _, err := machineBusy(); err != nil {
+		t.Skip("/proc/stat:", err)
 	}
 }
