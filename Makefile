@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build test lint bench fuzz deps clean
+.PHONY: run build test lint bench fuzz load profile deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -68,6 +68,16 @@ fuzz:
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi; \
 	echo "fuzz: every target passed"
+
+## load: build revurb fresh and run the standard load scenarios against it and Soketi 1.6,
+## side by side (perf/run.sh; SERVER=revurb or SERVER=soketi for one side) → perf/results/<date>.md
+load:
+	perf/run.sh
+
+## profile: build revurb, run the standard fan-out load against it with --pprof, and write
+## CPU, heap and allocs profiles with their `go tool pprof -top` summaries to perf/profiles/
+profile:
+	perf/profile.sh
 
 clean:
 	rm -rf bin

@@ -1,132 +1,107 @@
 #!/usr/bin/env bash
-# perf/run.sh — build revurb and perf/loadgen, run the fixed load scenarios
-# (fanout 1k × 200 events; fanout 10k × 50 events over 2 processes; connect
-# 10k; client events between 1k pairs)
-# against a fresh server each, and write perf/results/<date>.md (plus one
-# JSON report per scenario beside it).
+# perf/run.sh — the standard load scenarios against a freshly built revurb
+# and against Soketi 1.6, one after the other in one run, each scenario
+# against a fresh server process, and the side-by-side results file
+# perf/results/<date>.md (the loadgen reports, tables and server logs in
+# perf/results/<date>/).
 #
-#   perf/run.sh            # from the repository root or anywhere inside it
-#   PORT=9080 API_PORT=9081 SCENARIO_TIMEOUT=180 perf/run.sh
+#   perf/run.sh                               # every scenario, both servers
+#   SERVER=revurb perf/run.sh                 # one side only: revurb or soketi
+#   perf/run.sh fanout-10k-closed idle-5k     # some scenarios (see perf/lib.sh)
 #
-# Everything is bounded: each scenario runs under `timeout`, loadgen caps
-# itself with -duration, and the trap kills the server on any exit.
+# Env: REVURB_PORT (28080) and REVURB_API_PORT (28081); SOKETI_PORT (26001,
+# WebSockets and API); SCENARIO_TIMEOUT (240 s per loadgen run); QUIET_WAIT
+# and QUIET_IDLE (wait up to 60 s for the machine to be 90% idle before each
+# run); OUT_DIR (perf/results).
+#
+# Everything is bounded: each run is under `timeout`, loadgen caps itself
+# with -duration, and the trap stops the server on any exit.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PORT=${PORT:-8080}
-API_PORT=${API_PORT:-8081}
-SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-150}
 BIN=$(mktemp -d /tmp/revurb-perf.XXXXXX)
-DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
-OUT_DIR=$ROOT/perf/results
-OUT=$OUT_DIR/$DATE.md
-SERVER_PID=
-
-cleanup() {
-	if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$SERVER_PID" 2>/dev/null || true
-	fi
-	rm -rf "$BIN"
-}
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+SERVER=${SERVER:-both}
+case $SERVER in
+both) SERVERS=(revurb soketi) ;;
+revurb | soketi) SERVERS=("$SERVER") ;;
+*) echo "SERVER must be revurb, soketi or both" >&2; exit 2 ;;
+esac
+SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-240}
+if (($# > 0)); then
+	for s in "$@"; do
+		scenario_args "$s" >/dev/null || { echo "unknown scenario $s; known: ${SCENARIOS[*]}" >&2; exit 2; }
+	done
+	RUN=("$@")
+else
+	RUN=("${SCENARIOS[@]}")
+fi
+
+DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT_DIR=${OUT_DIR:-$ROOT/perf/results}
+RUN_DIR=$OUT_DIR/$DATE
+OUT=$OUT_DIR/$DATE.md
+mkdir -p "$RUN_DIR"
+
 # The load generator holds up to ~10k sockets per process.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
-echo "building revurb and loadgen into $BIN" >&2
-go build -o "$BIN/revurb" ./cmd/revurb
-go build -o "$BIN/loadgen" ./perf/loadgen
-
-start_server() {
-	stop_server
-	( ulimit -n 20000 2>/dev/null || true
-	  exec "$BIN/revurb" start --host 127.0.0.1 --port "$PORT" --api-port "$API_PORT" ) \
-		>"$BIN/server.log" 2>&1 &
-	SERVER_PID=$!
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null &&
-			(exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "server did not start:" >&2
-	cat "$BIN/server.log" >&2
-	exit 1
-}
-
-stop_server() {
-	if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$SERVER_PID" 2>/dev/null || true
-	fi
-	SERVER_PID=
-}
+build_tools
+go build -o "$BIN/compare" ./perf/compare
+[[ " ${SERVERS[*]} " == *" soketi "* ]] && soketi_ready
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-mkdir -p "$OUT_DIR"
 {
-	echo "# revurb load run $DATE"
-	echo
-	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- machine: $(nproc) CPUs ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
-	echo "- $(go version)"
-	echo "- revurb: $(git describe --tags --always --dirty 2>/dev/null || echo unknown)"
-	echo "- server: \`revurb start --host 127.0.0.1 --port $PORT --api-port $API_PORT\` (ulimit -n 20000), restarted for every scenario;"
-	echo "  server and load generator share the machine, so latencies include the client's own CPU time."
-	echo
-} >"$OUT"
+	printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	printf 'commit\t%s (branch %s)\n' "$(git describe --tags --always --dirty 2>/dev/null || echo unknown)" "$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)"
+	printf 'machine\t%s CPUs (%s), %s RAM, %s\n' "$(nproc)" "$CPU" "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" "$(uname -sr)"
+	printf 'go\t%s\n' "$(go version)"
+	printf 'soketi\t%s on node %s (uWebSockets.js aliased by soketi-setup.sh), started by `soketi-start.sh %s` with SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false and ulimit -n 20000; WebSockets and API on that port\n' \
+		"$(soketi_version)" "$(node --version 2>/dev/null || echo '?')" "$SOKETI_PORT"
+	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, built from this tree\n' "$REVURB_PORT" "$REVURB_API_PORT"
+	printf 'method\teach scenario runs against a fresh server process, revurb then Soketi; server and load generator share the machine (and its other users: the CPU idle before each run is listed with its report), so latencies include the client'"'"'s own CPU time; the server'"'"'s CPU, syscalls and RSS come from /proc and perf for its PID only\n'
+	printf 'servers\t%s\n' "${SERVERS[*]}"
+	printf 'files\t`%s/` (loadgen JSON reports and tables, server logs)\n' "${RUN_DIR#"$ROOT/"}"
+} >"$RUN_DIR/meta.tsv"
+: >"$RUN_DIR/runs.tsv"
 
-# scenario NAME ARGS... runs loadgen against a fresh server and appends its
-# table to the results.
-scenario() {
-	local name=$1
-	shift
-	start_server
-	local args=(-ws "127.0.0.1:$PORT" -api "127.0.0.1:$API_PORT" -pid "$SERVER_PID" "$@")
-	local json="$OUT_DIR/$DATE-$name.json"
-	echo "== $name: loadgen ${args[*]}" >&2
+# run_one SCENARIO SERVER runs loadgen against a fresh SERVER and appends
+# the run to runs.tsv.
+run_one() {
+	local name=$1 server=$2
+	local base=$name.$server
+	local idle
+	idle=$(wait_quiet)
+	case $server in
+	revurb) start_revurb "$RUN_DIR/$base.log" ;;
+	soketi) start_soketi "$RUN_DIR/$base.log" ;;
+	esac
+	local args=()
+	mapfile -t args < <(scenario_args "$name")
+	local srv=()
+	mapfile -t srv < <(server_args)
+	echo "== $name on $server (pid $SERVER_PID, CPU ${idle}% idle): loadgen ${args[*]}" >&2
 	local rc=0
-	timeout -k 10 "$SCENARIO_TIMEOUT" "$BIN/loadgen" "${args[@]}" -quiet -json-file "$json" >"$BIN/$name.txt" 2>&1 || rc=$?
-	cat "$BIN/$name.txt" >&2
-	{
-		echo "## $name"
-		echo
-		echo '```'
-		echo "go run ./perf/loadgen -ws 127.0.0.1:$PORT -api 127.0.0.1:$API_PORT -pid \$(pidof revurb) $*"
-		echo '```'
-		echo
-		echo '```'
-		cat "$BIN/$name.txt"
-		echo '```'
-		if [[ $rc -ne 0 ]]; then
-			echo
-			echo "loadgen exit status $rc."
-		fi
-		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-			echo
-			echo "**The server died during this scenario.** Its log:"
-			echo
-			echo '```'
-			tail -40 "$BIN/server.log"
-			echo '```'
-		fi
-		echo
-		echo "JSON: \`perf/results/$DATE-$name.json\`"
-		echo
-	} >>"$OUT"
+	timeout -k 10 "$SCENARIO_TIMEOUT" "$BIN/loadgen" "${srv[@]}" -pid "$SERVER_PID" "${args[@]}" \
+		-quiet -json-file "$RUN_DIR/$base.json" >"$RUN_DIR/$base.txt" 2>&1 || rc=$?
+	cat "$RUN_DIR/$base.txt" >&2
+	local alive=yes
+	kill -0 "$SERVER_PID" 2>/dev/null || alive=no
 	stop_server
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$server" "$rc" "$alive" "$idle" \
+		"$(scenario_metrics "$name")" "$base.json" "$base.txt" "$base.log" \
+		"go run ./perf/loadgen ${srv[*]} -pid \$(pgrep -n ${server/soketi/node}) ${args[*]}" >>"$RUN_DIR/runs.tsv"
 }
 
-scenario fanout-1k   -mode fanout  -conns 1000  -events 200 -rate 100 -duration 60s
-scenario fanout-10k  -mode fanout  -conns 10000 -events 50  -rate 10  -procs 2 -source-first 10 -duration 90s
-scenario connect-10k -mode connect -conns 10000 -hold 5s -source-first 20 -duration 90s
-scenario client-events-2k -mode client-events -conns 2000 -events 20 -rate 5 -source-first 30 -duration 60s
+for name in "${RUN[@]}"; do
+	for server in "${SERVERS[@]}"; do
+		run_one "$name" "$server"
+	done
+done
 
+"$BIN/compare" -dir "$RUN_DIR" -out "$OUT" -title "revurb and Soketi side by side, load run $DATE"
 echo "results: $OUT" >&2

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -20,21 +21,35 @@ type config struct {
 	APIPort    int
 	ConfigFile string
 	Debug      bool
+	// Pprof is the address of the net/http/pprof listener; empty: none.
+	Pprof string
 
 	// From the config file.
 	Server processConfig
 	Apps   []pusher.AppConfig
 }
 
-// processConfig is the config file's settings of the whole process.
+// processConfig is the config file's settings of the whole process. Zero
+// values mean the defaults (README: Config file).
 type processConfig struct {
-	EventLoops     int           `yaml:"event_loops"`
-	MaxOutbound    int           `yaml:"max_outbound"`
-	MaxRequestBody int           `yaml:"max_request_body"`
-	PublishQueue   int64         `yaml:"publish_queue"`
-	PublishWait    time.Duration `yaml:"publish_wait"`
-	PublishWaiters int           `yaml:"publish_waiters"`
+	EventLoops        int           `yaml:"event_loops"`
+	MaxConnections    int           `yaml:"max_connections"` // WebSocket connections held at once
+	MaxOutbound       int           `yaml:"max_outbound"`
+	HandshakeTimeout  time.Duration `yaml:"handshake_timeout"`
+	MaxRequestBody    int           `yaml:"max_request_body"`
+	MaxRequestHeaders int           `yaml:"max_request_headers"`
+	APIConcurrency    int           `yaml:"api_connections"`
+	APIReadTimeout    time.Duration `yaml:"api_read_timeout"`
+	APIWriteTimeout   time.Duration `yaml:"api_write_timeout"`
+	APIIdleTimeout    time.Duration `yaml:"api_idle_timeout"`
+	PublishQueue      int64         `yaml:"publish_queue"`
+	PublishWait       time.Duration `yaml:"publish_wait"`
+	PublishWaiters    int           `yaml:"publish_waiters"`
+	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
 }
+
+// defaultShutdownGrace is how long a stopping process may take.
+const defaultShutdownGrace = 10 * time.Second
 
 // fileConfig is the config file: YAML, or JSON (which YAML reads too).
 type fileConfig struct {
@@ -44,7 +59,7 @@ type fileConfig struct {
 
 // parseStart reads the flags of `revurb start` and the environment.
 func parseStart(args []string, getenv func(string) string) (*config, error) {
-	c := &config{Host: "0.0.0.0", Port: 8080, APIPort: 8081}
+	c := &config{Host: "0.0.0.0", Port: 8080, APIPort: 8081, Server: processConfig{ShutdownGrace: defaultShutdownGrace}}
 	if v := getenv("REVERB_SERVER_HOST"); v != "" {
 		c.Host = v
 	}
@@ -61,11 +76,17 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
 	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message")
+	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, errors.New("unexpected argument " + strconv.Quote(fs.Arg(0)))
+	}
+	if c.Pprof != "" {
+		if err := c.checkPprof(); err != nil {
+			return nil, err
+		}
 	}
 	if c.ConfigFile != "" {
 		if err := c.load(c.ConfigFile); err != nil {
@@ -76,6 +97,24 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		c.Apps = []pusher.AppConfig{defaultApp(getenv)}
 	}
 	return c, nil
+}
+
+// checkPprof refuses a --pprof address that is not host:port or that
+// names the WebSocket or API port: the profiles must never be reachable
+// where clients or backends are.
+func (c *config) checkPprof() error {
+	_, port, err := net.SplitHostPort(c.Pprof)
+	if err != nil {
+		return errors.New("--pprof must be host:port: " + err.Error())
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return errors.New("--pprof port must be a number")
+	}
+	if p != 0 && (p == c.Port || p == c.APIPort) {
+		return errors.New("--pprof must not use the WebSocket or API port")
+	}
+	return nil
 }
 
 // defaultApp is the one app served without a config file: app-id, app-key,
@@ -101,6 +140,9 @@ func (c *config) load(path string) error {
 		return errors.New("config " + path + ": " + err.Error())
 	}
 	c.Server = f.processConfig
+	if c.Server.ShutdownGrace <= 0 {
+		c.Server.ShutdownGrace = defaultShutdownGrace
+	}
 	for i := range f.Apps {
 		a := pusher.DefaultApp("", "", "")
 		if err := f.Apps[i].Decode(&a); err != nil {

@@ -101,3 +101,37 @@ apps:
 		})
 	}
 }
+
+func TestParseStartPprof(t *testing.T) {
+	tests := []struct {
+		name, err string
+		args      []string
+		want      string
+	}{
+		{name: "off by default", args: nil, want: ""},
+		{name: "loopback", args: []string{"--pprof", "127.0.0.1:6060"}, want: "127.0.0.1:6060"},
+		{name: "all interfaces", args: []string{"--pprof", ":6060"}, want: ":6060"},
+		{name: "any free port", args: []string{"--pprof", "127.0.0.1:0"}, want: "127.0.0.1:0"},
+		{name: "no port", args: []string{"--pprof", "6060"}, err: "host:port"},
+		{name: "port not a number", args: []string{"--pprof", "127.0.0.1:x"}, err: "number"},
+		{name: "the WebSocket port", args: []string{"--port", "7001", "--pprof", "127.0.0.1:7001"}, err: "WebSocket or API port"},
+		{name: "the API port", args: []string{"--pprof", "127.0.0.1:8081"}, err: "WebSocket or API port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseStart(tt.args, env(nil))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Pprof != tt.want {
+				t.Errorf("Pprof = %q, want %q", c.Pprof, tt.want)
+			}
+		})
+	}
+}

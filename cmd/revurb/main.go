@@ -1,6 +1,6 @@
 // Command revurb is a Pusher-protocol WebSocket server.
 //
-//	revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug]
+//	revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
 //	revurb version
 package main
 
@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,7 +28,7 @@ var version = "0.1.0-dev"
 const usage = `revurb is a Pusher-protocol WebSocket server.
 
 Usage:
-  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug]
+  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
   revurb version
 `
 
@@ -62,24 +64,52 @@ func run(cfg *config) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	logger := log.New(os.Stderr, "revurb: ", log.LstdFlags)
+	limit, err := raiseFDLimit()
+	if err != nil {
+		return err
+	}
+	fds := newFDBudget(limit, cfg.Server.MaxConnections, cfg.Server.APIConcurrency)
+	waiters := cfg.Server.PublishWaiters
+	if waiters <= 0 {
+		// Below the API's cap, so that waiting triggers never stop it
+		// answering other routes.
+		waiters = max(fds.api/2, 1)
+	}
 	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{
 		Log: logger, Debug: cfg.Debug,
-		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: cfg.Server.PublishWaiters,
+		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: waiters,
 	})
 	if err != nil {
 		return err
 	}
 	wsAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	apiAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))
-	eng, err := loop.New(srv, loop.Config{Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, Log: logger})
+	eng, err := loop.New(srv, loop.Config{
+		Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound,
+		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: fds.conns, Log: logger,
+	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", apiAddr)
+	httpAPI := api.New(srv, api.Options{
+		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api,
+		ReadTimeout: cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
+		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
+		Log: logger, Debug: cfg.Debug,
+	})
+	ln, err := httpAPI.Listen(apiAddr)
 	if err != nil {
 		return err
 	}
-	httpAPI := api.New(srv, api.Options{MaxBodySize: cfg.Server.MaxRequestBody, Log: logger, Debug: cfg.Debug})
+	var profAddr net.Addr
+	if cfg.Pprof != "" {
+		prof, addr, err := servePprof(cfg.Pprof, logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+		profAddr = addr
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- eng.Run() }()
 	go func() { errc <- httpAPI.Serve(ln) }()
@@ -92,15 +122,75 @@ func run(cfg *config) error {
 	for _, a := range cfg.Apps {
 		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
 	}
+	if profAddr != nil {
+		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
+	}
+	logger.Printf("connections: %s", fds)
+	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
+		logger.Printf("warning: another process listens on port %v too: the kernel shares new connections "+
+			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", shared)
+	}
 
 	select {
 	case s := <-sig:
-		logger.Printf("%s: telling clients to reconnect, shutting down", s)
+		logger.Printf("%s: draining: telling clients to reconnect, then stopping within %s", s, cfg.Server.ShutdownGrace)
 	case err := <-errc:
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return drain(eng, httpAPI, cfg.Server.ShutdownGrace)
+}
+
+// drain stops the process without dropping what it acknowledged (README:
+// restarts without downtime). The API's listener closes at once and /up
+// says 503, so new requests go to the next process on the port; for a
+// moment every response carries Connection: close, so keep-alive clients
+// move over between requests rather than find their connection gone; then
+// idle connections close and requests in flight finish. Meanwhile every
+// WebSocket client is told 4200 after the broadcasts already queued for it,
+// and reconnects at once, to the next process. All within grace.
+func drain(eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	_ = httpAPI.Shutdown(ctx)
-	return eng.Stop(ctx)
+	httpAPI.Drain()
+	apiDone := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(min(drainMoment, grace/4)):
+		case <-ctx.Done():
+		}
+		apiDone <- httpAPI.Shutdown(ctx)
+	}()
+	err := eng.Stop(ctx)
+	if apiErr := <-apiDone; err == nil {
+		err = apiErr
+	}
+	return err
+}
+
+// drainMoment is how long the API answers with Connection: close before it
+// closes idle keep-alive connections.
+const drainMoment = time.Second
+
+// servePprof serves net/http/pprof on addr with its own listener, server
+// and mux — never on the WebSocket or API port, and not through
+// http.DefaultServeMux. It has no write timeout: a CPU profile streams
+// for as many seconds as asked.
+func servePprof(addr string, logger *log.Logger) (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			logger.Printf("pprof: %v", err)
+		}
+	}()
+	return srv, ln.Addr(), nil
 }

@@ -28,23 +28,37 @@ func signedQuery(key, secret, method, path string, body []byte, now time.Time) s
 	return q + "&auth_signature=" + sign(secret, method+"\n"+path+"\n"+q)
 }
 
+// maxFailedIDs bounds the list of failed trigger ids sent to the workers.
+const maxFailedIDs = 1_000_000
+
 // publishResult is what triggering the fanout events gave.
 type publishResult struct {
-	published int
-	errors    map[string]int
-	latency   hist
-	start     time.Time
-	end       time.Time
+	published  int            // triggers answered 200
+	perChannel []int          // of those, by channel index
+	failed     []int          // ids of the triggers not answered 200 (at most maxFailedIDs)
+	nFailed    int            // how many triggers were not answered 200
+	status     map[string]int // HTTP status of every trigger ("200", "503", …; "error" without one)
+	errors     map[string]int // why, for those not answered 200
+	latency    hist
+	start      time.Time
+	end        time.Time
 }
 
-// publish triggers cfg.events events on cfg.channel through POST
-// /apps/{id}/events, event k due at start + k/rate, with cfg.publishers
-// requests in flight at most. Each event's data is "t=<unix nanos>;i=<k>",
-// the time taken just before the request is written. At ctx's end no new
-// request starts; those in flight finish (bounded by the client timeout),
-// since the server may deliver an event whose request was abandoned.
+// publish triggers cfg.events events through POST /apps/{id}/events from
+// cfg.publishers publishers, each with one request in flight. Event k goes
+// to channel k mod cfg.channels. Open loop, event k is due at start +
+// k/rate; with cfg.closed a publisher sends its next event as soon as the
+// previous one is answered. Each event's data carries the time taken just
+// before its request is signed and written, its id k and its publisher's
+// own running number. At ctx's end no new request starts; those in flight
+// finish (bounded by the client timeout), since the server may deliver an
+// event whose request was abandoned.
 func publish(ctx context.Context, cfg *config) *publishResult {
-	res := &publishResult{errors: map[string]int{}}
+	res := &publishResult{
+		perChannel: make([]int, cfg.channels),
+		status:     map[string]int{},
+		errors:     map[string]int{},
+	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: cfg.publishers,
@@ -56,66 +70,77 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 	path := "/apps/" + cfg.appID + "/events"
 	url := "http://" + cfg.apiAddr + path + "?"
 	var interval time.Duration
-	if cfg.rate > 0 {
+	if cfg.rate > 0 && !cfg.closed {
 		interval = time.Duration(float64(time.Second) / cfg.rate)
 	}
+	prefixes := make([]string, cfg.channels)
+	for j := range prefixes {
+		prefixes[j] = `{"name":"` + fanoutEvent + `","channel":"` + channelName(cfg.channel, j, cfg.channels) + `","data":"`
+	}
 	var next atomic.Int64
-	var ok atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	res.start = time.Now()
-	for range cfg.publishers {
+	for p := range cfg.publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			timer := time.NewTimer(time.Hour)
 			defer timer.Stop()
 			body := make([]byte, 0, 128+cfg.size)
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= cfg.events {
+			for seq := int64(0); ; seq++ {
+				k := next.Add(1) - 1
+				if k >= int64(cfg.events) {
 					return
 				}
 				if !waitUntil(ctx, timer, res.start.Add(time.Duration(k)*interval)) {
 					return
 				}
-				body = append(body[:0], `{"name":"`+fanoutEvent+`","channel":"`+cfg.channel+`","data":"`...)
+				ch := channelOf(k, cfg.channels)
+				body = append(body[:0], prefixes[ch]...)
 				sent := time.Now()
-				body = appendData(body, sent.UnixNano(), k, cfg.size)
+				body = appendData(body, eventData{t: sent.UnixNano(), id: k, pub: int64(p), seq: seq}, cfg.size)
 				body = append(body, `"}`...)
-				errKey := postEvent(context.Background(), client, url+signedQuery(cfg.key, cfg.secret, "POST", path, body, sent), body)
+				status, why := postEvent(context.Background(), client, url+signedQuery(cfg.key, cfg.secret, "POST", path, body, sent), body)
 				res.latency.record(time.Since(sent))
-				if errKey != "" {
-					mu.Lock()
-					res.errors[errKey]++
-					mu.Unlock()
-					continue
+				mu.Lock()
+				res.status[status]++
+				if why == "" {
+					res.published++
+					res.perChannel[ch]++
+				} else {
+					res.errors[why]++
+					res.nFailed++
+					if len(res.failed) < maxFailedIDs {
+						res.failed = append(res.failed, int(k))
+					}
 				}
-				ok.Add(1)
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	res.end = time.Now()
-	res.published = int(ok.Load())
 	return res
 }
 
-// postEvent sends one trigger and returns "" on 200, else a short reason.
-func postEvent(ctx context.Context, client *http.Client, url string, body []byte) string {
+// postEvent sends one trigger and returns its HTTP status ("error" when
+// there is none) and "" on 200, else a short reason.
+func postEvent(ctx context.Context, client *http.Client, url string, body []byte) (status, why string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return err.Error()
+		return "error", err.Error()
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return classify(err)
+		return "error", classify(err)
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	status = strconv.Itoa(resp.StatusCode)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("HTTP %d %s", resp.StatusCode, truncate(string(bytes.TrimSpace(reply)), 100))
+		return status, fmt.Sprintf("HTTP %d %s", resp.StatusCode, truncate(string(bytes.TrimSpace(reply)), 100))
 	}
-	return ""
+	return status, ""
 }

@@ -41,6 +41,7 @@ type conn struct {
 	w       *worker
 	index   int
 	channel string
+	chanIdx int     // fanout: index of channel among -channels
 	ws      *wsConn // set under w.mu once the handshake is done
 
 	dialStart time.Time
@@ -54,13 +55,10 @@ type conn struct {
 	received    atomic.Int64 // distinct expected events delivered
 	sent        atomic.Int64 // client events sent
 
-	seen       []uint64 // bitset of event ids delivered
-	lastID     int
-	lastAt     int64 // unix nanos of the last delivery
-	duplicates int64
-	outOfOrder int64
-	unexpected int64
-	closeCode  int
+	log          deliveryLog
+	lastAt       int64 // unix nanos of the last delivery
+	wrongChannel int64 // fanout events of another channel than c's
+	closeCode    int
 }
 
 // finishSetup marks the connection's setup over (success or not) once.
@@ -99,7 +97,6 @@ func (c *conn) run(ctx context.Context, release func()) {
 		return
 	}
 	_ = wc.nc.SetReadDeadline(deadline)
-	c.lastID = -1
 	for {
 		op, p, err := wc.readMessage()
 		if err == nil {
@@ -176,59 +173,28 @@ func (c *conn) onMessage(op ws.OpCode, p []byte, release func()) error {
 	return c.onControl(p, release)
 }
 
-// onEvent records one delivery of a load event whose data holds
-// "t=<unix nanos>;i=<id>".
+// onEvent records one delivery of a load event (data as appendData
+// writes it): duplicates, reorderings per publisher, events of another
+// channel, and the latency from the send time it carries.
 func (c *conn) onEvent(p []byte) {
 	now := time.Now()
 	w := c.w
-	d := bytes.Index(p, []byte(`"data"`))
-	if d < 0 {
-		w.count(&w.frameErrors, "event without data")
+	d, ok := parseEventData(p)
+	if !ok {
+		w.count(&w.frameErrors, "event data not t=..;i=..;pub=..;seq=..: "+snippet(p))
 		return
 	}
-	t, ok1 := scanInt(p[d:], "t=")
-	id, ok2 := scanInt(p[d:], ";i=")
-	if !ok1 || !ok2 {
-		w.count(&w.frameErrors, "event data not t=..;i=..: "+snippet(p))
+	if w.cfg.mode == modeFanout && channelOf(d.id, w.cfg.channels) != c.chanIdx {
+		c.wrongChannel++
 		return
 	}
-	if id < 0 || id >= int64(w.cfg.events) {
-		c.unexpected++
+	if c.log.observe(d, w.cfg.events, w.publishers) != delivered {
 		return
 	}
-	if c.seen == nil {
-		c.seen = make([]uint64, (w.cfg.events+63)/64)
-	}
-	bit := uint64(1) << (id % 64)
-	if c.seen[id/64]&bit != 0 {
-		c.duplicates++
-		return
-	}
-	c.seen[id/64] |= bit
-	if int(id) < c.lastID {
-		c.outOfOrder++
-	}
-	c.lastID = int(id)
 	c.lastAt = now.UnixNano()
-	w.latency.record(time.Duration(c.lastAt - t))
+	w.latency.record(time.Duration(c.lastAt - d.t))
 	c.received.Add(1)
 	w.delivered.Add(1)
-}
-
-// scanInt returns the decimal integer following the first occurrence of
-// prefix in p.
-func scanInt(p []byte, prefix string) (int64, bool) {
-	i := bytes.Index(p, []byte(prefix))
-	if i < 0 {
-		return 0, false
-	}
-	p = p[i+len(prefix):]
-	var n int64
-	j := 0
-	for ; j < len(p) && p[j] >= '0' && p[j] <= '9'; j++ {
-		n = n*10 + int64(p[j]-'0')
-	}
-	return n, j > 0
 }
 
 // pusherMessage is the envelope of every Pusher protocol message.
@@ -363,7 +329,8 @@ func (c *conn) sendClientEvents(ctx context.Context, start time.Time, offset tim
 			return
 		}
 		buf = append(buf[:0], prefix...)
-		buf = appendData(buf, time.Now().UnixNano(), k, w.cfg.size)
+		// Each sender is the only publisher its partner hears from.
+		buf = appendData(buf, eventData{t: time.Now().UnixNano(), id: int64(k), seq: int64(k)}, w.cfg.size)
 		buf = append(buf, `"}`...)
 		if err := c.ws.writeText(buf); err != nil {
 			return
@@ -371,23 +338,6 @@ func (c *conn) sendClientEvents(ctx context.Context, start time.Time, offset tim
 		c.sent.Add(1)
 		w.sent.Add(1)
 	}
-}
-
-// appendData appends the event data "t=<nanos>;i=<id>" padded with ";p=x..."
-// to size bytes.
-func appendData(dst []byte, t int64, id, size int) []byte {
-	start := len(dst)
-	dst = append(dst, "t="...)
-	dst = strconv.AppendInt(dst, t, 10)
-	dst = append(dst, ";i="...)
-	dst = strconv.AppendInt(dst, int64(id), 10)
-	if pad := size - (len(dst) - start); pad > 3 {
-		dst = append(dst, ";p="...)
-		for range pad - 3 {
-			dst = append(dst, 'x')
-		}
-	}
-	return dst
 }
 
 func snippet(p []byte) string { return truncate(string(p), 120) }

@@ -19,11 +19,12 @@ const (
 	rankStarted = iota
 	rankReady
 	rankRan
+	rankDrained
 	rankReported
 	rankExited
 )
 
-var msgRank = map[string]int{msgReady: rankReady, msgRan: rankRan, msgReport: rankReported}
+var msgRank = map[string]int{msgReady: rankReady, msgRan: rankRan, msgDrained: rankDrained, msgReport: rankReported}
 
 // fleet is the coordinator's view of its workers, in process or children.
 type fleet struct {
@@ -95,6 +96,10 @@ func (f *fleet) note(s string) {
 }
 
 // coordinate runs the whole measurement and returns the merged report.
+// The server's figures for the load (CPU, syscalls, peak RSS) are taken
+// from just before go to the moment every worker has its deliveries in,
+// while the sockets are still open: connecting and closing them is not
+// part of the load.
 func coordinate(cfg *config) *Report {
 	begin := time.Now()
 	deadline := begin.Add(cfg.duration)
@@ -122,6 +127,9 @@ func coordinate(cfg *config) *Report {
 	// Workers get a little longer than the coordinator so that, when the
 	// deadline hits, it is the coordinator that tells them to report.
 	workerCap := cfg.duration + cfg.drain + 10*time.Second
+	if cfg.pprofAddr != "" {
+		workerCap += time.Duration(cfg.profileSecs)*time.Second + 40*time.Second
+	}
 	f := startFleet(cfg, workerCap)
 	defer func() {
 		for _, fin := range f.finish {
@@ -132,14 +140,36 @@ func coordinate(cfg *config) *Report {
 	progress("%s: opening %d sockets to %s (%d proc)", cfg.mode, cfg.conns, cfg.wsAddr, cfg.procs)
 	f.wait(rankReady, deadline)
 	rep.RSSConnected = probe.rss()
-	cpuConnected := probe.cpu()
 	progress("setup over after %.2f s", time.Since(begin).Seconds())
 
+	var sc *syscallCounter
+	if cfg.syscalls && cfg.pid != 0 {
+		var err error
+		if sc, err = startSyscallCount(cfg.pid); err != nil {
+			rep.Notes = append(rep.Notes, "-syscalls: "+err.Error())
+		}
+	}
+	var prof *profiler
+	if cfg.pprofAddr != "" {
+		var err error
+		if prof, err = startProfile(cfg.pprofAddr, cfg.profileDir, cfg.profileSecs); err != nil {
+			rep.Notes = append(rep.Notes, "-pprof: "+err.Error())
+		}
+	}
+	cpuGo := probe.cpu()
+	selfGo, _ := cpuSeconds(os.Getpid())
+	machineGo, machineErr := machineBusy()
+	syscr0, syscw0, ioOK := probe.io()
+	peak := probe.samplePeak(cfg.rssEvery)
 	f.broadcast(ctrlMsg{Type: msgGo})
 	var pub *publishResult
 	switch cfg.mode {
 	case modeFanout:
-		progress("triggering %d events at %.0f/s", cfg.events, cfg.rate)
+		how := fmt.Sprintf("at %.0f/s", cfg.rate)
+		if cfg.closed {
+			how = "closed loop"
+		}
+		progress("triggering %d events on %d channels from %d publishers, %s", cfg.events, cfg.channels, cfg.publishers, how)
 		pub = publish(ctx, cfg)
 	case modeConnect:
 		progress("holding for %s", cfg.hold)
@@ -149,6 +179,9 @@ func coordinate(cfg *config) *Report {
 		case <-ctx.Done():
 		}
 		t.Stop()
+	case modeIdle:
+		progress("idle for %s, %d RSS samples", cfg.settle, cfg.samples)
+		rep.Settle = probe.sampleSettle(ctx, cfg.settle, cfg.samples)
 	case modeClientEvents:
 		progress("sending %d client events per socket at %.1f/s", cfg.events, cfg.rate)
 	}
@@ -163,11 +196,39 @@ func coordinate(cfg *config) *Report {
 	}
 	done := ctrlMsg{Type: msgDone, DrainUntil: drainUntil.UnixNano()}
 	if pub != nil {
-		done.Published = pub.published
+		done.PublishedPerChannel = pub.perChannel
+		done.Failed = pub.failed
+		if pub.nFailed > len(pub.failed) {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d triggers failed; only the first %d are told apart from the successful ones", pub.nFailed, len(pub.failed)))
+		}
 	}
 	progress("waiting for deliveries until %s", drainUntil.Format("15:04:05.000"))
 	f.broadcast(done)
-	if !f.wait(rankReported, drainUntil.Add(20*time.Second)) {
+	if !f.wait(rankDrained, drainUntil.Add(20*time.Second)) {
+		rep.Notes = append(rep.Notes, "a worker did not finish draining in time")
+	}
+	cpuDrained := probe.cpu()
+	selfDrained, _ := cpuSeconds(os.Getpid())
+	machineDrained, machineErr1 := machineBusy()
+	syscr1, syscw1, ioOK1 := probe.io()
+	rep.RSSPeak, rep.RSSSamples = peak.stop()
+	if sc != nil {
+		calls, groups, err := sc.stop()
+		if err != nil {
+			rep.Notes = append(rep.Notes, "-syscalls: "+err.Error())
+		}
+		rep.Syscalls, rep.SyscallGroups = calls, groups
+	}
+	if prof != nil {
+		progress("fetching profiles into %s", cfg.profileDir)
+		files, problems := prof.finish()
+		rep.Profiles = files
+		for _, p := range problems {
+			rep.Notes = append(rep.Notes, "-pprof: "+p)
+		}
+	}
+	f.broadcast(ctrlMsg{Type: msgClose})
+	if !f.wait(rankReported, time.Now().Add(30*time.Second)) {
 		rep.Notes = append(rep.Notes, "a worker did not report in time; its sockets are missing")
 	}
 	cpuEnd := probe.cpu()
@@ -181,17 +242,28 @@ func coordinate(cfg *config) *Report {
 		rep.merge(wr)
 	}
 	rep.Notes = append(rep.Notes, f.notes...)
+	rep.LoadgenCPULoadSec += selfDrained - selfGo
+	if machineErr == nil && machineErr1 == nil {
+		rep.MachineCPULoadSec = machineDrained - machineGo
+	}
 	if pub != nil {
 		rep.Published = pub.published
+		rep.PublishFailed = pub.nFailed
+		rep.PublishStatus = pub.status
 		if len(pub.errors) > 0 {
 			rep.PublishErrors = pub.errors
 		}
 		rep.PublishLatency.merge(&pub.latency)
 		rep.DeliveryStartNs = pub.start.UnixNano()
+		rep.PublishSec = pub.end.Sub(pub.start).Seconds()
 	}
 	if cfg.pid != 0 {
 		rep.ServerCPUSec = cpuEnd - cpu0
-		rep.ServerCPULoadSec = cpuEnd - cpuConnected
+		rep.ServerCPULoadSec = cpuDrained - cpuGo
+		if ioOK && ioOK1 {
+			rep.ServerSyscr = syscr1 - syscr0
+			rep.ServerSyscw = syscw1 - syscw0
+		}
 	}
 	rep.ElapsedSec = time.Since(begin).Seconds()
 	rep.finish()
@@ -308,6 +380,8 @@ func (c *config) childArgs(i, conns, sourceFirst int, duration time.Duration) []
 		"-sources=" + strconv.Itoa(c.sources),
 		"-source-first=" + strconv.Itoa(sourceFirst),
 		"-channel=" + c.channel,
+		"-channels=" + strconv.Itoa(c.channels),
+		"-publishers=" + strconv.Itoa(c.publishers),
 		"-events=" + strconv.Itoa(c.events),
 		"-rate=" + strconv.FormatFloat(c.rate, 'g', -1, 64),
 		"-size=" + strconv.Itoa(c.size),

@@ -241,16 +241,146 @@ func TestSourceAddr(t *testing.T) {
 	}
 }
 
-func TestScanInt(t *testing.T) {
-	p := []byte(`{"event":"perf-event","channel":"perf","data":"t=1700000000123456789;i=42;p=xxx"}`)
-	d := bytes.Index(p, []byte(`"data"`))
-	if v, ok := scanInt(p[d:], "t="); !ok || v != 1700000000123456789 {
-		t.Errorf("t = %d %v", v, ok)
+func TestEventData(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    eventData
+		size int
+		want string
+	}{
+		{name: "unpadded", d: eventData{t: 5, id: 7, pub: 2, seq: 3}, want: "t=5;i=7;pub=2;seq=3"},
+		{name: "padded", d: eventData{t: 5, id: 7, pub: 2, seq: 3}, size: 30, want: "t=5;i=7;pub=2;seq=3;p=xxxxxxxx"},
+		{name: "too short to pad", d: eventData{t: 5, id: 7, pub: 2, seq: 3}, size: 21, want: "t=5;i=7;pub=2;seq=3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(appendData(nil, tc.d, tc.size))
+			if got != tc.want {
+				t.Fatalf("appendData = %q, want %q", got, tc.want)
+			}
+			if tc.want[len(tc.want)-1] == 'x' && len(got) != tc.size {
+				t.Errorf("len %d, want %d", len(got), tc.size)
+			}
+			// As the server sends it: inside a JSON string after "data".
+			msg := []byte(`{"event":"perf-event","channel":"perf-3","data":"` + got + `"}`)
+			back, ok := parseEventData(msg)
+			if !ok || back != tc.d {
+				t.Errorf("parseEventData = %+v %v, want %+v", back, ok, tc.d)
+			}
+		})
 	}
-	if v, ok := scanInt(p[d:], ";i="); !ok || v != 42 {
-		t.Errorf("i = %d %v", v, ok)
+	for _, bad := range []string{
+		`{"event":"perf-event","channel":"perf"}`,
+		`{"event":"perf-event","data":"t=1;i=2"}`,
+		`{"event":"perf-event","data":"t=1;i=;pub=0;seq=0"}`,
+		`{"event":"perf-event","data":"i=2;pub=0;seq=0"}`,
+	} {
+		if d, ok := parseEventData([]byte(bad)); ok {
+			t.Errorf("parseEventData(%s) = %+v, want failure", bad, d)
+		}
 	}
-	if got := string(appendData(nil, 5, 7, 20)); got != "t=5;i=7;p=xxxxxxxxxx" || len(got) != 20 {
-		t.Errorf("appendData = %q", got)
+	// 1700000000123456789 ns: a real send time survives.
+	d := eventData{t: 1700000000123456789, id: 42, pub: 7, seq: 9}
+	if back, ok := parseEventData(appendData([]byte(`"data":"`), d, 1024)); !ok || back != d {
+		t.Errorf("1 KiB event: %+v %v", back, ok)
+	}
+}
+
+// TestDeliveryLog checks the per-publisher ordering rule: events of
+// different publishers may interleave in any way, but one publisher's
+// events must arrive in the order it numbered them.
+func TestDeliveryLog(t *testing.T) {
+	ev := func(id, pub, seq int64) eventData { return eventData{id: id, pub: pub, seq: seq} }
+	for _, tc := range []struct {
+		name                              string
+		deliveries                        []eventData
+		delivered, dups, reordered, unexp int64
+	}{
+		{
+			name:       "two publishers interleaved, each in order",
+			deliveries: []eventData{ev(1, 1, 0), ev(0, 0, 0), ev(3, 1, 1), ev(2, 0, 1), ev(4, 0, 2)},
+			delivered:  5,
+		},
+		{
+			name:       "global ids out of order across publishers is fine",
+			deliveries: []eventData{ev(5, 1, 2), ev(0, 0, 0), ev(1, 0, 1)},
+			delivered:  3,
+		},
+		{
+			name:       "one publisher reordered",
+			deliveries: []eventData{ev(0, 0, 0), ev(2, 0, 2), ev(1, 0, 1), ev(3, 0, 3)},
+			delivered:  4, reordered: 1,
+		},
+		{
+			name:       "a late event after two later ones counts once; later ones are not reordered",
+			deliveries: []eventData{ev(1, 0, 1), ev(2, 0, 2), ev(0, 0, 0)},
+			delivered:  3, reordered: 1,
+		},
+		{
+			name:       "duplicate",
+			deliveries: []eventData{ev(0, 0, 0), ev(0, 0, 0), ev(1, 0, 1)},
+			delivered:  2, dups: 1,
+		},
+		{
+			name:       "id or publisher outside the run",
+			deliveries: []eventData{ev(10, 0, 0), ev(-1, 0, 0), ev(1, 2, 0), ev(1, -1, 0), ev(1, 1, 0)},
+			delivered:  1, unexp: 4,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l deliveryLog
+			var n int64
+			for _, d := range tc.deliveries {
+				if l.observe(d, 10, 2) == delivered {
+					n++
+				}
+			}
+			if n != tc.delivered || l.duplicates != tc.dups || l.outOfOrder != tc.reordered || l.unexpected != tc.unexp {
+				t.Errorf("delivered %d dup %d reordered %d unexpected %d, want %d %d %d %d",
+					n, l.duplicates, l.outOfOrder, l.unexpected, tc.delivered, tc.dups, tc.reordered, tc.unexp)
+			}
+		})
+	}
+}
+
+// TestDeliveryLogFailed checks the bitset arithmetic that separates
+// deliveries of events whose trigger failed.
+func TestDeliveryLogFailed(t *testing.T) {
+	var l deliveryLog
+	for _, id := range []int64{0, 3, 63, 64, 130} {
+		l.observe(eventData{id: id}, 200, 1)
+	}
+	set := bitsetOf([]int{3, 64, 65, 199, 500, -1}, 200)
+	if got := l.countIn(set); got != 2 {
+		t.Errorf("countIn = %d, want 2 (ids 3 and 64)", got)
+	}
+	if bitsetOf(nil, 200) != nil {
+		t.Error("bitsetOf(nil) is not nil")
+	}
+	if !l.has(130) || l.has(131) || l.has(-1) || l.has(10_000) {
+		t.Error("has")
+	}
+}
+
+func TestChannels(t *testing.T) {
+	if got := channelName("perf", 0, 1); got != "perf" {
+		t.Errorf("one channel: %q", got)
+	}
+	if got := channelName("perf", 7, 10); got != "perf-7" {
+		t.Errorf("channel 7 of 10: %q", got)
+	}
+	// Publishers cycle: each channel gets every K-th event.
+	per := make([]int, 3)
+	for id := range int64(10) {
+		per[channelOf(id, 3)]++
+	}
+	if !slices.Equal(per, []int{4, 3, 3}) {
+		t.Errorf("events per channel %v", per)
+	}
+	// 4 sockets on channel 0, 3 on 1, none on 2.
+	if got := expectedDeliveries([]int64{4, 3, 0}, []int{4, 3, 3}); got != 4*4+3*3 {
+		t.Errorf("expected %d", got)
+	}
+	if got := expectedDeliveries([]int64{4, 3}, nil); got != 0 {
+		t.Errorf("nothing published: expected %d", got)
 	}
 }

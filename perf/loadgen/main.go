@@ -22,8 +22,10 @@ type config struct {
 	sources     int
 	sourceFirst int
 	channel     string
+	channels    int
 	events      int
 	rate        float64
+	closed      bool
 	size        int
 	publishers  int
 	concurrency int
@@ -31,7 +33,14 @@ type config struct {
 	duration    time.Duration
 	hold        time.Duration
 	drain       time.Duration
+	settle      time.Duration
+	samples     int
 	pid         int
+	rssEvery    time.Duration
+	syscalls    bool
+	pprofAddr   string
+	profileDir  string
+	profileSecs int
 	jsonOut     bool
 	jsonFile    string
 	procs       int
@@ -45,25 +54,43 @@ const (
 	modeFanout       = "fanout"
 	modeConnect      = "connect"
 	modeClientEvents = "client-events"
+	modeIdle         = "idle"
 )
 
 const usage = `loadgen drives a revurb (or any Pusher-protocol) server with real sockets
 and reports what it measured.
 
   go run ./perf/loadgen -mode fanout -conns 1000 -events 200 -rate 50 -pid $(pgrep -n revurb)
+  go run ./perf/loadgen -mode fanout -conns 10000 -closed -events 200 -size 64 -procs 2 -pid PID
+  go run ./perf/loadgen -mode fanout -conns 1000 -channels 10 -closed -publishers 8 -events 20000
+  go run ./perf/loadgen -mode idle -conns 19500 -procs 2 -settle 20s -pid PID
   go run ./perf/loadgen -mode connect -conns 10000 -hold 5s -pid PID
   go run ./perf/loadgen -mode client-events -conns 2000 -events 20 -rate 5
-  go run ./perf/loadgen -mode fanout -conns 30000 -procs 2 -json
 
 Modes:
-  fanout         -conns sockets subscribe to -channel; -events events are triggered
-                 through the signed HTTP API at -rate per second, each carrying its
-                 send time; every delivery's latency is recorded.
+  fanout         -conns sockets subscribe to -channels channels (round robin); -events
+                 events are triggered through the signed HTTP API by -publishers
+                 publishers cycling over the channels, each event carrying its send
+                 time and its publisher's own running number; every delivery's latency
+                 is recorded, and every event must reach each subscriber of its channel
+                 once, in its publisher's order. Open loop (default): event k is due at
+                 k/-rate s. -closed: each publisher sends its next trigger as soon as the
+                 previous one is answered, as a queue worker does (-rate is ignored).
+  idle           -conns sockets subscribe to -channel and stay idle for -settle; with
+                 -pid, reports the server's RSS per connection right after the ramp and
+                 through the settle period (-samples samples).
   connect        -conns sockets are opened as fast as -concurrency allows and held
                  for -hold; reports connections/s and time to connection_established.
   client-events  sockets in pairs on private channels (auth signed locally) send
                  -events client events each at -rate per second per socket (the
                  server's default limit is 10/s); relay latency is recorded.
+
+-pid PID adds the server's figures from /proc: RSS (before, connected, peak while
+the load runs, end), CPU seconds and CPU per delivery, write syscalls per delivery
+(syscw of /proc/PID/io; it does not count send(2)/sendmsg(2)), and with -syscalls
+the server's exact write/send and read/recv system calls from perf(1) tracepoints.
+-pprof ADDR takes the server's CPU profile over the load and its heap and allocs
+profiles after it from net/http/pprof at ADDR, into -profile-dir.
 
 Client sockets are bound to 127.0.0.x source addresses starting at -source-first
 (one address reaches one server port ~28k times). With -procs P the tool re-executes
@@ -116,7 +143,7 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.mode, "mode", modeFanout, "fanout, connect or client-events")
+	fs.StringVar(&c.mode, "mode", modeFanout, "fanout, idle, connect or client-events")
 	fs.StringVar(&c.wsAddr, "ws", "127.0.0.1:8080", "WebSocket server `host:port` (loopback only)")
 	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:8081", "HTTP API `host:port` (loopback only)")
 	fs.StringVar(&c.appID, "app-id", "app-id", "app id")
@@ -125,17 +152,26 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.conns, "conns", 100, "number of WebSocket connections")
 	fs.IntVar(&c.sources, "sources", 0, "source addresses per process (0: one per 10,000 connections)")
 	fs.IntVar(&c.sourceFirst, "source-first", 2, "last octet of the first source address 127.0.0.x (later ones count up through 127.0.1.x, ...)")
-	fs.StringVar(&c.channel, "channel", "perf", "channel for fanout; name prefix of the private channels of client-events")
-	fs.IntVar(&c.events, "events", 0, "events to trigger (fanout) or to send per socket (client-events); 0: 100 or 20")
-	fs.Float64Var(&c.rate, "rate", 0, "events per second: in total (fanout) or per socket (client-events); 0: 100 or 5")
+	fs.StringVar(&c.channel, "channel", "perf", "channel for fanout and idle (with -channels K: name-0 … name-K-1); name prefix of the private channels of client-events")
+	fs.IntVar(&c.channels, "channels", 1, "fanout: spread the sockets over this many channels; publishers cycle over them")
+	fs.IntVar(&c.events, "events", 0, "events to trigger in total (fanout) or to send per socket (client-events); 0: 100 or 20")
+	fs.Float64Var(&c.rate, "rate", 0, "events per second: in total (fanout, open loop) or per socket (client-events); 0: 100 or 5")
+	fs.BoolVar(&c.closed, "closed", false, "fanout: closed loop, each publisher triggers its next event as soon as the previous one is answered")
 	fs.IntVar(&c.size, "size", 0, "pad each event's data to this many bytes")
-	fs.IntVar(&c.publishers, "publishers", 1, "concurrent HTTP API requests (fanout); with 1, every reordering is the server's")
+	fs.IntVar(&c.publishers, "publishers", 1, "fanout: publishers, each with one HTTP API request in flight and its own event numbering")
 	fs.IntVar(&c.concurrency, "concurrency", 256, "connection attempts in flight per process")
 	fs.IntVar(&c.readBuf, "readbuf", 2048, "read buffer per connection, bytes")
 	fs.DurationVar(&c.duration, "duration", 60*time.Second, "cap on the whole run")
 	fs.DurationVar(&c.hold, "hold", 2*time.Second, "how long connect mode holds the sockets open")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last event was sent")
-	fs.IntVar(&c.pid, "pid", 0, "server process id: report its RSS and CPU from /proc")
+	fs.DurationVar(&c.settle, "settle", 20*time.Second, "idle: how long the sockets stay idle after the ramp")
+	fs.IntVar(&c.samples, "samples", 5, "idle: server RSS samples over -settle")
+	fs.IntVar(&c.pid, "pid", 0, "server process id: report its RSS, CPU and syscalls from /proc")
+	fs.DurationVar(&c.rssEvery, "rss-every", 50*time.Millisecond, "with -pid: how often to sample the server's RSS while the load runs (for the peak)")
+	fs.BoolVar(&c.syscalls, "syscalls", false, "with -pid: count the server's write/send and read/recv system calls over the load with perf stat (needs perf and tracepoint access)")
+	fs.StringVar(&c.pprofAddr, "pprof", "", "server's net/http/pprof `host:port`: CPU profile over the load, heap and allocs after it (loopback only)")
+	fs.StringVar(&c.profileDir, "profile-dir", "perf/profiles", "with -pprof: where cpu.pprof, heap.pprof and allocs.pprof go")
+	fs.IntVar(&c.profileSecs, "profile-seconds", 10, "with -pprof: length of the CPU profile from the start of the load, seconds")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&c.jsonFile, "json-file", "", "also write the JSON report to this `file`")
 	fs.IntVar(&c.procs, "procs", 1, "processes to spread the connections over")
@@ -166,11 +202,23 @@ func parseFlags(args []string) (*config, error) {
 		if c.conns%2 != 0 {
 			c.conns--
 		}
-	case modeConnect:
+	case modeConnect, modeIdle:
 	default:
 		return nil, fmt.Errorf("unknown -mode %q", c.mode)
 	}
-	for _, a := range []string{c.wsAddr, c.apiAddr} {
+	if c.mode != modeFanout {
+		// One sender per receiver in client-events; nothing is published
+		// in the other modes.
+		c.publishers = 1
+		if c.closed || c.channels != 1 {
+			return nil, fmt.Errorf("-closed and -channels are for -mode fanout")
+		}
+	}
+	addrs := []string{c.wsAddr, c.apiAddr}
+	if c.pprofAddr != "" {
+		addrs = append(addrs, c.pprofAddr)
+	}
+	for _, a := range addrs {
 		if err := checkLoopback(a); err != nil {
 			return nil, err
 		}
@@ -180,8 +228,16 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-conns must be at least 1 (2 for client-events)")
 	case c.procs < 1 || c.procs > 64:
 		return nil, fmt.Errorf("-procs must be in 1..64")
-	case c.concurrency < 1 || c.publishers < 1:
-		return nil, fmt.Errorf("-concurrency and -publishers must be positive")
+	case c.concurrency < 1 || c.publishers < 1 || c.publishers > 1024:
+		return nil, fmt.Errorf("-concurrency must be positive, -publishers in 1..1024")
+	case c.channels < 1 || c.channels > 10_000:
+		return nil, fmt.Errorf("-channels must be in 1..10000")
+	case c.settle < 0 || c.samples < 1 || c.samples > 1000:
+		return nil, fmt.Errorf("-settle must not be negative, -samples in 1..1000")
+	case c.rssEvery < time.Millisecond:
+		return nil, fmt.Errorf("-rss-every must be at least 1ms")
+	case c.profileSecs < 1 || c.profileSecs > 600:
+		return nil, fmt.Errorf("-profile-seconds must be in 1..600")
 	case c.readBuf < 256:
 		return nil, fmt.Errorf("-readbuf must be at least 256")
 	case c.sourceFirst < 1 || c.sourceFirst > 250:

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // rssOf reads a memory field ("VmRSS", "VmHWM") of /proc/<pid>/status in
@@ -72,4 +76,247 @@ func (p serverProbe) cpu() float64 {
 	}
 	s, _ := cpuSeconds(p.pid)
 	return s
+}
+
+// ioCounts returns the read and write system calls of pid so far, syscr
+// and syscw of /proc/<pid>/io. syscw counts write(2), writev(2) and their
+// kin, not send(2), sendto(2) or sendmsg(2): a server that writes to its
+// sockets with send counts (almost) nothing there.
+func ioCounts(pid int) (syscr, syscw int64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, 0, err
+	}
+	var okR, okW bool
+	for line := range bytes.Lines(b) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch string(k) {
+		case "syscr":
+			syscr, okR = n, true
+		case "syscw":
+			syscw, okW = n, true
+		}
+	}
+	if !okR || !okW {
+		return 0, 0, fmt.Errorf("/proc/%d/io: no syscr or syscw", pid)
+	}
+	return syscr, syscw, nil
+}
+
+func (p serverProbe) io() (syscr, syscw int64, ok bool) {
+	if p.pid == 0 {
+		return 0, 0, false
+	}
+	r, w, err := ioCounts(p.pid)
+	return r, w, err == nil
+}
+
+// rssSampler samples the server's VmRSS on a ticker until stop, keeping
+// the largest value: the peak while a load runs, which the samples before
+// and after it miss.
+type rssSampler struct {
+	stopCh chan struct{}
+	done   chan struct{}
+	peak   int64
+	n      int
+}
+
+// samplePeak starts sampling every interval; with no pid it samples nothing.
+func (p serverProbe) samplePeak(every time.Duration) *rssSampler {
+	s := &rssSampler{stopCh: make(chan struct{}), done: make(chan struct{})}
+	if p.pid == 0 {
+		close(s.done)
+		return s
+	}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if v := p.rss(); v > s.peak {
+				s.peak = v
+			}
+			s.n++
+			select {
+			case <-t.C:
+			case <-s.stopCh:
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the peak and the number of samples.
+func (s *rssSampler) stop() (peak int64, samples int) {
+	select {
+	case <-s.stopCh:
+	default:
+		close(s.stopCh)
+	}
+	<-s.done
+	return s.peak, s.n
+}
+
+// rssSample is the server's RSS some time after the ramp (idle mode).
+type rssSample struct {
+	AfterSec float64 `json:"after_sec"`
+	RSS      int64   `json:"rss"`
+}
+
+// sampleSettle samples the server's RSS n times spread evenly over settle,
+// the last at its end; it stops early when ctx ends.
+func (p serverProbe) sampleSettle(ctx context.Context, settle time.Duration, n int) []rssSample {
+	var out []rssSample
+	start := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := 1; i <= n; i++ {
+		if !waitUntil(ctx, timer, start.Add(settle*time.Duration(i)/time.Duration(n))) {
+			break
+		}
+		out = append(out, rssSample{AfterSec: time.Since(start).Seconds(), RSS: p.rss()})
+	}
+	return out
+}
+
+// Syscall tracepoints counted by -syscalls, grouped by what they do. The
+// write group holds every way a server puts bytes on a socket: uSockets
+// (Soketi) uses send(2), which is sendto(2); Go uses write(2) and writev(2).
+var syscallGroups = []struct {
+	name   string
+	events []string
+}{
+	{name: groupWrite, events: []string{"write", "writev", "sendto", "sendmsg", "sendmmsg"}},
+	{name: groupRead, events: []string{"read", "readv", "recvfrom", "recvmsg", "recvmmsg"}},
+	{name: groupEpoll, events: []string{"epoll_wait", "epoll_pwait", "epoll_pwait2"}},
+}
+
+// Names of the syscall groups in reports; groupAll is every system call.
+const (
+	groupWrite = "write/send"
+	groupRead  = "read/recv"
+	groupEpoll = "epoll_wait"
+	groupAll   = "all"
+)
+
+// allSyscalls is the tracepoint of every system call entry.
+const allSyscalls = "raw_syscalls:sys_enter"
+
+// syscallCounter is `perf stat` counting the server's system calls by
+// tracepoint while the load runs.
+type syscallCounter struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan error
+}
+
+// startSyscallCount attaches perf stat to pid (and the threads it starts).
+func startSyscallCount(pid int) (*syscallCounter, error) {
+	var evs []string
+	for _, g := range syscallGroups {
+		for _, e := range g.events {
+			evs = append(evs, "syscalls:sys_enter_"+e)
+		}
+	}
+	evs = append(evs, allSyscalls)
+	s := &syscallCounter{done: make(chan error, 1)}
+	s.cmd = exec.Command("perf", "stat", "-x", ",", "-e", strings.Join(evs, ","), "-p", strconv.Itoa(pid))
+	s.cmd.Stderr = &s.out
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	// perf attaches in a few milliseconds; give it time, so that the load
+	// does not start before the counting does.
+	select {
+	case err := <-s.done:
+		return nil, fmt.Errorf("perf stat exited: %v: %s", err, truncate(strings.TrimSpace(s.out.String()), 200))
+	case <-time.After(300 * time.Millisecond):
+	}
+	return s, nil
+}
+
+// stop interrupts perf stat and returns the counts by system call and by
+// group (groupWrite, groupRead, groupEpoll, groupAll).
+func (s *syscallCounter) stop() (calls, groups map[string]int64, err error) {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return nil, nil, errors.New("perf stat did not stop")
+	}
+	return parsePerfStat(s.out.Bytes())
+}
+
+// parsePerfStat reads the CSV of `perf stat -x ,` (value, unit, event, …)
+// into counts by system call and by group of syscallGroups, plus groupAll.
+func parsePerfStat(b []byte) (calls, groups map[string]int64, err error) {
+	calls = map[string]int64{}
+	groups = map[string]int64{}
+	for line := range bytes.Lines(b) {
+		f := strings.Split(strings.TrimSpace(string(line)), ",")
+		if len(f) < 3 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue // "<not counted>", "<not supported>", comments
+		}
+		switch ev := f[2]; {
+		case ev == allSyscalls:
+			groups[groupAll] = n
+		case strings.HasPrefix(ev, "syscalls:sys_enter_"):
+			calls[strings.TrimPrefix(ev, "syscalls:sys_enter_")] = n
+		}
+	}
+	if len(calls) == 0 {
+		return nil, nil, fmt.Errorf("perf stat: no counts in %q", truncate(string(b), 200))
+	}
+	for _, g := range syscallGroups {
+		var sum int64
+		for _, e := range g.events {
+			sum += calls[e]
+		}
+		groups[g.name] = sum
+	}
+	return calls, groups, nil
+}
+
+// machineBusy returns the CPU seconds every CPU of the machine has spent
+// busy so far (user, nice, system, irq, softirq and steal of the "cpu"
+// line of /proc/stat; idle and iowait left out).
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineBusy(b)
+}
+
+func parseMachineBusy(b []byte) (float64, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("/proc/stat: no cpu line")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %v", err)
+		}
+		busy += n
+	}
+	return float64(busy) / 100, nil
 }

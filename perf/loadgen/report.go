@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,13 +16,16 @@ import (
 // /proc figures. All times are unix nanoseconds unless the name says
 // otherwise; derived figures are recomputed by finish after a merge.
 type Report struct {
-	Mode      string    `json:"mode"`
-	Command   string    `json:"command,omitempty"`
-	Date      time.Time `json:"date"`
-	Procs     int       `json:"procs"`
-	Channel   string    `json:"channel"`
-	EventSize int       `json:"event_size,omitempty"`
-	Rate      float64   `json:"rate"`
+	Mode       string    `json:"mode"`
+	Command    string    `json:"command,omitempty"`
+	Date       time.Time `json:"date"`
+	Procs      int       `json:"procs"`
+	Channel    string    `json:"channel"`
+	Channels   int       `json:"channels"`
+	EventSize  int       `json:"event_size,omitempty"`
+	Rate       float64   `json:"rate"`
+	Closed     bool      `json:"closed,omitempty"`
+	Publishers int       `json:"publishers"`
 
 	SourceAddrs int    `json:"source_addrs"`
 	SourceFirst string `json:"source_first"`
@@ -39,16 +43,28 @@ type Report struct {
 
 	Events         int            `json:"events"`
 	Published      int            `json:"published"`
+	PublishFailed  int            `json:"publish_failed,omitempty"`
+	PublishStatus  map[string]int `json:"publish_status,omitempty"`
 	PublishErrors  map[string]int `json:"publish_errors,omitempty"`
 	PublishLatency *hist          `json:"publish_latency"`
+	PublishSec     float64        `json:"publish_sec,omitempty"`
 	Sent           int64          `json:"sent"`
 
+	// Expected counts every event answered 200 once per subscriber of its
+	// channel (client events: every one sent); Delivered counts distinct
+	// expected deliveries, Lost the expected ones that never came.
+	// OutOfOrder counts deliveries that came after a later one of the same
+	// publisher. DeliveredFailed counts deliveries of events whose trigger
+	// was not answered 200.
 	Expected        int64   `json:"expected"`
 	Delivered       int64   `json:"delivered"`
+	Lost            int64   `json:"lost"`
 	DeliveryRatio   float64 `json:"delivery_ratio"`
 	Duplicates      int64   `json:"duplicates"`
 	OutOfOrder      int64   `json:"out_of_order"`
 	Unexpected      int64   `json:"unexpected"`
+	WrongChannel    int64   `json:"wrong_channel,omitempty"`
+	DeliveredFailed int64   `json:"delivered_failed,omitempty"`
 	Latency         *hist   `json:"latency"`
 	DeliveryStartNs int64   `json:"delivery_start_ns"`
 	LastDeliveryNs  int64   `json:"last_delivery_ns"`
@@ -61,14 +77,52 @@ type Report struct {
 	FrameErrors  map[string]int `json:"frame_errors,omitempty"`
 	OtherEvents  map[string]int `json:"other_events,omitempty"`
 
+	// The server, with -pid. "Load" figures run from just before go until
+	// every worker had its deliveries in, sockets still open.
 	ServerPID        int     `json:"server_pid,omitempty"`
 	RSSBefore        int64   `json:"server_rss_before,omitempty"`
 	RSSConnected     int64   `json:"server_rss_connected,omitempty"`
+	RSSPeak          int64   `json:"server_rss_peak,omitempty"` // largest sample during the load
+	RSSSamples       int     `json:"server_rss_samples,omitempty"`
+	RSSGrowth        int64   `json:"server_rss_growth,omitempty"` // peak minus connected
 	RSSEnd           int64   `json:"server_rss_end,omitempty"`
-	BytesPerConn     float64 `json:"server_bytes_per_conn,omitempty"`
+	BytesPerConn     float64 `json:"server_bytes_per_conn,omitempty"` // (connected - before) / connections
 	ServerCPUSec     float64 `json:"server_cpu_sec,omitempty"`
 	ServerCPULoadSec float64 `json:"server_cpu_load_sec,omitempty"`
-	LoadgenRSS       int64   `json:"loadgen_rss_peak"`
+	CPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
+	ServerSyscr      int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
+	ServerSyscw      int64   `json:"server_syscw,omitempty"`
+	SyscwPerDelivery float64 `json:"server_syscw_per_delivery,omitempty"`
+
+	// -syscalls: perf stat counts during the load, by system call and by
+	// group (write/send, read/recv, epoll_wait, all).
+	Syscalls               map[string]int64 `json:"server_syscalls,omitempty"`
+	SyscallGroups          map[string]int64 `json:"server_syscall_groups,omitempty"`
+	WritesPerDelivery      float64          `json:"server_writes_per_delivery,omitempty"`
+	SyscallsPerDelivery    float64          `json:"server_syscalls_per_delivery,omitempty"`
+	ReadsPerDelivery       float64          `json:"server_reads_per_delivery,omitempty"`
+	EpollWaitsPerDelivery  float64          `json:"server_epoll_waits_per_delivery,omitempty"`
+	DeliveriesPerWriteCall float64          `json:"server_deliveries_per_write,omitempty"`
+
+	// Idle mode: RSS through the settle period, bytes per connection right
+	// after the ramp and at the end of the settle period, and the larger
+	// of the two.
+	Settle              []rssSample `json:"server_rss_settle,omitempty"`
+	BytesPerConnSettled float64     `json:"server_bytes_per_conn_settled,omitempty"`
+	BytesPerConnIdle    float64     `json:"server_bytes_per_conn_idle,omitempty"`
+
+	Profiles []string `json:"profiles,omitempty"`
+
+	// The load generator itself: peak RSS (summed over processes) and CPU
+	// seconds during the load; on a shared machine it competes with the
+	// server for the same cores.
+	LoadgenRSS        int64   `json:"loadgen_rss_peak"`
+	LoadgenCPULoadSec float64 `json:"loadgen_cpu_load_sec,omitempty"`
+	// The whole machine's busy CPU seconds during the load, and what of it
+	// neither the server (with -pid) nor the load generator used: other
+	// work on a shared machine, which disturbs the figures.
+	MachineCPULoadSec float64 `json:"machine_cpu_load_sec,omitempty"`
+	OtherCPULoadSec   float64 `json:"other_cpu_load_sec,omitempty"`
 
 	ElapsedSec float64  `json:"elapsed_sec"`
 	Notes      []string `json:"notes,omitempty"`
@@ -80,8 +134,11 @@ func newReport(cfg *config) *Report {
 		Date:             time.Now().UTC(),
 		Procs:            1,
 		Channel:          cfg.channel,
+		Channels:         cfg.channels,
 		EventSize:        cfg.size,
 		Rate:             cfg.rate,
+		Closed:           cfg.closed,
+		Publishers:       cfg.publishers,
 		Events:           cfg.events,
 		ConnectLatency:   &hist{},
 		SubscribeLatency: &hist{},
@@ -112,11 +169,14 @@ func (r *Report) merge(o *Report) {
 	r.Duplicates += o.Duplicates
 	r.OutOfOrder += o.OutOfOrder
 	r.Unexpected += o.Unexpected
+	r.WrongChannel += o.WrongChannel
+	r.DeliveredFailed += o.DeliveredFailed
 	if o.DeliveryStartNs != 0 && (r.DeliveryStartNs == 0 || o.DeliveryStartNs < r.DeliveryStartNs) {
 		r.DeliveryStartNs = o.DeliveryStartNs
 	}
 	r.LastDeliveryNs = max(r.LastDeliveryNs, o.LastDeliveryNs)
 	r.LoadgenRSS += o.LoadgenRSS
+	r.LoadgenCPULoadSec += o.LoadgenCPULoadSec
 	for _, p := range []struct{ dst, src *map[string]int }{
 		{&r.Failures, &o.Failures}, {&r.Drops, &o.Drops}, {&r.Closes, &o.Closes},
 		{&r.ServerErrors, &o.ServerErrors}, {&r.FrameErrors, &o.FrameErrors},
@@ -138,6 +198,7 @@ func (r *Report) finish() {
 		r.ConnectSec = float64(r.LastEstablishedNs-r.FirstDialNs) / 1e9
 		r.ConnectsPerSec = float64(r.Connected) / r.ConnectSec
 	}
+	r.Lost = max(r.Expected-r.Delivered, 0)
 	if r.Expected > 0 {
 		r.DeliveryRatio = float64(r.Delivered) / float64(r.Expected)
 	}
@@ -147,6 +208,32 @@ func (r *Report) finish() {
 	}
 	if r.RSSConnected > 0 && r.Connected > 0 {
 		r.BytesPerConn = float64(r.RSSConnected-r.RSSBefore) / float64(r.Connected)
+	}
+	if r.RSSPeak > 0 && r.RSSConnected > 0 {
+		r.RSSGrowth = r.RSSPeak - r.RSSConnected
+	}
+	if len(r.Settle) > 0 && r.Connected > 0 && r.RSSBefore > 0 {
+		r.BytesPerConnSettled = float64(r.Settle[len(r.Settle)-1].RSS-r.RSSBefore) / float64(r.Connected)
+		r.BytesPerConnIdle = max(r.BytesPerConn, r.BytesPerConnSettled)
+	}
+	if r.MachineCPULoadSec > 0 {
+		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.LoadgenCPULoadSec, 0)
+	}
+	if d := float64(r.Delivered); d > 0 {
+		perDelivery := func(n float64) float64 { return n / d }
+		if r.ServerCPULoadSec > 0 {
+			r.CPUPerDeliveryUs = perDelivery(r.ServerCPULoadSec * 1e6)
+		}
+		r.SyscwPerDelivery = perDelivery(float64(r.ServerSyscw))
+		if g := r.SyscallGroups; g != nil {
+			r.WritesPerDelivery = perDelivery(float64(g[groupWrite]))
+			r.ReadsPerDelivery = perDelivery(float64(g[groupRead]))
+			r.EpollWaitsPerDelivery = perDelivery(float64(g[groupEpoll]))
+			r.SyscallsPerDelivery = perDelivery(float64(g[groupAll]))
+			if g[groupWrite] > 0 {
+				r.DeliveriesPerWriteCall = d / float64(g[groupWrite])
+			}
+		}
 	}
 }
 
@@ -169,25 +256,61 @@ func (r *Report) writeTable(out io.Writer) {
 	}
 	switch r.Mode {
 	case modeFanout:
-		row("events", "%d published of %d at %.0f/s to %q", r.Published, r.Events, r.Rate, r.Channel)
+		how := fmt.Sprintf("open loop at %.0f/s", r.Rate)
+		if r.Closed {
+			how = "closed loop"
+		}
+		row("events", "%d published of %d, %s, %d publisher(s), %d channel(s) %s, %d bytes of data",
+			r.Published, r.Events, how, r.Publishers, r.Channels, channelsLabel(r.Channel, r.Channels), r.EventSize)
+		row("trigger status", "%s (%.2f s of publishing)", countsLine(r.PublishStatus), r.PublishSec)
 		row("API latency", "%s", latencyLine(r.PublishLatency))
 	case modeClientEvents:
 		row("client events", "%d sent (%d per socket at %.1f/s)", r.Sent, r.Events, r.Rate)
 	}
-	if r.Mode != modeConnect {
-		row("delivered", "%d of %d expected (ratio %.4f); %d duplicate, %d out of order, %d unexpected",
-			r.Delivered, r.Expected, r.DeliveryRatio, r.Duplicates, r.OutOfOrder, r.Unexpected)
+	if r.Mode == modeFanout || r.Mode == modeClientEvents {
+		row("delivered", "%d of %d expected (ratio %.4f), %d lost; %d duplicate, %d out of order, %d unexpected, %d on a wrong channel",
+			r.Delivered, r.Expected, r.DeliveryRatio, r.Lost, r.Duplicates, r.OutOfOrder, r.Unexpected, r.WrongChannel)
+		if r.DeliveredFailed > 0 {
+			row("delivered anyway", "%d deliveries of events whose trigger failed", r.DeliveredFailed)
+		}
 		row("delivery latency", "%s", latencyLine(r.Latency))
 		row("throughput", "%.0f msgs/s delivered over %.2f s", r.MsgsPerSec, r.DeliverySec)
 	}
 	if r.ServerPID != 0 {
-		row("server RSS", "%s before, %s connected, %s at end (pid %d)", mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSEnd), r.ServerPID)
+		row("server RSS", "%s before, %s connected, %s peak during the load (%s over connected; %d samples), %s at end (pid %d)",
+			mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSPeak), mibDelta(r.RSSGrowth), r.RSSSamples, mib(r.RSSEnd), r.ServerPID)
 		if r.BytesPerConn != 0 {
-			row("server memory", "%.0f bytes per connection", r.BytesPerConn)
+			row("server memory", "%.0f bytes per connection once connected", r.BytesPerConn)
+		}
+		if len(r.Settle) > 0 {
+			var b strings.Builder
+			for i, x := range r.Settle {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%s at %.0f s", mib(x.RSS), x.AfterSec)
+			}
+			row("idle RSS", "%s", b.String())
+			row("idle memory", "%.0f bytes per connection (the larger of %.0f after the ramp and %.0f after %.0f s idle)",
+				r.BytesPerConnIdle, r.BytesPerConn, r.BytesPerConnSettled, r.Settle[len(r.Settle)-1].AfterSec)
 		}
 		row("server CPU", "%.2f s in total, %.2f s during the load", r.ServerCPUSec, r.ServerCPULoadSec)
+		if r.Delivered > 0 {
+			row("server per delivery", "%.2f µs CPU, %.3f syscw (%d syscw, %d syscr during the load)",
+				r.CPUPerDeliveryUs, r.SyscwPerDelivery, r.ServerSyscw, r.ServerSyscr)
+		}
+		if g := r.SyscallGroups; g != nil {
+			row("server syscalls", "%d write/send (%.3f per delivery, %.1f deliveries per call), %d read/recv, %d epoll_wait, %d in all (%.3f per delivery)",
+				g[groupWrite], r.WritesPerDelivery, r.DeliveriesPerWriteCall, g[groupRead], g[groupEpoll], g[groupAll], r.SyscallsPerDelivery)
+		}
 	}
-	row("loadgen peak RSS", "%s", mib(r.LoadgenRSS))
+	for _, p := range r.Profiles {
+		row("profile", "%s", p)
+	}
+	row("loadgen", "%s peak RSS, %.2f s CPU during the load", mib(r.LoadgenRSS), r.LoadgenCPULoadSec)
+	if r.MachineCPULoadSec > 0 {
+		row("machine CPU", "%.2f s busy during the load, %.2f s of it neither server nor loadgen", r.MachineCPULoadSec, r.OtherCPULoadSec)
+	}
 	row("elapsed", "%.2f s", r.ElapsedSec)
 	for _, m := range []struct {
 		name string
@@ -207,6 +330,29 @@ func (r *Report) writeTable(out io.Writer) {
 	tw.Flush()
 }
 
+// countsLine prints m as "k × n, …" sorted by key.
+func countsLine(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d × %s", m[k], k)
+	}
+	return b.String()
+}
+
+// channelsLabel names the channels of a fanout run.
+func channelsLabel(name string, n int) string {
+	if n <= 1 {
+		return strconv.Quote(name)
+	}
+	return strconv.Quote(channelName(name, 0, n)) + "…" + strconv.Quote(channelName(name, n-1, n))
+}
+
 func latencyLine(h *hist) string {
 	if h == nil || h.count() == 0 {
 		return "no samples"
@@ -219,6 +365,8 @@ func latencyLine(h *hist) string {
 func ms(us float64) string {
 	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", us/1e3), "0"), ".") + " ms"
 }
+
+func mibDelta(b int64) string { return fmt.Sprintf("%+.1f MiB", float64(b)/(1<<20)) }
 
 func mib(b int64) string {
 	if b == 0 {

@@ -17,11 +17,13 @@ import (
 // Messages between the coordinator and a worker (in process over channels,
 // or a child process over JSON lines on stdin and stdout).
 const (
-	msgReady  = "ready"  // worker → coordinator: setup over
-	msgRan    = "ran"    // worker → coordinator: its own sending is over
-	msgReport = "report" // worker → coordinator: final report
-	msgGo     = "go"     // coordinator → worker: start the load
-	msgDone   = "done"   // coordinator → worker: drain, then report
+	msgReady   = "ready"   // worker → coordinator: setup over
+	msgRan     = "ran"     // worker → coordinator: its own sending is over
+	msgDrained = "drained" // worker → coordinator: deliveries are in (or the drain timed out); sockets still open
+	msgReport  = "report"  // worker → coordinator: final report
+	msgGo      = "go"      // coordinator → worker: start the load
+	msgDone    = "done"    // coordinator → worker: drain, then say drained
+	msgClose   = "close"   // coordinator → worker: close the sockets and report
 )
 
 // workerMsg is what a worker says to the coordinator.
@@ -37,8 +39,12 @@ type workerMsg struct {
 // ctrlMsg is what the coordinator says to a worker.
 type ctrlMsg struct {
 	Type string `json:"type"`
-	// Published is the number of events the coordinator triggered (fanout).
-	Published int `json:"published,omitempty"`
+	// PublishedPerChannel counts the fanout events whose trigger was
+	// answered 200, by channel index.
+	PublishedPerChannel []int `json:"published_per_channel,omitempty"`
+	// Failed lists the ids of fanout events whose trigger was not answered
+	// 200: they are not expected, and a delivery of one is counted apart.
+	Failed []int `json:"failed,omitempty"`
 	// DrainUntil is when to stop waiting for deliveries, unix nanos.
 	DrainUntil int64 `json:"drain_until,omitempty"`
 }
@@ -52,6 +58,7 @@ type worker struct {
 	path        string
 	eventName   string
 	eventQuoted []byte
+	publishers  int // whose numbering each socket checks: cfg.publishers, 1 in client-events
 
 	conns     []*conn
 	setupWG   sync.WaitGroup
@@ -87,6 +94,7 @@ func newWorker(cfg *config, index int) *worker {
 		sourceFirst:  cfg.sourceFirst,
 		path:         "/app/" + cfg.key + "?protocol=7&client=revurb-loadgen&version=1.0&flash=false",
 		eventName:    fanoutEvent,
+		publishers:   cfg.publishers,
 		failures:     map[string]int{},
 		drops:        map[string]int{},
 		closes:       map[string]int{},
@@ -100,7 +108,8 @@ func newWorker(cfg *config, index int) *worker {
 	w.eventQuoted = []byte(`"event":"` + w.eventName + `"`)
 	w.conns = make([]*conn, cfg.conns)
 	for i := range w.conns {
-		c := &conn{w: w, index: i, channel: cfg.channel}
+		c := &conn{w: w, index: i, chanIdx: i % cfg.channels}
+		c.channel = channelName(cfg.channel, c.chanIdx, cfg.channels)
 		if cfg.mode == modeClientEvents {
 			c.channel = "private-" + cfg.channel + "-" + strconv.Itoa(cfg.childIndex) + "-" + strconv.Itoa(i/2)
 		}
@@ -211,27 +220,38 @@ func (w *worker) stop(cancelDials context.CancelFunc) {
 }
 
 // runWorker is the life of a worker: setup, ready, go, (client events),
-// ran, done, drain, report. Every wait also ends with ctx or when ctrl
-// closes, so that a worker always reports.
+// ran, done, drain, drained, close, report. Every wait also ends with ctx
+// or when ctrl closes, so that a worker always reports. Between drained
+// and close the sockets stay open, so that the coordinator can read the
+// server's figures (and profiles) for the load alone, without the
+// teardown.
 func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg, out func(workerMsg)) {
 	w := newWorker(cfg, index)
 	goCh := make(chan struct{})
 	doneCh := make(chan ctrlMsg, 1)
+	closeCh := make(chan struct{})
 	go func() {
-		started := false
+		started, done, closed := false, false, false
 		for m := range ctrl {
-			switch m.Type {
-			case msgGo:
-				if !started {
-					started = true
-					close(goCh)
-				}
-			case msgDone:
+			switch {
+			case m.Type == msgGo && !started:
+				started = true
+				close(goCh)
+			case m.Type == msgDone && !done:
+				done = true
 				doneCh <- m
-				return
+			case m.Type == msgClose && !closed:
+				closed = true
+				close(closeCh)
 			}
 		}
-		doneCh <- ctrlMsg{Type: msgDone, DrainUntil: 1} // coordinator gone: report now
+		// The coordinator is gone: report now.
+		if !done {
+			doneCh <- ctrlMsg{Type: msgDone, DrainUntil: 1}
+		}
+		if !closed {
+			close(closeCh)
+		}
 	}()
 
 	dialCtx, cancelDials := context.WithCancel(context.Background())
@@ -249,13 +269,15 @@ func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg,
 	<-setupOver
 	start := time.Now()
 	w.closeSetup()
-	subscribedAtGo := w.subscribed.Load()
-	out(workerMsg{Type: msgReady, Index: index, Connected: w.established.Load(), Subscribed: subscribedAtGo})
+	subs := w.subscribersPerChannel()
+	out(workerMsg{Type: msgReady, Index: index, Connected: w.established.Load(), Subscribed: w.subscribed.Load()})
 
+	var cpuGo float64
 	if done == nil {
 		select {
 		case <-goCh:
 			start = time.Now()
+			cpuGo, _ = cpuSeconds(os.Getpid())
 			if cfg.mode == modeClientEvents {
 				w.sendAll(ctx, doneCh, &done)
 			}
@@ -274,23 +296,64 @@ func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg,
 		}
 	}
 	var expected int64
+	var failed []int
 	switch cfg.mode {
 	case modeFanout:
 		if done != nil {
-			expected = int64(done.Published) * subscribedAtGo
+			expected = expectedDeliveries(subs, done.PublishedPerChannel)
+			failed = done.Failed
 		}
 	case modeClientEvents:
 		expected = w.sent.Load()
 	}
-	if done != nil && cfg.mode != modeConnect {
-		until := time.Unix(0, done.DrainUntil)
-		for w.delivered.Load() < expected && time.Now().Before(until) && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
-		}
+	if done != nil {
+		w.drain(ctx, expected, len(failed) > 0, time.Unix(0, done.DrainUntil))
+	}
+	var cpuLoad float64
+	if cfg.child && cpuGo > 0 {
+		// In process, the coordinator counts this process itself.
+		cpu, _ := cpuSeconds(os.Getpid())
+		cpuLoad = cpu - cpuGo
+	}
+	out(workerMsg{Type: msgDrained, Index: index})
+	select {
+	case <-closeCh:
+	case <-ctx.Done():
 	}
 	w.stop(cancelDials)
-	rep := w.report(start, expected)
+	rep := w.report(start, expected, failed)
+	rep.LoadgenCPULoadSec = cpuLoad
 	out(workerMsg{Type: msgReport, Index: index, Report: rep})
+}
+
+// subscribersPerChannel counts the sockets that take part in the load, by
+// channel index; call it after closeSetup.
+func (w *worker) subscribersPerChannel() []int64 {
+	subs := make([]int64, w.cfg.channels)
+	for _, c := range w.conns {
+		if c.subscribed.Load() && !c.timedOut.Load() {
+			subs[c.chanIdx]++
+		}
+	}
+	return subs
+}
+
+// drain waits until expected deliveries are in, or until, or ctx's end.
+// When some triggers failed, deliveries of their events also count in
+// w.delivered, so it then waits on until nothing arrives for quiet.
+func (w *worker) drain(ctx context.Context, expected int64, failures bool, until time.Time) {
+	const quiet = 500 * time.Millisecond
+	last, lastChange := w.delivered.Load(), time.Now()
+	for time.Now().Before(until) && ctx.Err() == nil {
+		n := w.delivered.Load()
+		if n != last {
+			last, lastChange = n, time.Now()
+		}
+		if n >= expected && (!failures || time.Since(lastChange) >= quiet) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // sendAll runs every subscribed socket's client-event sender and waits for
@@ -325,8 +388,10 @@ func (w *worker) sendAll(ctx context.Context, doneCh <-chan ctrlMsg, done **ctrl
 	<-finished
 }
 
-// report gathers what the worker saw; call it after stop.
-func (w *worker) report(start time.Time, expected int64) *Report {
+// report gathers what the worker saw; call it after stop. Deliveries of
+// the failed events (triggers not answered 200) are not counted as
+// delivered but apart.
+func (w *worker) report(start time.Time, expected int64, failed []int) *Report {
 	r := newReport(w.cfg)
 	r.Conns = len(w.conns)
 	r.Connected = w.established.Load()
@@ -339,11 +404,19 @@ func (w *worker) report(start time.Time, expected int64) *Report {
 	r.Expected = expected
 	r.Sent = w.sent.Load()
 	r.DeliveryStartNs = start.UnixNano()
+	failedSet := bitsetOf(failed, w.cfg.events)
 	for _, c := range w.conns {
-		r.Delivered += c.received.Load()
-		r.Duplicates += c.duplicates
-		r.OutOfOrder += c.outOfOrder
-		r.Unexpected += c.unexpected
+		n := c.received.Load()
+		if failedSet != nil {
+			f := c.log.countIn(failedSet)
+			n -= f
+			r.DeliveredFailed += f
+		}
+		r.Delivered += n
+		r.Duplicates += c.log.duplicates
+		r.OutOfOrder += c.log.outOfOrder
+		r.Unexpected += c.log.unexpected
+		r.WrongChannel += c.wrongChannel
 		if c.lastAt > r.LastDeliveryNs {
 			r.LastDeliveryNs = c.lastAt
 		}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func rep(t *testing.T, js string) report {
+	t.Helper()
+	var r report
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRatio(t *testing.T) {
+	fast := rep(t, `{"mode":"fanout","msgs_per_sec":200000,"latency":{"p99_ms":2},"server_syscw_per_delivery":0.5,"lost":0}`)
+	slow := rep(t, `{"mode":"fanout","msgs_per_sec":50000,"latency":{"p99_ms":30}}`)
+	for _, tc := range []struct {
+		metric, want, how string
+		rv, sk            report
+	}{
+		{metric: "msgs_per_sec", rv: fast, sk: slow, want: "4.00×", how: "revurb/Soketi (higher is better)"},
+		{metric: "msgs_per_sec", rv: slow, sk: fast, want: "0.25×", how: "revurb/Soketi (higher is better)"},
+		{metric: "latency_p99", rv: fast, sk: slow, want: "15.0×", how: "Soketi/revurb (lower is better)"},
+		{metric: "latency_p99", rv: slow, sk: fast, want: "0.07×", how: "Soketi/revurb (lower is better)"},
+		// syscw misses send(2), which Soketi uses: never a ratio.
+		{metric: "syscw_per_deliv", rv: fast, sk: fast, want: "—"},
+		// A zero on either side is no ratio.
+		{metric: "cpu_per_deliv", rv: rep(t, `{"server_cpu_per_delivery_us":0}`), sk: slow, want: "—"},
+		{metric: "lost", rv: fast, sk: slow, want: "—"},
+		{metric: "msgs_per_sec", rv: fast, sk: nil, want: "—"},
+		{metric: "api_p99", rv: fast, sk: slow, want: "—"},
+	} {
+		got, how := metrics[tc.metric].ratio(tc.rv, tc.sk)
+		if got != tc.want || how != tc.how {
+			t.Errorf("%s: %q %q, want %q %q", tc.metric, got, how, tc.want, tc.how)
+		}
+	}
+	if got := formatRatio(123.4); got != "123×" {
+		t.Errorf("formatRatio %q", got)
+	}
+}
+
+func TestCells(t *testing.T) {
+	good := rep(t, `{"mode":"fanout","expected":100,"delivered":100,"published":10,"publish_status":{"200":9,"503":1},"server_rss_peak":3145728}`)
+	bad := rep(t, `{"mode":"fanout","expected":100,"delivered":98,"lost":2,"out_of_order":3}`)
+	none := rep(t, `{"mode":"fanout"}`)
+	for _, tc := range []struct {
+		metric string
+		r      report
+		want   string
+	}{
+		{"exact", good, "yes"},
+		{"exact", bad, "no: 2 lost, 3 out of order"},
+		{"exact", none, "no (nothing expected)"},
+		{"delivered", bad, "98 of 100"},
+		{"trigger_status", good, "200 × 9, 503 × 1"},
+		{"rss_peak", good, "3.0"},
+		{"rss_growth", good, "0.0"},
+		{"rss_growth", bad, "—"},
+		{"lost", good, "0"},
+		{"latency_p99", good, "—"},
+		{"msgs_per_sec", nil, "—"},
+	} {
+		if got := metrics[tc.metric].cell(tc.r); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.metric, got, tc.want)
+		}
+	}
+}
+
+// TestWrite builds a run directory as run.sh does and checks the results
+// file's summary rows and sections.
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"meta.tsv": "commit\tabc123\nmachine\t2 CPUs\n",
+		"runs.tsv": "fanout-x\trevurb\t0\tyes\t97\tmsgs_per_sec,latency_p99\tfanout-x.revurb.json\tfanout-x.revurb.txt\tfanout-x.revurb.log\tloadgen -mode fanout -conns 10\n" +
+			"fanout-x\tsoketi\t0\tno\t95\tmsgs_per_sec,latency_p99\tfanout-x.soketi.json\tfanout-x.soketi.txt\tfanout-x.soketi.log\tloadgen -mode fanout -conns 10\n",
+		"fanout-x.revurb.json": `{"mode":"fanout","expected":10,"delivered":10,"msgs_per_sec":1000,"latency":{"p99_ms":1.5}}`,
+		"fanout-x.soketi.json": `{"mode":"fanout","expected":10,"delivered":10,"msgs_per_sec":500,"latency":{"p99_ms":4.5}}`,
+		"fanout-x.revurb.txt":  "revurb table\n",
+		"fanout-x.soketi.txt":  "soketi table\n",
+		"fanout-x.soketi.log":  "soketi crashed\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "results.md")
+	if err := mainErr(dir, out, "test run"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"# test run\n",
+		"- commit: abc123\n",
+		"| fanout-x | deliveries/s | 1000 | 500 | 2.00× | revurb/Soketi (higher is better) |",
+		"| fanout-x | delivery latency p99 (ms) | 1.50 | 4.50 | 3.00× | Soketi/revurb (lower is better) |",
+		"## fanout-x\n\n```\n# revurb\nloadgen -mode fanout -conns 10\n# soketi\nloadgen -mode fanout -conns 10\n```",
+		"| every event once, in order | yes | yes | — |  |",
+		"revurb table\n",
+		"CPU idle before the run 97%",
+		"**The soketi server died during this scenario.**",
+		"soketi crashed\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("results lack %q\n%s", want, got)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runs.tsv"), []byte("a\trevurb\t0\tyes\t\tnope\tx\ty\tz\tcmd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mainErr(dir, out, "t"); err == nil || !strings.Contains(err.Error(), "unknown metric") {
+		t.Errorf("unknown metric: %v", err)
+	}
+}
