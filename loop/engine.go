@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/revurb/revurb/codec"
 	"github.com/revurb/revurb/pusher"
 )
 
@@ -194,13 +196,37 @@ func (q *taskQueue) Run(ctx context.Context) error {
 	q.woken = false
 	q.mu.Unlock()
 	for _, t := range batch {
-		_ = t.Run(ctx)
+		q.l.run(ctx, t)
 	}
 	clear(batch)
 	q.mu.Lock()
 	q.spare = batch[:0]
 	q.mu.Unlock()
 	return nil
+}
+
+// run runs one task. A task that panics is a bug: it is logged with its
+// stack and the loop goes on with the next, rather than every connection
+// going down with the process.
+func (l *loopState) run(ctx context.Context, t pusher.Task) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.e.cfg.Log.Printf("loop: panic in a task on loop %d: %v\n%s", l.index, r, debug.Stack())
+		}
+	}()
+	_ = t.Run(ctx)
+}
+
+// flushAfterPanic sends what the loop's turn had staged for other
+// connections, or, if that panics too, drops it.
+func (l *loopState) flushAfterPanic() {
+	defer func() {
+		if r := recover(); r != nil {
+			l.e.cfg.Log.Printf("loop: panic flushing loop %d after a panic, dropping its staged frames: %v", l.index, r)
+			l.st.reset()
+		}
+	}()
+	l.st.flush()
 }
 
 // loopIndex returns the index of el, giving it the next one the first time.
@@ -356,10 +382,16 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 	c := gc.Context().(*conn)
 	defer func() {
 		// A bug reached by one client's bytes must not take every other
-		// connection down with the process: log it and drop that client.
+		// connection down with the process: log it, tell that client 1011
+		// and drop it.
 		if r := recover(); r != nil {
-			e.cfg.Log.Printf("loop: panic on a connection from %v, closing it: %v\n%s", gc.RemoteAddr(), r, debug.Stack())
+			e.cfg.Log.Printf("loop: panic on a connection from %v, closing it with 1011: %v\n%s", gc.RemoteAddr(), r, debug.Stack())
+			c.l.st.forget(c)
+			if c.state == stateOpen {
+				_, _ = gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
+			}
 			c.state = stateClosing
+			c.l.flushAfterPanic()
 			action = gnet.Close
 		}
 	}()

@@ -108,6 +108,23 @@ func (st *stager) flushConn(c *conn) {
 	}
 }
 
+// forget drops what is staged for c.
+func (st *stager) forget(c *conn) {
+	c.head, c.tail, c.staged = 0, 0, 0
+}
+
+// reset drops everything staged, for every connection.
+func (st *stager) reset() {
+	for _, c := range st.dirty {
+		st.forget(c)
+	}
+	clear(st.dirty)
+	st.dirty = st.dirty[:0]
+	st.segs = st.segs[:1]
+	st.arena = st.arena[:0]
+	st.last, st.lastLen, st.lastOff = nil, 0, 0
+}
+
 // flush writes every connection's staged frames, one write each, and
 // empties the staging. A write that fails closes its connection at once,
 // inside gnet, and what that close stages is flushed in the same pass.
