@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,7 +110,17 @@ type serverConfig struct {
 	Env  []string // KEY=VALUE, added to a REVERB_*-free environment
 	// App credentials the clients should use; default app-id/app-key/app-secret.
 	AppID, AppKey, Secret string
+	// Ports, when set, are the WebSocket and API ports to use, such as
+	// another server's: both listeners use SO_REUSEPORT, so the two share
+	// them, and startServer neither retries nor minds the warning.
+	Ports *[2]int
+	// Prefix runs the binary under a command, such as prlimit.
+	Prefix []string
 }
+
+// sharedWarning is what revurb logs when another process listens on its
+// ports too.
+const sharedWarning = "another process listens on port"
 
 // startServer runs `revurb start` on two free loopback ports and returns once
 // both accept TCP. The process is stopped (SIGTERM, then SIGKILL after 5 s)
@@ -122,12 +133,18 @@ func startServer(t *testing.T, cfg serverConfig) *server {
 	for i := 0; i < attempts; i++ {
 		s = launch(t, cfg)
 		err := s.waitReady(10 * time.Second)
-		if err == nil {
+		// With SO_REUSEPORT a port taken meanwhile by another test's server
+		// is not "in use": revurb binds it too and says so. Such a start is
+		// tried again on other ports, as a refused bind is.
+		if err == nil && (cfg.Ports != nil || !strings.Contains(s.out.String(), sharedWarning)) {
 			t.Cleanup(func() { s.stop(t) })
 			return s
 		}
+		if err == nil {
+			err = errors.New("another process took its ports")
+		}
 		s.kill()
-		if i == attempts-1 || !strings.Contains(s.out.String(), "in use") {
+		if i == attempts-1 || cfg.Ports != nil || !strings.Contains(s.out.String(), "in use") && !strings.Contains(s.out.String(), sharedWarning) {
 			t.Fatalf("revurb did not start: %v\nargs: %q\noutput:\n%s", err, s.cmd.Args, s.out.String())
 		}
 	}
@@ -146,9 +163,13 @@ func launch(t *testing.T, cfg serverConfig) *server {
 		out:     &syncBuffer{},
 		exited:  make(chan struct{}),
 	}
+	if cfg.Ports != nil {
+		s.wsPort, s.apiPort = cfg.Ports[0], cfg.Ports[1]
+	}
 	args := []string{"start", "--host", s.host, "--port", strconv.Itoa(s.wsPort), "--api-port", strconv.Itoa(s.apiPort)}
 	args = append(args, cfg.Args...)
-	s.cmd = exec.Command(revurbBin, args...)
+	argv := append(append(append([]string(nil), cfg.Prefix...), revurbBin), args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(cleanEnv("REVERB_"), "GORACE=halt_on_error=1")
 	s.cmd.Env = append(s.cmd.Env, cfg.Env...)
 	s.cmd.Stdout = s.out
@@ -183,14 +204,31 @@ func cleanEnv(prefix string) []string {
 	return env
 }
 
+// handedOut is every port freePort has returned in this process: none is
+// returned twice, so that two of this package's servers never share one.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port that is free now and that no other test
+// of this process was given.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (s *server) wsAddr() string  { return net.JoinHostPort(s.host, strconv.Itoa(s.wsPort)) }
@@ -204,7 +242,9 @@ func (s *server) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("exited early: %v", s.err)
 		default:
 		}
-		if accepts(s.wsAddr()) && accepts(s.apiAddr()) {
+		// The start line comes after the check for another process on
+		// the ports, so its warning, if any, is in the output by then.
+		if strings.Contains(s.out.String(), " listening: ") && accepts(s.wsAddr()) && accepts(s.apiAddr()) {
 			return nil
 		}
 		if time.Now().After(deadline) {

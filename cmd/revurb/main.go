@@ -118,17 +118,17 @@ func run(cfg *config) error {
 	case err := <-errc:
 		return err
 	}
+	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
+		logger.Printf("warning: another process listens on port %v too: the kernel shares new connections "+
+			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", shared)
+	}
+	logger.Printf("connections: %s", fds)
 	fmt.Printf("revurb %s listening: WebSockets ws://%s/app/{key}, HTTP API http://%s\n", version, wsAddr, apiAddr)
 	for _, a := range cfg.Apps {
 		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
 	}
 	if profAddr != nil {
 		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
-	}
-	logger.Printf("connections: %s", fds)
-	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
-		logger.Printf("warning: another process listens on port %v too: the kernel shares new connections "+
-			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", shared)
 	}
 
 	select {

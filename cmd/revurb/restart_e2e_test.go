@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRestartWithoutDowntime is a rolling restart: a second revurb starts
+// on the first one's ports (SO_REUSEPORT) and says it shares them, then the
+// first gets SIGTERM while a backend triggers back to back over keep-alive
+// and pusher-js clients listen. No trigger fails; every event acknowledged
+// before the signal reaches every client; every client reconnects, to the
+// second process, and gets what is published there; the first exits within
+// its grace period.
+func TestRestartWithoutDowntime(t *testing.T) {
+	t.Parallel()
+	first := startServer(t, serverConfig{})
+	ports := [2]int{first.wsPort, first.apiPort}
+
+	node := needNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "restart.mjs")
+	cmd.Dir = "testdata"
+	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort),
+		"TIMEOUT_MS=30000", "AFTER_MS=3000")
+	cmd.SysProcAttr = childProcAttr()
+	cmd.WaitDelay = 2 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// next returns the next line of the scenario, failing on its end.
+	var last string
+	next := func() string {
+		t.Helper()
+		l, ok := <-lines
+		if !ok {
+			t.Fatalf("scenario ended early; last line %q; stderr:\n%s", last, stderr.String())
+		}
+		last = l
+		return l
+	}
+	for next() != "ready" {
+	}
+	// acked reads lines until n acks have come, and returns the highest n
+	// acknowledged 200 so far.
+	highest := 0
+	acked := func(n int) {
+		t.Helper()
+		for seen := 0; seen < n; {
+			f := strings.Fields(next())
+			if len(f) == 3 && f[0] == "ack" {
+				seen++
+				if f[2] == "200" {
+					highest, _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+	}
+	acked(30)
+
+	second := startServer(t, serverConfig{Ports: &ports})
+	if !strings.Contains(second.out.String(), sharedWarning) {
+		t.Errorf("the second server did not say it shares the ports:\n%s", second.out.String())
+	}
+	acked(30)
+	signalled := time.Now()
+	first.terminated = true
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	before := highest // acknowledged before the signal
+	if _, err := io.WriteString(stdin, "signalled\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first.exited:
+		if took := time.Since(signalled); took > 10*time.Second {
+			t.Errorf("the first server took %s to exit, over its 10 s grace", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first server did not exit within 15 s of SIGTERM")
+	}
+	var final string
+	for l := range lines {
+		final = l
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("scenario: %v\nlast line %q\nstderr:\n%s", err, final, stderr.String())
+	}
+	var obs struct {
+		Clients []struct {
+			IDs []string `json:"ids"`
+			Got []int    `json:"got"`
+		} `json:"clients"`
+		Acks []struct {
+			N      int     `json:"n"`
+			Status int     `json:"status"`
+			Error  *string `json:"error"`
+		} `json:"acks"`
+	}
+	if err := json.Unmarshal([]byte(final), &obs); err != nil {
+		t.Fatalf("observations %q: %v", final, err)
+	}
+	for _, a := range obs.Acks {
+		if a.Status != 200 {
+			t.Fatalf("trigger %d failed during the restart: status %d, error %v", a.N, a.Status, a.Error)
+		}
+	}
+	lastN := obs.Acks[len(obs.Acks)-1].N
+	for i, c := range obs.Clients {
+		for n := 1; n <= before; n++ {
+			if !slices.Contains(c.Got, n) {
+				t.Errorf("client %d: event %d, acknowledged before the signal, never arrived", i, n)
+				break
+			}
+		}
+		if len(c.IDs) < 2 || c.IDs[len(c.IDs)-1] == c.IDs[0] {
+			t.Errorf("client %d did not reconnect: socket ids %v", i, c.IDs)
+		}
+		// The last 50 events were published a second or more after the
+		// first server had gone: the client, on the second, got them all.
+		for n := lastN - 50; n <= lastN; n++ {
+			if !slices.Contains(c.Got, n) {
+				t.Errorf("client %d: event %d, published after it reconnected, never arrived", i, n)
+				break
+			}
+		}
+		if !slices.IsSorted(c.Got) {
+			t.Errorf("client %d got events out of order", i)
+		}
+	}
+	t.Logf("%d triggers, %d acknowledged before the signal, all 200", len(obs.Acks), before)
+}
