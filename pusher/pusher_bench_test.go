@@ -89,3 +89,29 @@ func BenchmarkParseEnvelopeGoJSON(b *testing.B) {
 		}
 	}
 }
+
+// benchmarkSubscribeAt subscribes and unsubscribes one channel on a
+// session that holds held subscriptions already: the cost must not grow
+// with held (a session finds its subscriptions by name in O(1)).
+func benchmarkSubscribeAt(b *testing.B, held int) {
+	s, _ := newServer(b, 1, func(a *AppConfig) { a.MaxSubscriptions = 0; a.MaxMessageRate = 0 })
+	sess := steady(b, s, 1, 1, "warmup")[0]
+	for i := 1; i < held; i++ {
+		s.Handle(sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"held-`+strconv.Itoa(i)+`"}}`))
+	}
+	sub := []byte(`{"event":"pusher:subscribe","data":{"channel":"room"}}`)
+	unsub := []byte(`{"event":"pusher:unsubscribe","data":{"channel":"room"}}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Handle(sess, sub)
+		s.Handle(sess, unsub)
+	}
+	if len(sess.subs) != held {
+		b.Fatalf("%d subscriptions, want %d", len(sess.subs), held)
+	}
+}
+
+func BenchmarkSubscribeAt_1Sub(b *testing.B)    { benchmarkSubscribeAt(b, 1) }
+func BenchmarkSubscribeAt_100Subs(b *testing.B) { benchmarkSubscribeAt(b, 100) }
+func BenchmarkSubscribeAt_10kSubs(b *testing.B) { benchmarkSubscribeAt(b, 10_000) }
