@@ -27,11 +27,12 @@ $(NODE_STAMP): $(NODE_DIR)/package-lock.json $(NODE_DIR)/package.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## lint: gofmt, go vet, and the import arrows of DESIGN.md
+## lint: gofmt, go vet, staticcheck (pinned in go.mod's tool directive), and the import arrows of DESIGN.md
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NODE_DIR)/*')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck -checks inherit,ST1016 ./...
 	@$(GO) list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | .ci/arrows
 
 ## bench: the Go benchmarks, written to perf/bench.txt for BENCHMARKS.md

@@ -127,7 +127,7 @@ func BenchmarkGobwasReadFrame_SmallText(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Reset(frame)
-		f, err := ws.ReadFrame(&r)
+		f, err := ws.ReadFrame(&r) //lint:ignore SA1019 the reference this decoder is measured against
 		if err != nil || f.Header.OpCode != ws.OpText {
 			b.Fatalf("ReadFrame = %v, %v", f.Header.OpCode, err)
 		}

@@ -614,7 +614,7 @@ func TestAppendFrame(t *testing.T) {
 			}
 
 			// gobwas/ws reads the same header back.
-			f, err := ws.ReadFrame(bytes.NewReader(got[4:]))
+			f, err := ws.ReadFrame(bytes.NewReader(got[4:])) //lint:ignore SA1019 gobwas/ws as a reference reader
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -685,7 +685,7 @@ func TestAppendMaskedFrameRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mask := [4]byte{9, 8, 7, 6}
 			b := AppendMaskedFrame(nil, tt.op, tt.fin, mask, []byte(tt.payload))
-			f, err := ws.ReadFrame(bytes.NewReader(b))
+			f, err := ws.ReadFrame(bytes.NewReader(b)) //lint:ignore SA1019 gobwas/ws as a reference reader
 			if err != nil {
 				t.Fatal(err)
 			}

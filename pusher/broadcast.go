@@ -53,9 +53,6 @@ func (f *sharedFrame) seal() {
 // bytes is the sealed frame.
 func (f *sharedFrame) bytes() []byte { return f.buf[f.off:] }
 
-// json is the event JSON inside the frame.
-func (f *sharedFrame) json() []byte { return f.buf[frameHeadroom:] }
-
 func (f *sharedFrame) release() {
 	if f.refs.Add(-1) != 0 {
 		return

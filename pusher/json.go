@@ -33,7 +33,6 @@ type envelope struct {
 	event   []byte // unquoted
 	channel []byte // unquoted; nil when absent
 	data    []byte // raw JSON value; nil when absent
-	userID  []byte // raw JSON value of a "user_id" field, if any
 }
 
 // parseEnvelope fills e from msg, which is valid UTF-8 (the codec refuses

@@ -174,8 +174,8 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 
 // serverSubs is how many of the session's subscriptions the server made
 // itself (its #server-to-user channel), which the cap does not count.
-func (sess *Session) serverSubs() int {
-	if sess.user != nil {
+func (s *Session) serverSubs() int {
+	if s.user != nil {
 		return 1
 	}
 	return 0

@@ -7,9 +7,9 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,11 +61,13 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// goTool is the go command that runs the tests: the one on PATH, else the
+// one in GOROOT, which go test sets for the tests it runs.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // syncBuffer collects a child's output; exec copies into it from its own

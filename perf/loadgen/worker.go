@@ -126,8 +126,6 @@ func (w *worker) count(m *map[string]int, key string) {
 }
 
 // drop records a ready connection that ended while the load was running.
-func (w *worker) drop(_ *conn, reason string) { w.count(&w.drops, reason) }
-
 // register publishes c's socket so that stop can close it; it refuses
 // (and closes the socket) once the worker is stopping.
 func (w *worker) register(c *conn, wc *wsConn) bool {
