@@ -190,6 +190,11 @@ func (s *Server) terminate(ctx *fasthttp.RequestCtx, app *pusher.App, user strin
 		badRequest("Missing user id").write(ctx)
 		return
 	}
-	s.p.TerminateUser(app, user)
+	if _, err := s.p.TerminateUser(ctx, app, user); err != nil {
+		// This node's connections are closed; the other nodes could not
+		// be asked.
+		fail(ctx, fasthttp.StatusServiceUnavailable, "Could not reach every node of the cluster: "+err.Error())
+		return
+	}
 	reply(ctx, fasthttp.StatusOK, emptyObject)
 }

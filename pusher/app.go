@@ -77,6 +77,7 @@ type App struct {
 	AppConfig
 
 	connections atomic.Int64
+	sentConns   int // connections last told the broker; the cluster's ticker alone touches it
 	hub         *hub
 }
 

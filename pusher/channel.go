@@ -86,9 +86,8 @@ type channel struct {
 	cache bool
 
 	// shard
-	count   int                // subscriptions, all loops
-	perLoop []int32            // subscriptions per loop: which loops a broadcast visits
-	members map[string]*member // presence: user id → member
+	count   int     // subscriptions, all loops
+	perLoop []int32 // subscriptions per loop: which loops a broadcast visits
 
 	// loop-owned
 	subs [][]subscriber

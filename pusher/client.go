@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"math"
 	"time"
 )
@@ -37,21 +38,56 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 		return
 	}
 	sub := &sess.subs[k]
-	f := newFrame()
-	f.buf = append(f.buf, `{"event":`...)
-	f.buf = appendJSONBytes(f.buf, e.event)
-	f.buf = append(f.buf, `,"channel":`...)
-	f.buf = AppendJSONString(f.buf, sub.ch.name)
-	f.buf = append(f.buf, `,"data":`...)
-	f.buf = append(f.buf, e.data...)
+	var user string
 	if sub.m != nil {
-		f.buf = append(f.buf, `,"user_id":`...)
-		f.buf = AppendJSONString(f.buf, sub.m.id)
+		user = sub.m.id
 	}
-	f.buf = append(f.buf, '}')
+	f := newFrame()
+	f.buf = appendClientEvent(f.buf, e.event, sub.ch.name, e.data, user)
 	f.seal()
 	s.broadcast(app.hub, sub.ch.name, f, target{except: sess.id, from: sess}, nil)
+	if s.clustered {
+		s.publishClientEvent(sess, sub.ch.name, e, user)
+	}
 }
+
+// appendClientEvent appends a relayed client event: its data exactly as
+// the client sent it (raw JSON), and on presence channels the sender's
+// user_id.
+func appendClientEvent(dst, event []byte, channel string, data []byte, user string) []byte {
+	dst = append(dst, `{"event":`...)
+	dst = appendJSONBytes(dst, event)
+	dst = append(dst, `,"channel":`...)
+	dst = AppendJSONString(dst, channel)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	if user != "" {
+		dst = append(dst, `,"user_id":`...)
+		dst = AppendJSONString(dst, user)
+	}
+	return append(dst, '}')
+}
+
+// publishClientEvent hands a client event to the other nodes. It runs on
+// an event loop, so it does not wait: if the broker's queue is full the
+// other nodes miss the event (client events are best effort), and it is
+// counted.
+func (s *Server) publishClientEvent(sess *Session, channel string, e *envelope, user string) {
+	b := &Broadcast{Origin: s.broker.Node(), App: sess.app.ID, Channels: []string{channel},
+		Event: string(e.event), Data: append([]byte(nil), e.data...), Except: sess.id.String(),
+		ClientEvent: true, User: user}
+	if s.broker.Publish(doneCtx, b) != nil {
+		s.clientEventsDropped.Add(1)
+	}
+}
+
+// doneCtx is a context that is done already: what an event loop hands a
+// broker, which must then not wait.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // allowClientEvent counts one client event at now (unix nanoseconds)
 // against a limit per second.

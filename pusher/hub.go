@@ -13,9 +13,11 @@ const numShards = 64
 type shard struct {
 	mu       sync.Mutex
 	channels map[string]*channel
+	rosters  map[string]*roster // presence channels' members
 	cache    map[string]*cachedEvent
-	seq      seqNum   // the number of the shard's last subscription
-	_        [36]byte // one shard per cache line: neighbouring locks do not share one
+	dirty    map[string]struct{} // in a cluster: channels whose count changed since the broker was told
+	seq      seqNum              // the number of the shard's last subscription
+	_        [20]byte            // one shard per cache line: neighbouring locks do not share one
 }
 
 // hub is an app's runtime state on this node.
@@ -26,16 +28,24 @@ type hub struct {
 	cache cacheStore
 
 	usersMu  sync.Mutex
-	users    map[string][]*Session // signed-in user id → its connections
+	users    map[string][]*Session // signed-in user id → its connections here
+	online   map[string]bool       // signed-in users online, cluster-wide as the broker tells
 	watchers map[string][]*Session // user id → connections watching it
+
+	remote remoteCounts // in a cluster: the other nodes' subscription counts
 }
 
 func newHub(maxCache int64) *hub {
-	h := &hub{seed: maphash.MakeSeed(), users: make(map[string][]*Session), watchers: make(map[string][]*Session)}
+	h := &hub{seed: maphash.MakeSeed(), users: make(map[string][]*Session),
+		online: make(map[string]bool), watchers: make(map[string][]*Session)}
 	h.cache.max = maxCache
+	h.remote.init()
 	for i := range h.shards {
-		h.shards[i].channels = make(map[string]*channel)
-		h.shards[i].cache = make(map[string]*cachedEvent)
+		sh := &h.shards[i]
+		sh.channels = make(map[string]*channel)
+		sh.rosters = make(map[string]*roster)
+		sh.cache = make(map[string]*cachedEvent)
+		sh.dirty = make(map[string]struct{})
 	}
 	return h
 }

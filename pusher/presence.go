@@ -1,32 +1,87 @@
 package pusher
 
-import "strconv"
+import (
+	"sort"
+	"strconv"
+)
 
-// member is one user of a presence channel (Pusher protocol: presence
-// channels). A user with several connections in the channel is one member;
-// conns counts them. Guarded by the channel's shard lock; id and info never
-// change.
+// Presence channels (Pusher protocol: presence channels) know their
+// members: users, not connections. A member comes with its user's first
+// connection anywhere and goes with the last one; subscribers are told of
+// both (pusher_internal:member_added, member_removed), and a new subscriber
+// gets the whole list in its subscription_succeeded.
+//
+// Each shard keeps a roster per presence channel: the members this node
+// knows of and its own connections of each. On a single node a user is
+// listed as a member from its first connection. In a cluster the roster is
+// this node's copy of the cluster's members: a user is listed when the
+// broker announces it (Cluster.Member), whichever node it connected to, and
+// this node's own connections only tell the broker their user's first and
+// last. A roster lives while it lists anyone or this node has a connection
+// in it, whether or not the channel has subscribers here.
+
+// member is one user of a presence channel. Guarded by the shard lock; id
+// never changes.
 type member struct {
-	id    string
-	info  []byte // raw JSON of user_info, or nil
-	conns int
+	id     string
+	info   []byte // raw JSON of user_info, or nil
+	conns  int    // this node's connections of the user in the channel
+	listed bool   // a member as the cluster goes: snapshots list it
 }
 
-// appendPresence appends {"presence":{"ids":[...],"hash":{...},"count":n}}.
-// The caller holds the channel's shard lock.
-func appendPresence(dst []byte, members map[string]*member) []byte {
+// roster is a presence channel's members.
+type roster struct {
+	members map[string]*member // by user id
+	listed  int                // how many of them are listed
+}
+
+func newRoster() *roster { return &roster{members: make(map[string]*member)} }
+
+// list marks m listed or not, keeping the count.
+func (r *roster) list(m *member, listed bool) {
+	if m.listed != listed {
+		m.listed = listed
+		if listed {
+			r.listed++
+		} else {
+			r.listed--
+		}
+	}
+}
+
+// drop forgets m if it is neither listed nor connected here, and reports
+// whether the roster is empty.
+func (r *roster) drop(m *member) bool {
+	if !m.listed && m.conns == 0 {
+		delete(r.members, m.id)
+	}
+	return len(r.members) == 0
+}
+
+// appendPresence appends {"presence":{"ids":[...],"hash":{...},"count":n}}
+// for the members r lists, and self if it is not listed yet (in a cluster,
+// a connection's own user before the broker announces it). The caller
+// holds the roster's shard lock.
+func appendPresence(dst []byte, r *roster, self *member) []byte {
+	list := func(m *member) bool { return m.listed || m == self }
 	dst = append(dst, `{"presence":{"ids":[`...)
-	first := true
-	for id := range members {
-		if !first {
+	n := 0
+	for id, m := range r.members {
+		if !list(m) {
+			continue
+		}
+		if n > 0 {
 			dst = append(dst, ',')
 		}
-		first = false
+		n++
 		dst = AppendJSONString(dst, id)
 	}
 	dst = append(dst, `],"hash":{`...)
-	first = true
-	for id, m := range members {
+	first := true
+	for id, m := range r.members {
+		if !list(m) {
+			continue
+		}
 		if !first {
 			dst = append(dst, ',')
 		}
@@ -40,17 +95,17 @@ func appendPresence(dst []byte, members map[string]*member) []byte {
 		}
 	}
 	dst = append(dst, `},"count":`...)
-	dst = strconv.AppendInt(dst, int64(len(members)), 10)
+	dst = strconv.AppendInt(dst, int64(n), 10)
 	return append(dst, "}}"...)
 }
 
 // appendMemberAdded appends the data of pusher_internal:member_added.
-func appendMemberAdded(dst []byte, m *member) []byte {
+func appendMemberAdded(dst []byte, id string, info []byte) []byte {
 	dst = append(dst, `{"user_id":`...)
-	dst = AppendJSONString(dst, m.id)
+	dst = AppendJSONString(dst, id)
 	dst = append(dst, `,"user_info":`...)
-	if m.info != nil {
-		dst = append(dst, m.info...)
+	if info != nil {
+		dst = append(dst, info...)
 	} else {
 		dst = append(dst, "null"...)
 	}
@@ -62,4 +117,66 @@ func appendMemberRemoved(dst []byte, id string) []byte {
 	dst = append(dst, `{"user_id":`...)
 	dst = AppendJSONString(dst, id)
 	return append(dst, '}')
+}
+
+// listMember makes the roster of channel name list user (info), or stop
+// listing it, as the cluster announced, and tells this node's subscribers.
+// A member announced twice is told once. except is the connection that
+// joined, which is not told of itself.
+func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, except SocketID) {
+	sh := h.shard(name)
+	sh.mu.Lock()
+	r := sh.rosters[name]
+	var m *member
+	if r != nil {
+		m = r.members[user]
+	}
+	changed := false
+	switch {
+	case added && (m == nil || !m.listed):
+		if r == nil {
+			r = newRoster()
+			sh.rosters[name] = r
+		}
+		if m == nil {
+			m = &member{id: user}
+			r.members[user] = m
+		}
+		m.info = info
+		r.list(m, true)
+		changed = true
+	case !added && m != nil && m.listed:
+		r.list(m, false)
+		if r.drop(m) {
+			delete(sh.rosters, name)
+		}
+		changed = true
+	}
+	sh.mu.Unlock()
+	if !changed {
+		return
+	}
+	if added {
+		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except})
+	} else {
+		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{})
+	}
+}
+
+// Users returns the ids of the members of presence channel name, sorted:
+// the cluster's, as this node knows them.
+func (s *Server) Users(app *App, name string) []string {
+	sh := app.hub.shard(name)
+	sh.mu.Lock()
+	var ids []string
+	if r := sh.rosters[name]; r != nil {
+		for id, m := range r.members {
+			if m.listed {
+				ids = append(ids, id)
+			}
+		}
+	}
+	sh.mu.Unlock()
+	sort.Strings(ids)
+	return ids
 }

@@ -2,8 +2,6 @@ package pusher
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"time"
 )
 
@@ -40,15 +38,41 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	if err := s.gate.admit(ctx, cost); err != nil {
 		return err
 	}
+	var cacheUntil int64
+	if s.clustered {
+		// The other nodes first: if the broker cannot take the events,
+		// none is sent anywhere and the caller can try again.
+		cacheUntil = time.Now().Add(app.cacheTTL()).UnixMilli()
+		for i := range events {
+			e := &events[i]
+			b := &Broadcast{Origin: s.broker.Node(), App: app.ID, Channels: e.Channels, Event: e.Name, Data: e.Data, Except: e.Except}
+			if hasCacheChannel(e.Channels) {
+				b.CacheUntil = cacheUntil
+			}
+			if err := s.broker.Publish(ctx, b); err != nil {
+				return ErrBusy
+			}
+		}
+	}
 	for i := range events {
-		s.deliver(app, &events[i])
+		s.deliver(app, &events[i], cacheUntil*int64(time.Millisecond))
 	}
 	return nil
 }
 
+func hasCacheChannel(channels []string) bool {
+	for _, ch := range channels {
+		if _, cache := ChannelKind(ch); cache {
+			return true
+		}
+	}
+	return false
+}
+
 // deliver frames the event once per channel and fans it out to this node's
-// subscribers.
-func (s *Server) deliver(app *App, e *Event) {
+// subscribers. A cache channel keeps it until cacheUntil (unix
+// nanoseconds), or for the app's cache_ttl from now when that is 0.
+func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
 	if s.debug {
 		s.log.Printf("publish app=%s channels=%v event=%s", app.ID, e.Channels, e.Name)
 	}
@@ -58,7 +82,6 @@ func (s *Server) deliver(app *App, e *Event) {
 		to.except, _ = ParseSocketID(e.Except)
 	}
 	var data *cacheData // the event's data, once for all its cache channels
-	var expires int64
 	for _, ch := range e.Channels {
 		f := newFrame()
 		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
@@ -67,9 +90,11 @@ func (s *Server) deliver(app *App, e *Event) {
 		if _, cache := ChannelKind(ch); cache {
 			if data == nil {
 				data = &cacheData{b: append([]byte(nil), e.Data...)}
-				expires = time.Now().Add(app.cacheTTL()).UnixNano()
+				if cacheUntil == 0 {
+					cacheUntil = time.Now().Add(app.cacheTTL()).UnixNano()
+				}
 			}
-			keep = &cachedEvent{channel: ch, event: e.Name, data: data, expires: expires}
+			keep = &cachedEvent{channel: ch, event: e.Name, data: data, expires: cacheUntil}
 		}
 		s.broadcast(app.hub, ch, f, to, keep)
 	}
@@ -84,61 +109,4 @@ func (s *Server) subscribers(app *App, name string) int {
 		return ch.count
 	}
 	return 0
-}
-
-// ChannelInfo is what this node knows of one channel.
-type ChannelInfo struct {
-	Name              string
-	Occupied          bool
-	SubscriptionCount int // connections subscribed
-	UserCount         int // presence channels: distinct users
-}
-
-// Channel returns what is known of the channel name of app.
-func (s *Server) Channel(app *App, name string) ChannelInfo {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return info(name, sh.channels[name])
-}
-
-func info(name string, ch *channel) ChannelInfo {
-	if ch == nil || ch.count == 0 {
-		return ChannelInfo{Name: name}
-	}
-	return ChannelInfo{Name: name, Occupied: true, SubscriptionCount: ch.count, UserCount: len(ch.members)}
-}
-
-// Channels returns the occupied channels of app whose names start with
-// prefix, sorted by name.
-func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
-	var out []ChannelInfo
-	for i := range app.hub.shards {
-		sh := &app.hub.shards[i]
-		sh.mu.Lock()
-		for name, ch := range sh.channels {
-			if ch.count > 0 && strings.HasPrefix(name, prefix) {
-				out = append(out, info(name, ch))
-			}
-		}
-		sh.mu.Unlock()
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// Users returns the ids of the members of presence channel name, sorted.
-func (s *Server) Users(app *App, name string) []string {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	var ids []string
-	if ch := sh.channels[name]; ch != nil {
-		ids = make([]string, 0, len(ch.members))
-		for id := range ch.members {
-			ids = append(ids, id)
-		}
-	}
-	sh.mu.Unlock()
-	sort.Strings(ids)
-	return ids
 }

@@ -1,10 +1,12 @@
 package pusher
 
 import (
+	"context"
 	"errors"
 	"log"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +25,12 @@ type Server struct {
 
 	ids  *idSource
 	gate *gate
+
+	broker              Broker
+	clustered           bool          // the broker is not LocalBroker: other nodes exist
+	stopCluster         chan struct{} // closed by Stop
+	overloadCloses      atomic.Uint64 // subscribers closed for being too far behind other nodes
+	clientEventsDropped atomic.Uint64 // client events the broker could not take for other nodes
 
 	loopStates []loopState // index: event loop
 }
@@ -80,6 +88,10 @@ type Options struct {
 	// refused at once (DefaultPublishWaiters). Keep it below the HTTP API's
 	// concurrency, so that waiting triggers never stop it answering.
 	PublishWaiters int
+
+	// Broker joins the server to the other nodes of its cluster; nil is
+	// LocalBroker, a cluster of one. Attach starts it.
+	Broker Broker
 }
 
 // NewServer returns a server for apps. Attach must be called before the
@@ -100,6 +112,9 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 	if opts.PublishWaiters <= 0 {
 		opts.PublishWaiters = DefaultPublishWaiters
 	}
+	if opts.Broker == nil {
+		opts.Broker = LocalBroker{}
+	}
 	s := &Server{
 		byKey: make(map[string]*App, len(apps)),
 		byID:  make(map[string]*App, len(apps)),
@@ -107,6 +122,10 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		debug: opts.Debug,
 		opts:  opts,
 		ids:   newIDSource(),
+
+		broker:      opts.Broker,
+		clustered:   opts.Broker.Node() != "",
+		stopCluster: make(chan struct{}),
 	}
 	for _, cfg := range apps {
 		if err := cfg.Validate(); err != nil {
@@ -133,7 +152,21 @@ func (s *Server) Attach(l Loops) error {
 	s.loops = l
 	s.loopStates = make([]loopState, l.Len())
 	s.gate = newGate(l.Len(), s.opts.PublishQueue, s.opts.PublishWait, s.opts.PublishWaiters)
+	if err := s.broker.Start(s); err != nil {
+		return err
+	}
+	if s.clustered {
+		go s.runCluster(s.stopCluster)
+	}
 	return nil
+}
+
+// Stop takes the server out of its cluster: the broker announces this
+// node's members and users gone on the other nodes. Call it once the
+// event loops have closed their connections.
+func (s *Server) Stop(ctx context.Context) error {
+	close(s.stopCluster)
+	return s.broker.Close(ctx)
 }
 
 // AppByID returns the app with the given id, or nil.

@@ -166,8 +166,11 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
 		}
 	}
-	if j.added != nil {
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, j.added), target{except: sess.id, from: sess, upto: j.seq})
+	switch {
+	case j.announce:
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, from: sess, upto: j.seq})
+	case j.firstHere:
+		s.broker.Join(&Membership{App: sess.app.ID, Channel: name, User: userID, Info: userInfo, Added: true, Except: sess.id.String()})
 	}
 	s.countChanged(sess, j.ch, j.count, j.seq)
 }
@@ -183,12 +186,13 @@ func (s *Session) serverSubs() int {
 
 // joined is what join did.
 type joined struct {
-	ch       *channel     // nil: refused, the presence channel is full
-	presence []byte       // presence channels: the member list, self included
-	cached   *cachedEvent // cache channels: the last event, if any
-	added    *member      // presence: the member, when the user is new to the channel
-	count    int          // subscriptions after joining
-	seq      seqNum       // the subscription's number (shard.seq)
+	ch        *channel     // nil: refused, the presence channel is full
+	presence  []byte       // presence channels: the member list, self included
+	cached    *cachedEvent // cache channels: the last event, if any
+	announce  bool         // presence, one node: the user is a new member, to announce
+	firstHere bool         // presence, a cluster: the user's first connection here, for the broker
+	count     int          // subscriptions after joining
+	seq       seqNum       // the subscription's number (shard.seq)
 }
 
 // join makes sess a subscriber of the channel name (creating it), with the
@@ -197,32 +201,39 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	kind, cache := ChannelKind(name)
 	sh := sess.app.hub.shard(name)
 	sh.mu.Lock()
+	var m *member
+	if kind == Presence {
+		r := sh.rosters[name]
+		if r != nil {
+			m = r.members[userID]
+		}
+		if (m == nil || !m.listed) && r != nil && r.listed >= sess.app.MaxPresenceMembers {
+			sh.mu.Unlock()
+			return joined{}
+		}
+		if r == nil {
+			r = newRoster()
+			sh.rosters[name] = r
+		}
+		if m == nil {
+			m = &member{id: userID, info: userInfo}
+			r.members[userID] = m
+		}
+		if m.conns++; m.conns == 1 {
+			if s.clustered {
+				j.firstHere = true
+			} else {
+				r.list(m, true)
+				j.announce = true
+			}
+		}
+		j.presence = appendPresence(make([]byte, 0, 64+32*r.listed), r, m)
+	}
 	ch := sh.channels[name]
 	if ch == nil {
 		ch = &channel{name: name, kind: kind, cache: cache,
 			perLoop: make([]int32, s.loops.Len()), subs: make([][]subscriber, s.loops.Len())}
-		if kind == Presence {
-			ch.members = make(map[string]*member)
-		}
 		sh.channels[name] = ch
-	}
-	var m *member
-	if kind == Presence {
-		m = ch.members[userID]
-		if m == nil {
-			if len(ch.members) >= sess.app.MaxPresenceMembers {
-				if ch.count == 0 {
-					delete(sh.channels, name)
-				}
-				sh.mu.Unlock()
-				return joined{}
-			}
-			m = &member{id: userID, info: userInfo}
-			ch.members[userID] = m
-			j.added = m
-		}
-		m.conns++
-		j.presence = appendPresence(make([]byte, 0, 64+32*len(ch.members)), ch.members)
 	}
 	ch.count++
 	ch.perLoop[sess.loop]++
@@ -231,6 +242,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 	if cache {
 		j.cached = cached(sh, name, time.Now().UnixNano())
 	}
+	s.dirty(sh, name)
 	sh.mu.Unlock()
 	sess.addTo(ch, m, j.seq)
 	return j
@@ -242,7 +254,9 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 	if ch.kind == Presence && presence == nil {
 		sh := sess.app.hub.shard(ch.name)
 		sh.mu.Lock()
-		presence = appendPresence(nil, ch.members)
+		if r := sh.rosters[ch.name]; r != nil {
+			presence = appendPresence(nil, r, sess.subs[sess.find([]byte(ch.name))].m)
+		}
 		sh.mu.Unlock()
 	}
 	if presence == nil {
@@ -283,20 +297,32 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	ch.count--
 	ch.perLoop[sess.loop]--
 	count, upto := ch.count, sh.seq
-	removed := false
+	announce, lastHere := false, false
 	if m := sub.m; m != nil {
 		if m.conns--; m.conns == 0 {
-			delete(ch.members, m.id)
-			removed = true
+			r := sh.rosters[ch.name]
+			if s.clustered {
+				lastHere = true
+			} else {
+				r.list(m, false)
+				announce = true
+			}
+			if r.drop(m) {
+				delete(sh.rosters, ch.name)
+			}
 		}
 	}
 	if ch.count == 0 && sh.channels[ch.name] == ch {
 		delete(sh.channels, ch.name)
 	}
+	s.dirty(sh, ch.name)
 	sh.mu.Unlock()
 	sess.removeFrom(k)
-	if removed {
+	switch {
+	case announce:
 		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, from: sess, upto: upto})
+	case lastHere:
+		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})
 	}
 	s.countChanged(sess, ch, count, upto)
 }

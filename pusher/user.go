@@ -62,20 +62,48 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 	s.watch(sess, u.Watchlist)
 }
 
-// online registers sess as one of its user's connections; a user's first
-// connection tells its watchers it is online.
+// online registers sess as one of its user's connections. The user's
+// first connection here makes it online: on one node at once, telling its
+// watchers; in a cluster when the broker announces it, if it is its first
+// anywhere.
 func (s *Server) online(sess *Session) {
 	h := sess.app.hub
 	id := sess.user.id
 	h.usersMu.Lock()
 	conns := h.users[id]
 	h.users[id] = append(conns, sess)
+	first := len(conns) == 0
+	h.usersMu.Unlock()
+	switch {
+	case first && s.clustered:
+		s.broker.Join(&Membership{App: sess.app.ID, User: id, Added: true, Except: sess.id.String()})
+	case first:
+		s.listUser(h, id, true)
+	}
+}
+
+// listUser makes user online or offline as the cluster goes, and tells
+// its watchers on this node if that changed.
+func (s *Server) listUser(h *hub, user string, online bool) {
+	h.usersMu.Lock()
+	changed := h.online[user] != online
+	if online {
+		h.online[user] = true
+	} else {
+		delete(h.online, user)
+	}
 	var watchers []*Session
-	if len(conns) == 0 {
-		watchers = append(watchers, h.watchers[id]...)
+	if changed {
+		watchers = append(watchers, h.watchers[user]...)
 	}
 	h.usersMu.Unlock()
-	s.tellWatchers(watchers, "online", id)
+	if changed {
+		name := "offline"
+		if online {
+			name = "online"
+		}
+		s.tellWatchers(watchers, name, user)
+	}
 }
 
 // watch makes watchlist the users sess watches, in place of any it watched
@@ -87,7 +115,7 @@ func (s *Server) watch(sess *Session, watchlist []string) {
 	h.unwatch(sess)
 	for _, id := range watchlist {
 		h.watchers[id] = append(h.watchers[id], sess)
-		if len(h.users[id]) > 0 {
+		if h.online[id] {
 			onlineIDs = append(onlineIDs, id)
 		}
 	}
@@ -109,7 +137,7 @@ func (h *hub) unwatch(sess *Session) {
 }
 
 // signout forgets sess as a connection of its user and as a watcher; the
-// user's last connection tells its watchers it is offline.
+// user's last connection here makes it offline, as online makes it online.
 func (s *Server) signout(sess *Session) {
 	h := sess.app.hub
 	id := sess.user.id
@@ -120,12 +148,13 @@ func (s *Server) signout(sess *Session) {
 		delete(h.users, id)
 	}
 	h.unwatch(sess)
-	var watchers []*Session
-	if last {
-		watchers = append(watchers, h.watchers[id]...)
-	}
 	h.usersMu.Unlock()
-	s.tellWatchers(watchers, "offline", id)
+	switch {
+	case last && s.clustered:
+		s.broker.Leave(&Membership{App: sess.app.ID, User: id})
+	case last:
+		s.listUser(h, id, false)
+	}
 }
 
 func removeSession(list []*Session, sess *Session) []*Session {
@@ -188,10 +217,16 @@ func (t *sessionTask) Run(context.Context) error {
 	return nil
 }
 
-// TerminateUser closes every connection signed in as user on this node
-// with pusher:error 4009 (HTTP API: terminate_connections). It returns how
-// many it closed.
-func (s *Server) TerminateUser(app *App, user string) int {
+// TerminateUser closes every connection signed in as user, on this node
+// and, through the broker, on every other, with pusher:error 4009 (HTTP
+// API: terminate_connections). It returns how many it closed here.
+func (s *Server) TerminateUser(ctx context.Context, app *App, user string) (int, error) {
+	n := s.terminate(app, user)
+	return n, s.broker.Terminate(ctx, app.ID, user)
+}
+
+// terminate closes this node's connections of user.
+func (s *Server) terminate(app *App, user string) int {
 	h := app.hub
 	h.usersMu.Lock()
 	conns := append([]*Session(nil), h.users[user]...)

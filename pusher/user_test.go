@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"strconv"
 	"testing"
 )
@@ -38,7 +39,7 @@ func TestSignin(t *testing.T) {
 	if got := a.errorCode(); got != CodeUnauthorized {
 		t.Fatalf("code %d", got)
 	}
-	if n := s.TerminateUser(app, "42"); n != 2 {
+	if n, _ := s.TerminateUser(context.Background(), app, "42"); n != 2 {
 		t.Fatalf("terminated %d", n)
 	}
 	for _, c := range []*client{a, a2} {

@@ -1,0 +1,496 @@
+package pusher
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file is the Server's side of a cluster: what it tells its Broker,
+// and what it does with what the broker tells it (Server implements
+// Cluster). On a single node, with LocalBroker, none of it runs but the
+// queries, which then read this node alone.
+//
+// Every node answers the HTTP API's queries for the whole cluster from
+// what it holds: its own channels, its copy of every presence roster and
+// of the signed-in users (kept by the broker's announcements), and the
+// other nodes' subscription counts (remoteCounts, kept by the counts each
+// node sends every countsEvery while they change, and whole every
+// fullCountsEvery). A query never waits for another node.
+
+var _ Cluster = (*Server)(nil)
+
+// How often a node tells the others its counts: what changed, and all of
+// them (which mends what a lost message left wrong).
+const (
+	countsEvery     = 100 * time.Millisecond
+	fullCountsEvery = 30 * time.Second
+)
+
+// remoteCounts is what the other nodes have of an app: subscriptions by
+// channel and node, and connections by node.
+type remoteCounts struct {
+	mu       sync.Mutex
+	channels map[string]map[string]int // channel → node → subscriptions
+	conns    map[string]int            // node → connections
+	total    int                       // sum of conns
+}
+
+func (r *remoteCounts) init() {
+	r.channels = make(map[string]map[string]int)
+	r.conns = make(map[string]int)
+}
+
+// count is the other nodes' subscriptions of channel.
+func (r *remoteCounts) count(channel string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.channels[channel] {
+		n += c
+	}
+	return n
+}
+
+// set records that node has n subscriptions of channel.
+func (r *remoteCounts) set(channel, node string, n int) {
+	byNode := r.channels[channel]
+	if n <= 0 {
+		delete(byNode, node)
+		if len(byNode) == 0 {
+			delete(r.channels, channel)
+		}
+		return
+	}
+	if byNode == nil {
+		byNode = make(map[string]int, 2)
+		r.channels[channel] = byNode
+	}
+	byNode[node] = n
+}
+
+// forget drops node. The caller holds mu.
+func (r *remoteCounts) forget(node string) {
+	for ch := range r.channels {
+		r.set(ch, node, 0)
+	}
+	r.total -= r.conns[node]
+	delete(r.conns, node)
+}
+
+// connections is the other nodes' connections of the app.
+func (r *remoteCounts) connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.total
+}
+
+// dirty marks channel name of shard sh, whose lock the caller holds, as
+// changed since the broker was last told its count.
+func (s *Server) dirty(sh *shard, name string) {
+	if s.clustered {
+		sh.dirty[name] = struct{}{}
+	}
+}
+
+// runCluster tells the broker this node's counts, every countsEvery what
+// changed and every fullCountsEvery all of them, until done is closed.
+func (s *Server) runCluster(done <-chan struct{}) {
+	t := time.NewTicker(countsEvery)
+	defer t.Stop()
+	lastFull := time.Now()
+	s.sendCounts(true)
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			full := now.Sub(lastFull) >= fullCountsEvery
+			if full {
+				lastFull = now
+			}
+			s.sendCounts(full)
+		}
+	}
+}
+
+// sendCounts gives the broker each app's counts: those that changed, or
+// all of them; and its connections, which change without a channel
+// changing.
+func (s *Server) sendCounts(full bool) {
+	for _, app := range s.apps {
+		c := s.counts(app, full)
+		if full || len(c.Channels) > 0 || c.Connections != app.sentConns {
+			app.sentConns = c.Connections
+			s.broker.Counts(c)
+		}
+	}
+}
+
+// counts collects app's counts: of the channels marked dirty, or of all.
+func (s *Server) counts(app *App, full bool) *Counts {
+	c := &Counts{Node: s.broker.Node(), App: app.ID, Full: full, Connections: app.Connections()}
+	for i := range app.hub.shards {
+		sh := &app.hub.shards[i]
+		sh.mu.Lock()
+		if full {
+			for name, ch := range sh.channels {
+				c.Channels = append(c.Channels, ChannelCount{Channel: name, Count: ch.count})
+			}
+		} else {
+			for name := range sh.dirty {
+				n := 0
+				if ch := sh.channels[name]; ch != nil {
+					n = ch.count
+				}
+				c.Channels = append(c.Channels, ChannelCount{Channel: name, Count: n})
+			}
+		}
+		clear(sh.dirty)
+		sh.mu.Unlock()
+	}
+	return c
+}
+
+// Counts records another node's counts (Cluster) and, for the channels
+// whose count changed that have subscribers here asking for it, sends
+// them the cluster's new subscription_count.
+func (s *Server) Counts(c *Counts) {
+	app := s.byID[c.App]
+	if app == nil || c.Node == s.broker.Node() {
+		return
+	}
+	r := &app.hub.remote
+	var changed []string
+	r.mu.Lock()
+	if c.Full {
+		for ch, byNode := range r.channels {
+			if _, ok := byNode[c.Node]; ok && !hasChannel(c.Channels, ch) {
+				r.set(ch, c.Node, 0)
+				changed = append(changed, ch)
+			}
+		}
+	}
+	for _, cc := range c.Channels {
+		if r.channels[cc.Channel][c.Node] != cc.Count {
+			r.set(cc.Channel, c.Node, cc.Count)
+			changed = append(changed, cc.Channel)
+		}
+	}
+	r.total += c.Connections - r.conns[c.Node]
+	r.conns[c.Node] = c.Connections
+	r.mu.Unlock()
+	if app.SubscriptionCount {
+		for _, ch := range changed {
+			s.remoteCountChanged(app, ch)
+		}
+	}
+}
+
+func hasChannel(list []ChannelCount, name string) bool {
+	for _, cc := range list {
+		if cc.Channel == name {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteCountChanged sends pusher_internal:subscription_count with the
+// cluster's count to this node's subscribers of channel name, if any.
+func (s *Server) remoteCountChanged(app *App, name string) {
+	if kind, _ := ChannelKind(name); kind == Presence {
+		return
+	}
+	sh := app.hub.shard(name)
+	sh.mu.Lock()
+	local := 0
+	if ch := sh.channels[name]; ch != nil {
+		local = ch.count
+	}
+	sh.mu.Unlock()
+	if local == 0 {
+		return
+	}
+	total := local + app.hub.remote.count(name)
+	d := strconv.AppendInt([]byte(`{"subscription_count":`), int64(total), 10)
+	s.publishInternal(app.hub, name, "pusher_internal:subscription_count", append(d, '}'), target{})
+}
+
+// Forget drops what is known of a node that left or died (Cluster): its
+// counts. Its members and users are announced gone by the broker.
+func (s *Server) Forget(node string) {
+	for _, app := range s.apps {
+		r := &app.hub.remote
+		r.mu.Lock()
+		var changed []string
+		for ch, byNode := range r.channels {
+			if _, ok := byNode[node]; ok {
+				changed = append(changed, ch)
+			}
+		}
+		r.forget(node)
+		r.mu.Unlock()
+		if app.SubscriptionCount {
+			for _, ch := range changed {
+				s.remoteCountChanged(app, ch)
+			}
+		}
+	}
+}
+
+// Member records a member or a signed-in user coming or going cluster-wide
+// (Cluster), and tells this node's subscribers or watchers.
+func (s *Server) Member(e *Membership) {
+	app := s.byID[e.App]
+	if app == nil {
+		return
+	}
+	if e.Channel == "" {
+		s.listUser(app.hub, e.User, e.Added)
+		return
+	}
+	except, _ := ParseSocketID(e.Except)
+	s.listMember(app.hub, e.Channel, e.User, e.Info, e.Added, except)
+}
+
+// Members makes this node's roster of a presence channel (or its signed-in
+// users, channel "") list exactly users (Cluster), announcing the
+// differences here, after the broker lost touch with the cluster.
+func (s *Server) Members(appID, channel string, users []Member) {
+	app := s.byID[appID]
+	if app == nil {
+		return
+	}
+	want := make(map[string][]byte, len(users))
+	for _, u := range users {
+		want[u.User] = u.Info
+	}
+	h := app.hub
+	if channel == "" {
+		h.usersMu.Lock()
+		var gone []string
+		for id := range h.online {
+			if _, ok := want[id]; !ok {
+				gone = append(gone, id)
+			}
+		}
+		h.usersMu.Unlock()
+		for _, id := range gone {
+			s.listUser(h, id, false)
+		}
+		for id := range want {
+			s.listUser(h, id, true)
+		}
+		return
+	}
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	var gone []string
+	if r := sh.rosters[channel]; r != nil {
+		for id, m := range r.members {
+			if _, ok := want[id]; m.listed && !ok {
+				gone = append(gone, id)
+			}
+		}
+	}
+	sh.mu.Unlock()
+	for _, id := range gone {
+		s.listMember(h, channel, id, nil, false, 0)
+	}
+	for id, info := range want {
+		s.listMember(h, channel, id, info, true, 0)
+	}
+}
+
+// Terminate closes this node's connections of user in app (Cluster).
+func (s *Server) Terminate(appID, user string) {
+	if app := s.byID[appID]; app != nil {
+		s.terminate(app, user)
+	}
+}
+
+// State is this node's own truth (Cluster): its presence members, signed-in
+// users and counts, app by app.
+func (s *Server) State() *NodeState {
+	st := &NodeState{}
+	for _, app := range s.apps {
+		as := AppState{App: app.ID, Presence: map[string][]Member{}}
+		h := app.hub
+		for i := range h.shards {
+			sh := &h.shards[i]
+			sh.mu.Lock()
+			for name, r := range sh.rosters {
+				for id, m := range r.members {
+					if m.conns > 0 {
+						as.Presence[name] = append(as.Presence[name], Member{User: id, Info: m.info})
+					}
+				}
+			}
+			sh.mu.Unlock()
+		}
+		h.usersMu.Lock()
+		for id := range h.users {
+			as.Users = append(as.Users, id)
+		}
+		h.usersMu.Unlock()
+		as.Counts = *s.counts(app, true)
+		st.Apps = append(st.Apps, as)
+	}
+	return st
+}
+
+// Broadcast delivers an event another node published (Cluster). It cannot
+// be refused, so its work counts toward the publish bound without waiting;
+// a node so far behind that it holds overloadFactor bounds of work closes
+// the subscribers of the event's channels with 4100 instead — they
+// reconnect after a back-off — rather than skip it silently or queue
+// without end.
+func (s *Server) Broadcast(b *Broadcast) {
+	app := s.byID[b.App]
+	if app == nil || b.Origin == s.broker.Node() {
+		return
+	}
+	if s.gate.pending() > overloadFactor*s.gate.limit {
+		for _, ch := range b.Channels {
+			s.overloaded(app, ch)
+		}
+		return
+	}
+	if b.ClientEvent {
+		except, _ := ParseSocketID(b.Except)
+		for _, ch := range b.Channels {
+			f := newFrame()
+			f.buf = appendClientEvent(f.buf, []byte(b.Event), ch, b.Data, b.User)
+			f.seal()
+			s.broadcast(app.hub, ch, f, target{except: except}, nil)
+		}
+		return
+	}
+	e := Event{Channels: b.Channels, Name: b.Event, Data: b.Data, Except: b.Except}
+	s.deliver(app, &e, b.CacheUntil*int64(time.Millisecond))
+}
+
+// overloadFactor is how many publish bounds of queued work make a node
+// refuse what other nodes send.
+const overloadFactor = 16
+
+// overloaded closes this node's subscribers of channel name with 4100: it
+// is too far behind to deliver to them.
+func (s *Server) overloaded(app *App, name string) {
+	sh := app.hub.shard(name)
+	sh.mu.Lock()
+	ch := sh.channels[name]
+	var mask uint64
+	if ch != nil {
+		for i, n := range ch.perLoop {
+			if n > 0 {
+				mask |= 1 << i
+			}
+		}
+	}
+	sh.mu.Unlock()
+	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
+		if mask&1 != 0 {
+			_ = s.loops.Execute(i, &overloadTask{s: s, ch: ch, loop: i})
+		}
+	}
+}
+
+// overloadTask closes a channel's subscribers on one loop with 4100.
+type overloadTask struct {
+	s    *Server
+	ch   *channel
+	loop int
+}
+
+func (t *overloadTask) Run(context.Context) error {
+	ls := t.s.enter(t.loop)
+	defer t.s.leave(ls)
+	for _, sub := range t.ch.subs[t.loop] {
+		t.s.overloadCloses.Add(1)
+		t.s.fail(sub.sess, &Error{Code: CodeOverCapacity, Message: "Server over capacity: events for this channel could not be delivered"})
+	}
+	return nil
+}
+
+// ChannelInfo is what the cluster knows of one channel.
+type ChannelInfo struct {
+	Name              string
+	Occupied          bool
+	SubscriptionCount int // connections subscribed
+	UserCount         int // presence channels: distinct users
+}
+
+// Channel returns what is known of the channel name of app, cluster-wide.
+func (s *Server) Channel(app *App, name string) ChannelInfo {
+	sh := app.hub.shard(name)
+	sh.mu.Lock()
+	n, users := 0, 0
+	if ch := sh.channels[name]; ch != nil {
+		n = ch.count
+	}
+	if r := sh.rosters[name]; r != nil {
+		users = r.listed
+	}
+	sh.mu.Unlock()
+	if s.clustered {
+		n += app.hub.remote.count(name)
+	}
+	return ChannelInfo{Name: name, Occupied: n > 0, SubscriptionCount: n, UserCount: users}
+}
+
+// Channels returns the occupied channels of app whose names start with
+// prefix, cluster-wide, sorted by name.
+func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
+	counts := map[string]int{}
+	for i := range app.hub.shards {
+		sh := &app.hub.shards[i]
+		sh.mu.Lock()
+		for name, ch := range sh.channels {
+			if ch.count > 0 && strings.HasPrefix(name, prefix) {
+				counts[name] += ch.count
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if s.clustered {
+		r := &app.hub.remote
+		r.mu.Lock()
+		for name, byNode := range r.channels {
+			if strings.HasPrefix(name, prefix) {
+				for _, n := range byNode {
+					counts[name] += n
+				}
+			}
+		}
+		r.mu.Unlock()
+	}
+	out := make([]ChannelInfo, 0, len(counts))
+	for name, n := range counts {
+		ci := ChannelInfo{Name: name, Occupied: true, SubscriptionCount: n}
+		if kind, _ := ChannelKind(name); kind == Presence {
+			sh := app.hub.shard(name)
+			sh.mu.Lock()
+			if r := sh.rosters[name]; r != nil {
+				ci.UserCount = r.listed
+			}
+			sh.mu.Unlock()
+		}
+		out = append(out, ci)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Connections is the open connections of app, cluster-wide.
+func (s *Server) Connections(app *App) int {
+	n := app.Connections()
+	if s.clustered {
+		n += app.hub.remote.connections()
+	}
+	return n
+}
