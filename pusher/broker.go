@@ -81,11 +81,12 @@ type Cluster interface {
 	// State is this node's own truth, for a broker that must tell it again
 	// (after its store lost it).
 	State() *NodeState
-	// Members replaces what this node knows of the cluster's members of a
-	// presence channel (or signed-in users, channel ""), after the broker
-	// lost touch with the cluster for a while; the differences are
-	// announced to this node's subscribers.
-	Members(app, channel string, users []Member)
+	// Reload replaces what this node knows of an app's members cluster-wide
+	// — presence channel by channel, and its signed-in users — with what
+	// the broker holds, when the node starts and after the broker lost
+	// touch with the cluster for a while. The differences are announced
+	// to this node's subscribers and watchers.
+	Reload(app string, presence map[string][]Member, users []Member)
 }
 
 // Broadcast is one event crossing nodes, in plain values: each node frames

@@ -257,53 +257,61 @@ func (s *Server) Member(e *Membership) {
 	s.listMember(app.hub, e.Channel, e.User, e.Info, e.Added, except)
 }
 
-// Members makes this node's roster of a presence channel (or its signed-in
-// users, channel "") list exactly users (Cluster), announcing the
-// differences here, after the broker lost touch with the cluster.
-func (s *Server) Members(appID, channel string, users []Member) {
+// Reload makes this node's rosters of app's presence channels, and its
+// signed-in users online, exactly what the broker holds (Cluster),
+// announcing the differences here.
+func (s *Server) Reload(appID string, presence map[string][]Member, users []Member) {
 	app := s.byID[appID]
 	if app == nil {
 		return
 	}
-	want := make(map[string][]byte, len(users))
-	for _, u := range users {
-		want[u.User] = u.Info
-	}
 	h := app.hub
-	if channel == "" {
-		h.usersMu.Lock()
-		var gone []string
-		for id := range h.online {
-			if _, ok := want[id]; !ok {
-				gone = append(gone, id)
+	// Members listed here that the cluster no longer has.
+	type gone struct{ channel, user string }
+	var unlist []gone
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for name, r := range sh.rosters {
+			for id, m := range r.members {
+				if m.listed && !hasMember(presence[name], id) {
+					unlist = append(unlist, gone{name, id})
+				}
 			}
 		}
-		h.usersMu.Unlock()
-		for _, id := range gone {
-			s.listUser(h, id, false)
-		}
-		for id := range want {
-			s.listUser(h, id, true)
-		}
-		return
+		sh.mu.Unlock()
 	}
-	sh := h.shard(channel)
-	sh.mu.Lock()
-	var gone []string
-	if r := sh.rosters[channel]; r != nil {
-		for id, m := range r.members {
-			if _, ok := want[id]; m.listed && !ok {
-				gone = append(gone, id)
-			}
+	for _, g := range unlist {
+		s.listMember(h, g.channel, g.user, nil, false, 0)
+	}
+	for name, list := range presence {
+		for _, m := range list {
+			s.listMember(h, name, m.User, m.Info, true, 0)
 		}
 	}
-	sh.mu.Unlock()
-	for _, id := range gone {
-		s.listMember(h, channel, id, nil, false, 0)
+	h.usersMu.Lock()
+	var offline []string
+	for id := range h.online {
+		if !hasMember(users, id) {
+			offline = append(offline, id)
+		}
 	}
-	for id, info := range want {
-		s.listMember(h, channel, id, info, true, 0)
+	h.usersMu.Unlock()
+	for _, id := range offline {
+		s.listUser(h, id, false)
 	}
+	for _, u := range users {
+		s.listUser(h, u.User, true)
+	}
+}
+
+func hasMember(list []Member, user string) bool {
+	for _, m := range list {
+		if m.User == user {
+			return true
+		}
+	}
+	return false
 }
 
 // Terminate closes this node's connections of user in app (Cluster).
@@ -434,7 +442,7 @@ func (s *Server) Channel(app *App, name string) ChannelInfo {
 		n = ch.count
 	}
 	if r := sh.rosters[name]; r != nil {
-		users = r.listed
+		users = r.visible
 	}
 	sh.mu.Unlock()
 	if s.clustered {
@@ -476,7 +484,7 @@ func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
 			sh := app.hub.shard(name)
 			sh.mu.Lock()
 			if r := sh.rosters[name]; r != nil {
-				ci.UserCount = r.listed
+				ci.UserCount = r.visible
 			}
 			sh.mu.Unlock()
 		}

@@ -26,48 +26,50 @@ type member struct {
 	id     string
 	info   []byte // raw JSON of user_info, or nil
 	conns  int    // this node's connections of the user in the channel
-	listed bool   // a member as the cluster goes: snapshots list it
+	listed bool   // announced: a member as the cluster goes
+	// since is the shard's subscription number when the member became
+	// visible here (listed, or connected here before the announcement):
+	// subscriptions numbered after it have it in their member list, and
+	// its announcement reaches only those numbered up to it.
+	since seqNum
 }
+
+// visible reports whether new subscribers' member lists hold m: it is
+// listed, or in a cluster it has a connection here whose announcement is
+// on its way.
+func (m *member) visible() bool { return m.listed || m.conns > 0 }
 
 // roster is a presence channel's members.
 type roster struct {
 	members map[string]*member // by user id
-	listed  int                // how many of them are listed
+	visible int                // how many of them are visible
 }
 
 func newRoster() *roster { return &roster{members: make(map[string]*member)} }
 
-// list marks m listed or not, keeping the count.
-func (r *roster) list(m *member, listed bool) {
-	if m.listed != listed {
-		m.listed = listed
-		if listed {
-			r.listed++
-		} else {
-			r.listed--
-		}
-	}
-}
-
-// drop forgets m if it is neither listed nor connected here, and reports
-// whether the roster is empty.
-func (r *roster) drop(m *member) bool {
-	if !m.listed && m.conns == 0 {
+// change applies f to m, keeping the count of visible members and
+// forgetting m once it is not visible; it reports whether the roster is
+// empty then.
+func (r *roster) change(m *member, f func()) bool {
+	before := m.visible()
+	f()
+	switch after := m.visible(); {
+	case before && !after:
+		r.visible--
 		delete(r.members, m.id)
+	case !before && after:
+		r.visible++
 	}
 	return len(r.members) == 0
 }
 
 // appendPresence appends {"presence":{"ids":[...],"hash":{...},"count":n}}
-// for the members r lists, and self if it is not listed yet (in a cluster,
-// a connection's own user before the broker announces it). The caller
-// holds the roster's shard lock.
-func appendPresence(dst []byte, r *roster, self *member) []byte {
-	list := func(m *member) bool { return m.listed || m == self }
+// for the visible members of r. The caller holds the roster's shard lock.
+func appendPresence(dst []byte, r *roster) []byte {
 	dst = append(dst, `{"presence":{"ids":[`...)
 	n := 0
 	for id, m := range r.members {
-		if !list(m) {
+		if !m.visible() {
 			continue
 		}
 		if n > 0 {
@@ -79,7 +81,7 @@ func appendPresence(dst []byte, r *roster, self *member) []byte {
 	dst = append(dst, `],"hash":{`...)
 	first := true
 	for id, m := range r.members {
-		if !list(m) {
+		if !m.visible() {
 			continue
 		}
 		if !first {
@@ -131,7 +133,8 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 	if r != nil {
 		m = r.members[user]
 	}
-	changed := false
+	tell := false
+	var upto seqNum // 0: every subscription so far
 	switch {
 	case added && (m == nil || !m.listed):
 		if r == nil {
@@ -142,22 +145,31 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 			m = &member{id: user}
 			r.members[user] = m
 		}
+		// Connected here already, m is in the lists of those who
+		// subscribed since: they are not told again.
+		if tell = !m.visible(); !tell {
+			// Only those numbered up to since, if any, lack it.
+			tell, upto = m.since != 0, m.since
+		}
 		m.info = info
-		r.list(m, true)
-		changed = true
+		r.change(m, func() { m.listed = true })
+		if m.since == 0 {
+			m.since = sh.seq
+		}
 	case !added && m != nil && m.listed:
-		r.list(m, false)
-		if r.drop(m) {
+		if r.change(m, func() { m.listed = false }) {
 			delete(sh.rosters, name)
 		}
-		changed = true
+		// Still connected here (its join is on its way to the broker), it
+		// stays in the lists.
+		tell = !m.visible()
 	}
 	sh.mu.Unlock()
-	if !changed {
+	if !tell {
 		return
 	}
 	if added {
-		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except})
+		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except, upto: upto})
 	} else {
 		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{})
 	}
@@ -171,7 +183,7 @@ func (s *Server) Users(app *App, name string) []string {
 	var ids []string
 	if r := sh.rosters[name]; r != nil {
 		for id, m := range r.members {
-			if m.listed {
+			if m.visible() {
 				ids = append(ids, id)
 			}
 		}

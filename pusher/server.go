@@ -6,6 +6,7 @@ import (
 	"log"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,6 +30,7 @@ type Server struct {
 	broker              Broker
 	clustered           bool          // the broker is not LocalBroker: other nodes exist
 	stopCluster         chan struct{} // closed by Stop
+	stopOnce            sync.Once
 	overloadCloses      atomic.Uint64 // subscribers closed for being too far behind other nodes
 	clientEventsDropped atomic.Uint64 // client events the broker could not take for other nodes
 
@@ -165,7 +167,7 @@ func (s *Server) Attach(l Loops) error {
 // node's members and users gone on the other nodes. Call it once the
 // event loops have closed their connections.
 func (s *Server) Stop(ctx context.Context) error {
-	close(s.stopCluster)
+	s.stopOnce.Do(func() { close(s.stopCluster) })
 	return s.broker.Close(ctx)
 }
 

@@ -207,7 +207,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 		if r != nil {
 			m = r.members[userID]
 		}
-		if (m == nil || !m.listed) && r != nil && r.listed >= sess.app.MaxPresenceMembers {
+		if (m == nil || !m.visible()) && r != nil && r.visible >= sess.app.MaxPresenceMembers {
 			sh.mu.Unlock()
 			return joined{}
 		}
@@ -219,15 +219,20 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 			m = &member{id: userID, info: userInfo}
 			r.members[userID] = m
 		}
-		if m.conns++; m.conns == 1 {
-			if s.clustered {
-				j.firstHere = true
-			} else {
-				r.list(m, true)
-				j.announce = true
-			}
+		if !m.visible() {
+			m.since = sh.seq
 		}
-		j.presence = appendPresence(make([]byte, 0, 64+32*r.listed), r, m)
+		r.change(m, func() {
+			if m.conns++; m.conns == 1 {
+				if s.clustered {
+					j.firstHere = true
+				} else {
+					m.listed = true
+					j.announce = true
+				}
+			}
+		})
+		j.presence = appendPresence(make([]byte, 0, 64+32*r.visible), r)
 	}
 	ch := sh.channels[name]
 	if ch == nil {
@@ -255,7 +260,7 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 		sh := sess.app.hub.shard(ch.name)
 		sh.mu.Lock()
 		if r := sh.rosters[ch.name]; r != nil {
-			presence = appendPresence(nil, r, sess.subs[sess.find([]byte(ch.name))].m)
+			presence = appendPresence(nil, r)
 		}
 		sh.mu.Unlock()
 	}
@@ -299,17 +304,19 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	count, upto := ch.count, sh.seq
 	announce, lastHere := false, false
 	if m := sub.m; m != nil {
-		if m.conns--; m.conns == 0 {
-			r := sh.rosters[ch.name]
-			if s.clustered {
-				lastHere = true
-			} else {
-				r.list(m, false)
-				announce = true
+		r := sh.rosters[ch.name]
+		empty := r.change(m, func() {
+			if m.conns--; m.conns == 0 {
+				if s.clustered {
+					lastHere = true
+				} else {
+					m.listed = false
+					announce = true
+				}
 			}
-			if r.drop(m) {
-				delete(sh.rosters, ch.name)
-			}
+		})
+		if empty {
+			delete(sh.rosters, ch.name)
 		}
 	}
 	if ch.count == 0 && sh.channels[ch.name] == ch {

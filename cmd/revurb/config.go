@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -23,6 +25,10 @@ type config struct {
 	Debug      bool
 	// Pprof is the address of the net/http/pprof listener; empty: none.
 	Pprof string
+	// Redis is the URL of the Redis the nodes of a cluster meet at; empty:
+	// a single node.
+	Redis       string
+	RedisPrefix string
 
 	// From the config file.
 	Server processConfig
@@ -46,6 +52,7 @@ type processConfig struct {
 	PublishWait       time.Duration `yaml:"publish_wait"`
 	PublishWaiters    int           `yaml:"publish_waiters"`
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
+	NodeTimeout       time.Duration `yaml:"node_timeout"`
 }
 
 // defaultShutdownGrace is how long a stopping process may take.
@@ -77,6 +84,9 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
 	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
+	c.Redis, c.RedisPrefix = scalingEnv(getenv)
+	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel (env REVERB_SCALING_CHANNEL)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -115,6 +125,33 @@ func (c *config) checkPprof() error {
 		return errors.New("--pprof must not use the WebSocket or API port")
 	}
 	return nil
+}
+
+// scalingEnv reads Laravel's scaling variables (config/reverb.php): with
+// REVERB_SCALING_ENABLED=true, the Redis of REDIS_URL, or of REDIS_HOST,
+// REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD and REDIS_DB; and the prefix
+// REVERB_SCALING_CHANNEL.
+func scalingEnv(getenv func(string) string) (redisURL, prefix string) {
+	prefix = getenv("REVERB_SCALING_CHANNEL")
+	if v := strings.ToLower(getenv("REVERB_SCALING_ENABLED")); v != "true" && v != "1" {
+		return "", prefix
+	}
+	if u := getenv("REDIS_URL"); u != "" {
+		return u, prefix
+	}
+	host := getenv("REDIS_HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := getenv("REDIS_PORT")
+	if port == "" {
+		port = "6379"
+	}
+	u := url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port), Path: "/" + getenv("REDIS_DB")}
+	if user, pass := getenv("REDIS_USERNAME"), getenv("REDIS_PASSWORD"); user != "" || pass != "" {
+		u.User = url.UserPassword(user, pass)
+	}
+	return u.String(), prefix
 }
 
 // defaultApp is the one app served without a config file: app-id, app-key,

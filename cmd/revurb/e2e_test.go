@@ -187,13 +187,6 @@ func launch(t *testing.T, cfg serverConfig) *server {
 	return s
 }
 
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
 // cleanEnv is os.Environ without variables starting with prefix.
 func cleanEnv(prefix string) []string {
 	var env []string

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/revurb/revurb/api"
 	"github.com/revurb/revurb/loop"
 	"github.com/revurb/revurb/pusher"
+	"github.com/revurb/revurb/pusher/redisbroker"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -75,9 +77,18 @@ func run(cfg *config) error {
 		// answering other routes.
 		waiters = max(fds.api/2, 1)
 	}
+	var broker pusher.Broker
+	if cfg.Redis != "" {
+		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout, Log: logger})
+		if err != nil {
+			return err
+		}
+		broker = rb
+	}
 	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{
 		Log: logger, Debug: cfg.Debug,
 		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: waiters,
+		Broker: broker,
 	})
 	if err != nil {
 		return err
@@ -123,6 +134,9 @@ func run(cfg *config) error {
 			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", shared)
 	}
 	logger.Printf("connections: %s", fds)
+	if cfg.Redis != "" {
+		logger.Printf("cluster: node %s, meeting the others at Redis %s (prefix %q)", broker.Node(), redactURL(cfg.Redis), cmp(cfg.RedisPrefix, redisbroker.DefaultPrefix))
+	}
 	fmt.Printf("revurb %s listening: WebSockets ws://%s/app/{key}, HTTP API http://%s\n", version, wsAddr, apiAddr)
 	for _, a := range cfg.Apps {
 		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
@@ -137,7 +151,7 @@ func run(cfg *config) error {
 	case err := <-errc:
 		return err
 	}
-	return drain(eng, httpAPI, cfg.Server.ShutdownGrace)
+	return drain(srv, eng, httpAPI, cfg.Server.ShutdownGrace)
 }
 
 // drain stops the process without dropping what it acknowledged (README:
@@ -148,7 +162,7 @@ func run(cfg *config) error {
 // idle connections close and requests in flight finish. Meanwhile every
 // WebSocket client is told 4200 after the broadcasts already queued for it,
 // and reconnects at once, to the next process. All within grace.
-func drain(eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
+func drain(srv *pusher.Server, eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	httpAPI.Drain()
@@ -164,7 +178,27 @@ func drain(eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
 	if apiErr := <-apiDone; err == nil {
 		err = apiErr
 	}
+	// Last, out of the cluster: the other nodes hear at once that this
+	// node's members left.
+	if clusterErr := srv.Stop(ctx); err == nil {
+		err = clusterErr
+	}
 	return err
+}
+
+// redactURL is u without its password, for the log.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparsable URL)"
+}
+
+func cmp(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // drainMoment is how long the API answers with Connection: close before it

@@ -1,0 +1,721 @@
+package redisbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"log"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix      = "revurb"
+	DefaultNodeTimeout = 30 * time.Second
+	// DefaultQueue is how much work may wait for Redis.
+	DefaultQueue = 16384
+)
+
+// Timings.
+const (
+	heartbeatEvery = time.Second
+	reapEvery      = 2 * time.Second
+	// publishWait is the longest Publish waits for room in the queue
+	// before it gives up (the HTTP API then answers 503).
+	publishWait = time.Second
+	// reloadDelay is how long after Redis came back a node waits, for the
+	// other nodes to tell Redis their state again, before it reloads the
+	// cluster's members from it.
+	reloadDelay = 3 * time.Second
+	maxBackoff  = 2 * time.Second
+)
+
+// Config sets up a Broker.
+type Config struct {
+	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS.
+	URL string
+	// Prefix starts every key and the pub/sub channel, so that deployments
+	// sharing a Redis never cross-talk (DefaultPrefix).
+	Prefix string
+	// NodeTimeout is how long a node may miss its heartbeats before the
+	// others take it for dead and remove its members (DefaultNodeTimeout).
+	NodeTimeout time.Duration
+	// Queue bounds the work waiting for Redis, in messages and membership
+	// changes (DefaultQueue).
+	Queue int
+	// Log receives one line per change of the connection to Redis.
+	Log *log.Logger
+}
+
+// Broker is the pusher.Broker on Redis. See the package doc.
+type Broker struct {
+	cfg  Config
+	opt  rueidis.ClientOption
+	node string
+	p    string // the key prefix
+	bus  string
+
+	client  atomic.Pointer[rueidis.Client] // nil until the first connection
+	cluster pusher.Cluster
+	cmu     sync.Mutex // one call into cluster at a time
+
+	ops     chan op
+	up      atomic.Bool
+	since   atomic.Int64 // unix nanoseconds: connected since
+	resyncs chan bool    // a resync to run; true: the first, at start
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	lost   atomic.Uint64 // work that could not reach Redis
+	logged atomic.Bool   // the last transition logged was "down"
+	ready  atomic.Bool   // the first resync is done: the node has the cluster's view
+}
+
+var _ pusher.Broker = (*Broker)(nil)
+
+// op is one piece of work for Redis, done in order by one goroutine.
+type op struct {
+	cmd  rueidis.Completed
+	done chan struct{} // closed once done, for the caller that waits
+}
+
+// New returns a broker for the Redis at cfg.URL. It does not connect:
+// Start does, and keeps trying while Redis is away.
+func New(cfg Config) (*Broker, error) {
+	opt, err := ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.NodeTimeout <= 0 {
+		cfg.NodeTimeout = DefaultNodeTimeout
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.Default()
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg: cfg, opt: opt, node: hex.EncodeToString(id[:]),
+		p: cfg.Prefix, bus: cfg.Prefix + ":bus",
+		ops: make(chan op, cfg.Queue), resyncs: make(chan bool, 1),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// ParseURL reads redis://[[user]:password@]host:port/db (rediss:// for TLS)
+// into client options.
+func ParseURL(raw string) (rueidis.ClientOption, error) {
+	var opt rueidis.ClientOption
+	u, err := url.Parse(raw)
+	if err != nil {
+		return opt, errors.New("redisbroker: bad Redis URL: " + err.Error())
+	}
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		opt.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	default:
+		return opt, errors.New("redisbroker: a Redis URL is redis://[[user]:password@]host:port/db or rediss://...")
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "6379")
+	}
+	if u.Hostname() == "" {
+		return opt, errors.New("redisbroker: the Redis URL has no host")
+	}
+	opt.InitAddress = []string{host}
+	if u.User != nil {
+		opt.Username = u.User.Username()
+		opt.Password, _ = u.User.Password()
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return opt, errors.New("redisbroker: the Redis URL's database must be a number")
+		}
+		opt.SelectDB = n
+	}
+	opt.ForceSingleClient = true
+	opt.DisableCache = true
+	// Fail fast while Redis is away, so that nothing waits on it long.
+	opt.Dialer.Timeout = time.Second
+	opt.ConnWriteTimeout = 2 * time.Second
+	return opt, nil
+}
+
+// Node is this node's name: random, made at New.
+func (b *Broker) Node() string { return b.node }
+
+// Ready reports whether the node has joined the cluster: it is subscribed
+// to the bus and has loaded the cluster's members and cache.
+func (b *Broker) Ready() bool { return b.ready.Load() }
+
+// Up reports whether Redis is reachable now.
+func (b *Broker) Up() bool { return b.up.Load() }
+
+// Lost is how much work (broadcasts for other nodes, membership changes)
+// could not reach Redis since start; a resync makes up for the membership
+// changes, not for the broadcasts.
+func (b *Broker) Lost() uint64 { return b.lost.Load() }
+
+// Start connects to Redis (trying again while it is away) and hands what
+// the bus carries to c.
+func (b *Broker) Start(c pusher.Cluster) error {
+	b.cluster = c
+	b.wg.Add(3)
+	go b.runWorker()
+	go b.runHeartbeat()
+	go b.runBus()
+	return nil
+}
+
+// redis returns the client, nil before the first connection.
+func (b *Broker) redis() rueidis.Client {
+	if c := b.client.Load(); c != nil {
+		return *c
+	}
+	return nil
+}
+
+// queue hands o to the worker: at once, or, if wait, for up to publishWait
+// while the queue is full; it reports whether o was taken.
+func (b *Broker) queue(o op, wait bool) bool {
+	if b.closed.Load() {
+		return false
+	}
+	select {
+	case b.ops <- o:
+		return true
+	default:
+	}
+	if !wait {
+		b.lost.Add(1)
+		return false
+	}
+	t := time.NewTimer(publishWait)
+	defer t.Stop()
+	select {
+	case b.ops <- o:
+		return true
+	case <-t.C:
+	case <-b.ctx.Done():
+	}
+	b.lost.Add(1)
+	return false
+}
+
+// Publish queues bc for the bus. While Redis is away it returns nil at
+// once and the other nodes miss bc (this node delivered it); when Redis is
+// there but the queue stays full past ctx (or publishWait), it returns
+// pusher.ErrBrokerFull.
+func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
+	c := b.redis()
+	if c == nil || !b.up.Load() {
+		b.lost.Add(1)
+		return nil
+	}
+	payload := appendBroadcast(nil, bc)
+	wait := ctx.Err() == nil
+	if !b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(payload)).Build()}, wait) {
+		return pusher.ErrBrokerFull
+	}
+	if bc.CacheUntil > 0 {
+		ttl := time.Until(time.UnixMilli(bc.CacheUntil)).Milliseconds()
+		for _, ch := range bc.Channels {
+			if _, cache := pusher.ChannelKind(ch); !cache || ttl <= 0 {
+				continue
+			}
+			one := *bc
+			one.Channels = []string{ch}
+			key := b.p + ":cache:" + bc.App + ":" + ch
+			b.queue(op{cmd: c.B().Set().Key(key).Value(rueidis.BinaryString(appendBroadcast(nil, &one))).PxMilliseconds(ttl).Build()}, false)
+		}
+	}
+	return nil
+}
+
+// eval builds a command running one of the scripts with args.
+func (b *Broker) eval(c rueidis.Client, script string, args ...string) rueidis.Completed {
+	return c.B().Eval().Script(script).Numkeys(0).Arg(args...).Build()
+}
+
+// Join queues m's first connection here for the Lua script that decides
+// whether it is the user's first anywhere.
+func (b *Broker) Join(m *pusher.Membership) {
+	if c := b.redis(); c != nil && b.up.Load() {
+		b.queue(op{cmd: b.eval(c, luaJoin, b.p, b.node, m.App, m.Channel, m.User, string(m.Info), m.Except)}, false)
+	} else {
+		b.lost.Add(1) // made up for by the resync when Redis is back
+	}
+}
+
+// Leave queues m's last connection here leaving.
+func (b *Broker) Leave(m *pusher.Membership) {
+	if c := b.redis(); c != nil && b.up.Load() {
+		b.queue(op{cmd: b.eval(c, luaLeave, b.p, b.node, m.App, m.Channel, m.User)}, false)
+	} else {
+		b.lost.Add(1)
+	}
+}
+
+// Counts queues this node's counts for the bus.
+func (b *Broker) Counts(ct *pusher.Counts) {
+	if c := b.redis(); c != nil && b.up.Load() {
+		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, ct))).Build()}, false)
+	}
+}
+
+// Terminate asks the other nodes to close user's connections.
+func (b *Broker) Terminate(ctx context.Context, app, user string) error {
+	c := b.redis()
+	if c == nil || !b.up.Load() {
+		return errors.New("redisbroker: Redis is unreachable")
+	}
+	if !b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendTerminate(nil, b.node, app, user))).Build()}, ctx.Err() == nil) {
+		return pusher.ErrBrokerFull
+	}
+	return nil
+}
+
+// Close takes this node out of the cluster: what is queued is sent, its
+// members and users are removed (with their member_removed) and its counts
+// forgotten by the other nodes; then it disconnects.
+func (b *Broker) Close(ctx context.Context) error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if c := b.redis(); c != nil && b.up.Load() {
+		done := make(chan struct{})
+		select {
+		case b.ops <- op{cmd: b.eval(c, luaReap, b.p, b.node), done: done}:
+			select {
+			case <-done:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	b.cancel()
+	b.wg.Wait()
+	if c := b.redis(); c != nil {
+		c.Close()
+	}
+	return err
+}
+
+// runWorker does the queued work in order, in batches: one round trip for
+// everything waiting.
+func (b *Broker) runWorker() {
+	defer b.wg.Done()
+	batch := make([]op, 0, 512)
+	cmds := make(rueidis.Commands, 0, 512)
+	for {
+		batch, cmds = batch[:0], cmds[:0]
+		select {
+		case o := <-b.ops:
+			batch = append(batch, o)
+		case <-b.ctx.Done():
+			return
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case o := <-b.ops:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		c := b.redis()
+		if c == nil {
+			b.lost.Add(uint64(len(batch)))
+			b.finish(batch)
+			continue
+		}
+		for _, o := range batch {
+			cmds = append(cmds, o.cmd)
+		}
+		failed := 0
+		for _, r := range c.DoMulti(b.ctx, cmds...) {
+			if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+				if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
+					failed++
+					b.down(err)
+				} else {
+					b.cfg.Log.Printf("redisbroker: %v", err)
+				}
+			}
+		}
+		b.lost.Add(uint64(failed))
+		b.finish(batch)
+	}
+}
+
+func (b *Broker) finish(batch []op) {
+	for _, o := range batch {
+		if o.done != nil {
+			close(o.done)
+		}
+	}
+}
+
+// down records that Redis is away, logging it once.
+func (b *Broker) down(err error) {
+	b.up.Store(false)
+	if !b.logged.Swap(true) {
+		b.cfg.Log.Printf("redisbroker: Redis is unreachable (%v): serving this node's clients alone until it is back", err)
+	}
+}
+
+// upAgain records that Redis answers, logging it once; after an outage it
+// asks for a resync of what Redis may have lost. (The first resync, at
+// start, is asked for by runBus once the bus is subscribed.)
+func (b *Broker) upAgain() {
+	if b.up.Swap(true) {
+		return
+	}
+	b.since.Store(time.Now().UnixNano())
+	if b.logged.Swap(false) {
+		b.cfg.Log.Printf("redisbroker: Redis is back: telling it this node's state again")
+		b.askResync(false)
+	}
+}
+
+// askResync asks runHeartbeat for a resync; first is the one at start.
+func (b *Broker) askResync(first bool) {
+	select {
+	case b.resyncs <- first:
+	default:
+	}
+}
+
+// runHeartbeat connects, keeps this node's heartbeat, resyncs after Redis
+// comes back, and reaps nodes that stopped beating.
+func (b *Broker) runHeartbeat() {
+	defer b.wg.Done()
+	backoff := 50 * time.Millisecond
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	lastReap := time.Now()
+	for {
+		c := b.redis()
+		if c == nil {
+			nc, err := rueidis.NewClient(b.opt)
+			if err != nil {
+				b.down(err)
+				if !b.sleep(backoff) {
+					return
+				}
+				backoff = min(2*backoff, maxBackoff)
+				continue
+			}
+			b.client.Store(&nc)
+			c = nc
+		}
+		err := c.Do(b.ctx, c.B().Zadd().Key(b.p+":nodes").ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), b.node).Build()).Error()
+		if b.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			b.down(err)
+			if !b.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		b.upAgain()
+		select {
+		case f := <-b.resyncs:
+			b.resync(c, f)
+		default:
+		}
+		if time.Since(lastReap) >= reapEvery {
+			lastReap = time.Now()
+			b.reap(c)
+		}
+		select {
+		case <-t.C:
+		case f := <-b.resyncs:
+			b.resync(c, f)
+		case <-b.ctx.Done():
+			return
+		}
+	}
+}
+
+func (b *Broker) sleep(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-b.ctx.Done():
+		return false
+	}
+}
+
+// reap removes the members of nodes whose heartbeat is older than the
+// node timeout, one node at a time under a lock so that one node does it.
+// A node that came back to Redis less than a timeout ago waits: the
+// others may not have beaten since either.
+func (b *Broker) reap(c rueidis.Client) {
+	if time.Since(time.Unix(0, b.since.Load())) < b.cfg.NodeTimeout {
+		return
+	}
+	cutoff := time.Now().Add(-b.cfg.NodeTimeout).UnixMilli()
+	dead, err := c.Do(b.ctx, c.B().Zrangebyscore().Key(b.p+":nodes").Min("-inf").Max(strconv.FormatInt(cutoff, 10)).Build()).AsStrSlice()
+	if err != nil {
+		return
+	}
+	for _, node := range dead {
+		if node == b.node {
+			continue
+		}
+		lock := c.B().Set().Key(b.p + ":reap:" + node).Value(b.node).Nx().PxMilliseconds(int64(b.cfg.NodeTimeout / time.Millisecond)).Build()
+		if ok, err := c.Do(b.ctx, lock).AsBool(); err != nil || !ok {
+			continue
+		}
+		n, err := c.Do(b.ctx, b.eval(c, luaReap, b.p, node)).AsInt64()
+		if err == nil {
+			b.cfg.Log.Printf("redisbroker: node %s stopped beating for %s: removed it and %d members only it had", node, b.cfg.NodeTimeout, n)
+		}
+	}
+}
+
+// resync tells Redis this node's state again — its presence members and
+// signed-in users, through the idempotent resync script, and its counts —
+// and, a moment later, reloads the cluster's members from Redis. At
+// start (first) it also asks the other nodes for their counts and loads
+// the cache channels' last events.
+func (b *Broker) resync(c rueidis.Client, first bool) {
+	b.cmu.Lock()
+	st := b.cluster.State()
+	b.cmu.Unlock()
+	for _, as := range st.Apps {
+		for ch, members := range as.Presence {
+			b.sync(c, as.App, ch, members)
+		}
+		users := make([]pusher.Member, len(as.Users))
+		for i, u := range as.Users {
+			users[i] = pusher.Member{User: u}
+		}
+		b.sync(c, as.App, "", users)
+		counts := as.Counts
+		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, &counts))).Build()}, true)
+	}
+	if first {
+		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendHello(nil, b.node))).Build()}, true)
+		b.loadCache(c, st)
+		b.reload(c, st)
+		b.ready.Store(true)
+		return
+	}
+	time.AfterFunc(reloadDelay, func() {
+		if b.ctx.Err() == nil && b.up.Load() {
+			b.reload(c, st)
+		}
+	})
+}
+
+// sync queues the resync script for one channel (or the users, "") of app.
+func (b *Broker) sync(c rueidis.Client, app, ch string, members []pusher.Member) {
+	args := []string{b.p, b.node, app, ch}
+	for _, m := range members {
+		args = append(args, m.User, string(m.Info))
+	}
+	b.queue(op{cmd: b.eval(c, luaResync, args...)}, true)
+}
+
+// reload replaces what this node knows of the cluster's members and
+// signed-in users with what Redis holds. It holds off the bus meanwhile:
+// the bus is subscribed, so a change Redis made after a read here comes
+// after the reload, and one made before it is applied twice, which
+// changes nothing.
+func (b *Broker) reload(c rueidis.Client, st *pusher.NodeState) {
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	for _, as := range st.Apps {
+		prefix := b.p + ":m:" + as.App + ":"
+		presence := map[string][]pusher.Member{}
+		var users []pusher.Member
+		for _, key := range b.scan(c, globEscape(prefix)+"*") {
+			h, err := c.Do(b.ctx, c.B().Hgetall().Key(key).Build()).AsStrMap()
+			if err != nil {
+				return // Redis went away again: the next resync reloads
+			}
+			ch := strings.TrimPrefix(key, prefix)
+			list := make([]pusher.Member, 0, len(h))
+			for u, info := range h {
+				m := pusher.Member{User: u}
+				if info != "" {
+					m.Info = []byte(info)
+				}
+				list = append(list, m)
+			}
+			if ch == "" {
+				users = list
+			} else {
+				presence[ch] = list
+			}
+		}
+		b.cluster.Reload(as.App, presence, users)
+	}
+}
+
+// loadCache gives this node, just started, the cache channels' last events.
+func (b *Broker) loadCache(c rueidis.Client, st *pusher.NodeState) {
+	for _, as := range st.Apps {
+		for _, key := range b.scan(c, globEscape(b.p+":cache:"+as.App+":")+"*") {
+			v, err := c.Do(b.ctx, c.B().Get().Key(key).Build()).AsBytes()
+			var m message
+			if err != nil || decode(v, &m) != nil || m.kind != kindBroadcast {
+				continue
+			}
+			b.cmu.Lock()
+			b.cluster.Broadcast(&m.broadcast)
+			b.cmu.Unlock()
+		}
+	}
+}
+
+// scan returns the keys matching pattern.
+func (b *Broker) scan(c rueidis.Client, pattern string) []string {
+	var keys []string
+	var cursor uint64
+	for {
+		e, err := c.Do(b.ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return keys
+		}
+		keys = append(keys, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			return keys
+		}
+	}
+}
+
+// globEscape escapes the characters Redis's MATCH patterns give a meaning.
+func globEscape(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// runBus subscribes to the bus and hands each message to the cluster, in
+// order, subscribing again after Redis comes back.
+func (b *Broker) runBus() {
+	defer b.wg.Done()
+	backoff := 50 * time.Millisecond
+	var resubscribed atomic.Bool // false until the first subscription
+	for b.ctx.Err() == nil {
+		c := b.redis()
+		if c == nil {
+			if !b.sleep(50 * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		var subscribed atomic.Bool
+		ctx := rueidis.WithOnSubscriptionHook(b.ctx, func(rueidis.PubSubSubscription) {
+			if !subscribed.Swap(true) {
+				b.askResync(!resubscribed.Swap(true))
+			}
+		})
+		err := c.Receive(ctx, c.B().Subscribe().Channel(b.bus).Build(), b.handle)
+		if b.ctx.Err() != nil {
+			return
+		}
+		if subscribed.Load() {
+			backoff = 50 * time.Millisecond
+			// Messages published while away are lost: resync, then reload
+			// the members that changed meanwhile.
+			b.down(err)
+		}
+		if !b.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// handle hands one bus message to the cluster.
+func (b *Broker) handle(msg rueidis.PubSubMessage) {
+	var m message
+	if decode([]byte(msg.Message), &m) != nil {
+		return
+	}
+	if m.origin == b.node && m.kind != 'm' {
+		return
+	}
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	switch m.kind {
+	case kindBroadcast:
+		b.cluster.Broadcast(&m.broadcast)
+	case kindCounts:
+		b.cluster.Counts(&m.counts)
+	case kindTerminate:
+		b.cluster.Terminate(m.app, m.user)
+	case kindHello:
+		// A new node: tell it our counts now rather than in fullCountsEvery.
+		go func() {
+			c := b.redis()
+			if c == nil {
+				return
+			}
+			b.cmu.Lock()
+			st := b.cluster.State()
+			b.cmu.Unlock()
+			for _, as := range st.Apps {
+				counts := as.Counts
+				b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, &counts))).Build()}, true)
+			}
+		}()
+	case 'm':
+		b.cluster.Member(&m.member)
+	case 'g':
+		if m.node == b.node {
+			// Taken for dead while alive (cut off longer than the node
+			// timeout): tell Redis everything again.
+			select {
+			case b.resyncs <- false:
+			default:
+			}
+			return
+		}
+		b.cluster.Forget(m.node)
+	}
+}

@@ -1,0 +1,370 @@
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// redisServer is a real redis-server on a free loopback port, nothing
+// saved to disk.
+type redisServer struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, port: freePort(t)}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
+
+// start runs redis-server (fresh: it keeps nothing between runs).
+func (r *redisServer) start() {
+	r.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.t.Fatal("redis-server is needed (make test installs Debian's redis-server): ", err)
+	}
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop kills redis-server, as a crash would.
+func (r *redisServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// loops are event loops for a test: one goroutine each, running tasks in
+// order, as gnet's do.
+type loops struct {
+	ch []chan pusher.Task
+}
+
+func newLoops(t *testing.T, n int) *loops {
+	l := &loops{ch: make([]chan pusher.Task, n)}
+	for i := range l.ch {
+		c := make(chan pusher.Task, 1<<16)
+		l.ch[i] = c
+		go func() {
+			for task := range c {
+				_ = task.Run(context.Background())
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		for _, c := range l.ch {
+			close(c)
+		}
+	})
+	return l
+}
+
+func (l *loops) Len() int { return len(l.ch) }
+
+func (l *loops) Execute(i int, t pusher.Task) error {
+	l.ch[i] <- t
+	return nil
+}
+
+type taskFunc func()
+
+func (f taskFunc) Run(context.Context) error { f(); return nil }
+
+// on runs f on loop i and waits for it.
+func (l *loops) on(i int, f func()) {
+	done := make(chan struct{})
+	l.ch[i] <- taskFunc(func() { f(); close(done) })
+	<-done
+}
+
+// node is one revurb node of a test cluster: a pusher.Server on its own
+// loops, with a Redis broker (or LocalBroker).
+type node struct {
+	t      *testing.T
+	s      *pusher.Server
+	app    *pusher.App
+	loops  *loops
+	broker *Broker // nil with LocalBroker
+}
+
+// nodeConfig tunes a test node.
+type nodeConfig struct {
+	redis       *redisServer // nil: LocalBroker
+	prefix      string
+	nodeTimeout time.Duration
+	app         func(*pusher.AppConfig)
+}
+
+func newNode(t *testing.T, cfg nodeConfig) *node {
+	t.Helper()
+	n := &node{t: t, loops: newLoops(t, 2)}
+	opts := pusher.Options{Log: log.New(io.Discard, "", 0)}
+	if cfg.redis != nil {
+		b, err := New(Config{URL: cfg.redis.url(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: log.New(testLog{t}, "", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.broker, opts.Broker = b, b
+	}
+	appCfg := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	appCfg.ClientEventRate, appCfg.MaxMessageRate = 0, 0
+	if cfg.app != nil {
+		cfg.app(&appCfg)
+	}
+	s, err := pusher.NewServer([]pusher.AppConfig{appCfg}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Attach(n.loops); err != nil {
+		t.Fatal(err)
+	}
+	n.s, n.app = s, s.AppByID("app-id")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+	})
+	if n.broker != nil {
+		waitFor(t, "the node to join the cluster", func() bool { return n.broker.Up() && n.broker.Ready() })
+	}
+	return n
+}
+
+// testLog sends a broker's log lines to the test's.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p), nil }
+
+// client is one connection of a test node.
+type client struct {
+	n    *node
+	loop int
+	sess pusher.Session
+	conn *recConn
+}
+
+// dial opens a connection on loop of n and checks it is established.
+func (n *node) dial(loop int) *client {
+	n.t.Helper()
+	c := &client{n: n, loop: loop, conn: &recConn{}}
+	ok := false
+	n.loops.on(loop, func() { ok = n.s.Open(&c.sess, c.conn, loop, "app-key", "7", "") })
+	if !ok {
+		n.t.Fatal("open refused")
+	}
+	c.wait("pusher:connection_established", nil)
+	return c
+}
+
+// send hands msg to the server as the client's next message.
+func (c *client) send(msg string) {
+	c.n.loops.on(c.loop, func() { c.n.s.Handle(&c.sess, []byte(msg)) })
+}
+
+func (c *client) id() string { return c.sess.ID().String() }
+
+// subscribe subscribes to a public or private channel and waits for
+// subscription_succeeded.
+func (c *client) subscribe(channel string) {
+	c.n.t.Helper()
+	auth := ""
+	if kind, _ := pusher.ChannelKind(channel); kind == pusher.Private {
+		auth = "app-key:" + pusher.Sign("app-secret", c.id()+":"+channel)
+	}
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"` + channel + `","auth":"` + auth + `"}}`)
+	c.wait("pusher_internal:subscription_succeeded", func(m frame) bool { return m.Channel == channel })
+}
+
+// join subscribes to a presence channel as user and returns the member
+// ids its subscription_succeeded listed.
+func (c *client) join(channel, user string) []string {
+	c.n.t.Helper()
+	cd := `{"user_id":"` + user + `","user_info":{"name":"` + user + `"}}`
+	auth := "app-key:" + pusher.Sign("app-secret", c.id()+":"+channel+":"+cd)
+	msg, _ := json.Marshal(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth, "channel_data": cd}})
+	c.send(string(msg))
+	m := c.wait("pusher_internal:subscription_succeeded", func(m frame) bool { return m.Channel == channel })
+	var d struct {
+		Presence struct {
+			IDs []string `json:"ids"`
+		} `json:"presence"`
+	}
+	if err := json.Unmarshal([]byte(m.dataString()), &d); err != nil {
+		c.n.t.Fatalf("succeeded data %q: %v", m.Data, err)
+	}
+	return d.Presence.IDs
+}
+
+// signin signs the client in as user watching watchlist.
+func (c *client) signin(user string, watchlist ...string) {
+	c.n.t.Helper()
+	wl, _ := json.Marshal(watchlist)
+	ud := `{"id":"` + user + `","watchlist":` + string(wl) + `}`
+	auth := "app-key:" + pusher.Sign("app-secret", c.id()+"::user::"+ud)
+	msg, _ := json.Marshal(map[string]any{"event": "pusher:signin", "data": map[string]string{"auth": auth, "user_data": ud}})
+	c.send(string(msg))
+	c.wait("pusher:signin_success", nil)
+}
+
+// close ends the session, as a closed socket does.
+func (c *client) close() {
+	c.n.loops.on(c.loop, func() { c.n.s.Close(&c.sess) })
+}
+
+// frame is one message the server wrote to a client.
+type frame struct {
+	Event   string          `json:"event"`
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// dataString is the frame's data when it is a JSON string (server events).
+func (f frame) dataString() string {
+	var s string
+	if json.Unmarshal(f.Data, &s) == nil {
+		return s
+	}
+	return string(f.Data)
+}
+
+// recConn records what the server writes to one connection; the loop
+// writes while the test reads.
+type recConn struct {
+	mu     sync.Mutex
+	frames []frame
+	next   int // frames before it have been consumed by wait
+	closed int
+}
+
+func (r *recConn) Write(b []byte) {
+	var f frame
+	p := b[2:]
+	switch b[1] & 0x7f {
+	case 126:
+		p = b[4:]
+	case 127:
+		p = b[10:]
+	}
+	_ = json.Unmarshal(p, &f)
+	r.mu.Lock()
+	r.frames = append(r.frames, f)
+	r.mu.Unlock()
+}
+
+func (r *recConn) Close(code int, _ string) {
+	r.mu.Lock()
+	r.closed = code
+	r.mu.Unlock()
+}
+
+// wait consumes frames until one named event that match accepts (nil:
+// any), and returns it; the frames skipped are kept for none.
+func (c *client) wait(event string, match func(frame) bool) frame {
+	c.n.t.Helper()
+	var got frame
+	waitFor(c.n.t, "event "+event, func() bool {
+		c.conn.mu.Lock()
+		defer c.conn.mu.Unlock()
+		for i := c.conn.next; i < len(c.conn.frames); i++ {
+			f := c.conn.frames[i]
+			if f.Event == event && (match == nil || match(f)) {
+				got = f
+				c.conn.next = i + 1
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// events returns the frames named event received so far, consumed or not.
+func (c *client) events(event string) []frame {
+	c.conn.mu.Lock()
+	defer c.conn.mu.Unlock()
+	var out []frame
+	for _, f := range c.conn.frames {
+		if f.Event == event {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *client) closeCode() int {
+	c.conn.mu.Lock()
+	defer c.conn.mu.Unlock()
+	return c.conn.closed
+}
+
+// waitFor polls cond until it holds, failing the test after 15 s: the
+// outcome is asserted, not how long it took.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 15 s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// publish publishes one event on n.
+func (n *node) publish(channel, event, data, except string) error {
+	return n.s.Publish(context.Background(), n.app, []pusher.Event{{Channels: []string{channel}, Name: event, Data: []byte(data), Except: except}})
+}
+
+// die stops b as a killed process would: no goodbye, no more heartbeats.
+func (b *Broker) die() {
+	b.closed.Store(true)
+	b.cancel()
+	b.wg.Wait()
+	if c := b.redis(); c != nil {
+		c.Close()
+	}
+}
