@@ -1,22 +1,51 @@
 // Package pusher is revurb's protocol core: apps, channels, presence,
-// cache channels, client events, users, and publishing (Pusher protocol 7).
-// It knows nothing of sockets, gnet or fasthttp: it reaches a connection
-// through Conn and the event loops through Loops, both small interfaces it
-// owns and package loop implements.
+// cache channels, client events, users, publishing (Pusher protocol 7) and
+// the seam to the other nodes of a cluster. It knows nothing of sockets,
+// gnet, fasthttp or Redis: it reaches a connection through Conn, the event
+// loops through Loops and the other nodes through Broker, small interfaces
+// it owns; package loop implements the first two, LocalBroker (here) and
+// package pusher/redisbroker the third.
+//
+// One file per concept: app (configuration and runtime apps), server
+// (sessions' life, keepalive), session, socketid, subscribe, presence,
+// cache, client (client events), user (signin, watchlists, terminate),
+// publish (the HTTP API's entry), gate (the publish bound), broadcast
+// (frames and fan-out), hub (an app's shards), channel, broker and
+// cluster (the Server's side of a cluster).
+//
+// # Set-up order
+//
+// NewServer (apps, options, the broker), then loop.New, which calls Attach:
+// Attach sizes the per-loop state and the publish bound and starts the
+// broker, whose messages are delivered through the loops from then on;
+// then api.New and serving. Stop takes the node out of its cluster, after
+// the loops have closed their connections.
 //
 // # Ownership
 //
 // A Session belongs to one event loop. Server methods that take a Session
 // (Open, Handle, Check, Close...) run on that loop, one at a time per
-// session. Publish, the queries (Channel, Channels, Users, CachedEvent) and
-// TerminateUser are safe for concurrent use from any goroutine.
+// session. Publish, the queries (Channel, Channels, Users, Connections,
+// CachedEvent), TerminateUser and the Cluster methods are safe for
+// concurrent use from any goroutine.
 //
 // Each app's channels live in numShards shards chosen by a hash of the
-// channel name. A shard's mutex guards its maps and the counters of its
-// channels (count, perLoop, members) and is never held across a write to a
-// socket. channel.subs[i], the subscribers a channel has on loop i, is owned
-// by loop i: only code running on loop i touches it, so fan-out walks it
-// without a lock.
+// channel name. A shard's mutex guards its maps (channels, presence
+// rosters, cache entries, counts marked dirty) and the counters of its
+// channels (count, perLoop) and is never held across a write to a socket
+// or a call to the broker. channel.subs[i], the subscribers a channel has
+// on loop i, is owned by loop i: only code running on loop i touches it, so
+// fan-out walks it without a lock.
+//
+// # Entering a loop
+//
+// Every Server call that runs on a loop brackets itself with
+// enter(loop)/leave: Open, Handle, Check, Close, Shutdown, and every Task
+// the server queues (fanout, sessionTask, overloadTask). A write that fails
+// makes gnet close the socket inside the write, so Close can run while a
+// fan-out walks the very subscriber list it would change; inside a
+// bracket, Close only marks the session and the outermost leave finishes
+// it. New code that runs on a loop must bracket itself too.
 //
 // # Broadcasts
 //
@@ -28,10 +57,17 @@
 // event (and whose member list or cache replay already reflects it) is
 // skipped when the task arrives later on its loop. Frames are reference
 // counted and pooled: steady publishing and client-event relay allocate
-// nothing.
+// nothing. Broadcasts from other nodes take the same path, and count
+// toward the same bound, as this node's.
 //
 // # Lock order
 //
-// hub.usersMu and shard.mu are never held together; no lock is held while
-// calling Loops.Execute or Conn methods.
+// Locks are taken in this order, and a lock is never taken while one later
+// in it is held: cacheStore.mu, then shard.mu (eviction); hub.usersMu and
+// shard.mu are never held together; remoteCounts.mu is taken alone; the
+// gate's mutex alone. No lock is held while calling Loops.Execute, a Conn
+// method or a Broker method. A Broker calls the Cluster methods one at a
+// time and may hold its own lock meanwhile (redisbroker does), so Cluster
+// methods never call back into the broker synchronously; they only queue
+// work for it.
 package pusher

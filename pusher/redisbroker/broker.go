@@ -268,7 +268,7 @@ func (b *Broker) eval(c rueidis.Client, script string, args ...string) rueidis.C
 // whether it is the user's first anywhere.
 func (b *Broker) Join(m *pusher.Membership) {
 	if c := b.redis(); c != nil && b.up.Load() {
-		b.queue(op{cmd: b.eval(c, luaJoin, b.p, b.node, m.App, m.Channel, m.User, string(m.Info), m.Except)}, false)
+		b.membership(b.eval(c, luaJoin, b.p, b.node, m.App, m.Channel, m.User, string(m.Info), m.Except))
 	} else {
 		b.lost.Add(1) // made up for by the resync when Redis is back
 	}
@@ -277,9 +277,17 @@ func (b *Broker) Join(m *pusher.Membership) {
 // Leave queues m's last connection here leaving.
 func (b *Broker) Leave(m *pusher.Membership) {
 	if c := b.redis(); c != nil && b.up.Load() {
-		b.queue(op{cmd: b.eval(c, luaLeave, b.p, b.node, m.App, m.Channel, m.User)}, false)
+		b.membership(b.eval(c, luaLeave, b.p, b.node, m.App, m.Channel, m.User))
 	} else {
 		b.lost.Add(1)
+	}
+}
+
+// membership queues a join or leave; if the queue is full, a resync makes
+// up for it.
+func (b *Broker) membership(cmd rueidis.Completed) {
+	if !b.queue(op{cmd: cmd}, false) {
+		b.askResync(false)
 	}
 }
 
