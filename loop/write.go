@@ -47,6 +47,8 @@ type stager struct {
 	last    unsafe.Pointer
 	lastLen int
 	lastOff int32
+
+	flushing bool
 }
 
 func newStager() *stager {
@@ -58,7 +60,7 @@ func (st *stager) stage(c *conn, frame []byte) {
 	if len(frame) == 0 {
 		return
 	}
-	if len(st.segs) >= maxSegments || (len(st.arena) > 0 && len(st.arena)+len(frame) > maxArena) {
+	if !st.flushing && (len(st.segs) >= maxSegments || (len(st.arena) > 0 && len(st.arena)+len(frame) > maxArena)) {
 		st.flush()
 	}
 	off := st.lastOff
@@ -127,8 +129,15 @@ func (st *stager) reset() {
 
 // flush writes every connection's staged frames, one write each, and
 // empties the staging. A write that fails closes its connection at once,
-// inside gnet, and what that close stages is flushed in the same pass.
+// inside gnet, and what that close stages is flushed in the same pass: a
+// flush asked for meanwhile (by OnClose, or by stage at its bounds) is
+// this one.
 func (st *stager) flush() {
+	if st.flushing {
+		return
+	}
+	st.flushing = true
+	defer func() { st.flushing = false }()
 	for i := 0; i < len(st.dirty); i++ {
 		c := st.dirty[i]
 		st.dirty[i] = nil

@@ -28,12 +28,21 @@ type Broker interface {
 	// from NewServer.
 	Start(c Cluster) error
 
-	// Publish sends b to every other node, which delivers it to its own
-	// subscribers; this node has delivered it already. Broadcasts a node
-	// publishes reach every other node in the order it published them. If
-	// the broker cannot take b before ctx is done, Publish returns an error
-	// and b is not sent (the HTTP API answers 503); an event loop passes a
-	// ctx that is done already, so that Publish never waits there.
+	// Publish sends b to every node of the cluster. A broadcast from the
+	// HTTP API reaches every node, this one included, through
+	// Cluster.Broadcast, and every node gets every such broadcast in one
+	// order: the cluster's, which is the order Publish returned in, so a
+	// publisher that waits for each trigger's answer — on whichever node —
+	// has its events delivered in its order everywhere. A client event
+	// (b.ClientEvent) is delivered by its own node at once and reaches the
+	// other nodes only.
+	//
+	// Publish returns once the broadcast is on its way, or ErrBrokerDown
+	// when the cluster cannot be reached (the caller delivers to this
+	// node's subscribers itself, and the other nodes miss it), or
+	// ErrBrokerFull when the broker cannot take it before ctx is done. An
+	// event loop passes a ctx that is done already, so that Publish never
+	// waits there.
 	Publish(ctx context.Context, b *Broadcast) error
 
 	// Join says that m.User's first connection on this node entered a
@@ -67,7 +76,8 @@ type Broker interface {
 // Cluster is what a Broker hands what the other nodes do to; Server
 // implements it. Its methods are called one at a time.
 type Cluster interface {
-	// Broadcast delivers an event another node published.
+	// Broadcast delivers an event published on another node, or on this
+	// one through the broker (see Broker.Publish).
 	Broadcast(b *Broadcast)
 	// Member announces that a user came into, or left, a presence channel
 	// or the app's signed-in users, cluster-wide.
@@ -170,6 +180,10 @@ func (LocalBroker) Counts(*Counts)                                  {}
 func (LocalBroker) Terminate(context.Context, string, string) error { return nil }
 func (LocalBroker) Close(context.Context) error                     { return nil }
 
-// ErrBrokerFull is what a broker's Publish returns when its queue stayed
-// full until ctx was done.
-var ErrBrokerFull = errors.New("pusher: the cluster is not taking broadcasts as fast as they come")
+// Errors of Broker.Publish.
+var (
+	// ErrBrokerFull: the broker's queue stayed full until ctx was done.
+	ErrBrokerFull = errors.New("pusher: the cluster is not taking broadcasts as fast as they come")
+	// ErrBrokerDown: the other nodes cannot be reached now.
+	ErrBrokerDown = errors.New("pusher: the cluster cannot be reached")
+)

@@ -76,7 +76,7 @@ func (s *Server) publishClientEvent(sess *Session, channel string, e *envelope, 
 	b := &Broadcast{Origin: s.broker.Node(), App: sess.app.ID, Channels: []string{channel},
 		Event: string(e.event), Data: append([]byte(nil), e.data...), Except: sess.id.String(),
 		ClientEvent: true, User: user}
-	if s.broker.Publish(doneCtx, b) != nil {
+	if err := s.broker.Publish(doneCtx, b); err != nil && err != ErrBrokerDown {
 		s.clientEventsDropped.Add(1)
 	}
 }

@@ -351,15 +351,15 @@ func (s *Server) State() *NodeState {
 	return st
 }
 
-// Broadcast delivers an event another node published (Cluster). It cannot
-// be refused, so its work counts toward the publish bound without waiting;
+// Broadcast delivers an event published through the cluster (Cluster),
+// by another node or this one. It cannot be refused, so its work counts toward the publish bound without waiting;
 // a node so far behind that it holds overloadFactor bounds of work closes
 // the subscribers of the event's channels with 4100 instead — they
 // reconnect after a back-off — rather than skip it silently or queue
 // without end.
 func (s *Server) Broadcast(b *Broadcast) {
 	app := s.byID[b.App]
-	if app == nil || b.Origin == s.broker.Node() {
+	if app == nil || (b.ClientEvent && b.Origin == s.broker.Node()) {
 		return
 	}
 	if s.gate.pending() > overloadFactor*s.gate.limit {

@@ -38,24 +38,32 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	if err := s.gate.admit(ctx, cost); err != nil {
 		return err
 	}
-	var cacheUntil int64
-	if s.clustered {
-		// The other nodes first: if the broker cannot take the events,
-		// none is sent anywhere and the caller can try again.
-		cacheUntil = time.Now().Add(app.cacheTTL()).UnixMilli()
+	if !s.clustered {
 		for i := range events {
-			e := &events[i]
-			b := &Broadcast{Origin: s.broker.Node(), App: app.ID, Channels: e.Channels, Event: e.Name, Data: e.Data, Except: e.Except}
-			if hasCacheChannel(e.Channels) {
-				b.CacheUntil = cacheUntil
-			}
-			if err := s.broker.Publish(ctx, b); err != nil {
+			s.deliver(app, &events[i], 0)
+		}
+		return nil
+	}
+	// Through the cluster, this node included, so that every node
+	// delivers every broadcast in one order.
+	cacheUntil := time.Now().Add(app.cacheTTL()).UnixMilli()
+	for i := range events {
+		e := &events[i]
+		b := &Broadcast{Origin: s.broker.Node(), App: app.ID, Channels: e.Channels, Event: e.Name, Data: e.Data, Except: e.Except}
+		if hasCacheChannel(e.Channels) {
+			b.CacheUntil = cacheUntil
+		}
+		switch err := s.broker.Publish(ctx, b); err {
+		case nil:
+		case ErrBrokerDown:
+			s.deliver(app, e, cacheUntil*int64(time.Millisecond))
+		default:
+			if i == 0 {
 				return ErrBusy
 			}
+			// Some of the batch went out: the rest still goes, here.
+			s.deliver(app, e, cacheUntil*int64(time.Millisecond))
 		}
-	}
-	for i := range events {
-		s.deliver(app, &events[i], cacheUntil*int64(time.Millisecond))
 	}
 	return nil
 }

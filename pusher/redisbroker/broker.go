@@ -91,7 +91,7 @@ var _ pusher.Broker = (*Broker)(nil)
 // op is one piece of work for Redis, done in order by one goroutine.
 type op struct {
 	cmd  rueidis.Completed
-	done chan struct{} // closed once done, for the caller that waits
+	done chan error // if not nil, gets the outcome, for a caller that waits
 }
 
 // New returns a broker for the Redis at cfg.URL. It does not connect:
@@ -229,19 +229,24 @@ func (b *Broker) queue(o op, wait bool) bool {
 	return false
 }
 
-// Publish queues bc for the bus. While Redis is away it returns nil at
-// once and the other nodes miss bc (this node delivered it); when Redis is
-// there but the queue stays full past ctx (or publishWait), it returns
-// pusher.ErrBrokerFull.
+// Publish sends bc on the bus and, for a broadcast from the HTTP API
+// (ctx not done), waits until Redis has taken it — the order of those
+// answers is the order every node delivers in. While Redis is away it
+// returns pusher.ErrBrokerDown at once: the caller delivers bc here, and
+// the other nodes miss it.
 func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	c := b.redis()
 	if c == nil || !b.up.Load() {
 		b.lost.Add(1)
-		return nil
+		return pusher.ErrBrokerDown
 	}
 	payload := appendBroadcast(nil, bc)
+	o := op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(payload)).Build()}
 	wait := ctx.Err() == nil
-	if !b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(payload)).Build()}, wait) {
+	if wait {
+		o.done = make(chan error, 1)
+	}
+	if !b.queue(o, wait) {
 		return pusher.ErrBrokerFull
 	}
 	if bc.CacheUntil > 0 {
@@ -256,7 +261,23 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 			b.queue(op{cmd: c.B().Set().Key(key).Value(rueidis.BinaryString(appendBroadcast(nil, &one))).PxMilliseconds(ttl).Build()}, false)
 		}
 	}
-	return nil
+	if !wait {
+		return nil
+	}
+	t := time.NewTimer(publishWait)
+	defer t.Stop()
+	select {
+	case err := <-o.done:
+		if err != nil {
+			return pusher.ErrBrokerDown
+		}
+		return nil
+	case <-t.C:
+		// Redis stuck rather than gone: the event may still go out, late.
+		return pusher.ErrBrokerDown
+	case <-ctx.Done():
+		return pusher.ErrBrokerFull
+	}
 }
 
 // eval builds a command running one of the scripts with args.
@@ -319,11 +340,11 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	var err error
 	if c := b.redis(); c != nil && b.up.Load() {
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		select {
 		case b.ops <- op{cmd: b.eval(c, luaReap, b.p, b.node), done: done}:
 			select {
-			case <-done:
+			case err = <-done:
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
@@ -365,14 +386,15 @@ func (b *Broker) runWorker() {
 		c := b.redis()
 		if c == nil {
 			b.lost.Add(uint64(len(batch)))
-			b.finish(batch)
+			b.finish(batch, nil, pusher.ErrBrokerDown)
 			continue
 		}
 		for _, o := range batch {
 			cmds = append(cmds, o.cmd)
 		}
+		results := c.DoMulti(b.ctx, cmds...)
 		failed := 0
-		for _, r := range c.DoMulti(b.ctx, cmds...) {
+		for _, r := range results {
 			if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
 				if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
 					failed++
@@ -383,15 +405,21 @@ func (b *Broker) runWorker() {
 			}
 		}
 		b.lost.Add(uint64(failed))
-		b.finish(batch)
+		b.finish(batch, results, nil)
 	}
 }
 
-func (b *Broker) finish(batch []op) {
-	for _, o := range batch {
-		if o.done != nil {
-			close(o.done)
+// finish gives the callers that wait the outcome of their op.
+func (b *Broker) finish(batch []op, results []rueidis.RedisResult, all error) {
+	for i, o := range batch {
+		if o.done == nil {
+			continue
 		}
+		err := all
+		if err == nil && i < len(results) {
+			err = results[i].Error()
+		}
+		o.done <- err
 	}
 }
 
@@ -430,6 +458,7 @@ func (b *Broker) askResync(first bool) {
 func (b *Broker) runHeartbeat() {
 	defer b.wg.Done()
 	backoff := 50 * time.Millisecond
+	beaten := false // a beat has been recorded
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	lastReap := time.Now()
@@ -448,9 +477,16 @@ func (b *Broker) runHeartbeat() {
 			b.client.Store(&nc)
 			c = nc
 		}
-		err := c.Do(b.ctx, c.B().Zadd().Key(b.p+":nodes").ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), b.node).Build()).Error()
+		added, err := c.Do(b.ctx, c.B().Zadd().Key(b.p+":nodes").ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), b.node).Build()).AsInt64()
 		if b.ctx.Err() != nil {
 			return
+		}
+		if err == nil && added == 1 && beaten {
+			// This node's beat was gone: Redis restarted empty (or the
+			// others took this node for dead) without this node seeing
+			// it away. Tell it everything again.
+			b.cfg.Log.Printf("redisbroker: Redis lost this node's state (restarted?): telling it this node's state again")
+			b.askResync(false)
 		}
 		if err != nil {
 			b.down(err)
@@ -461,6 +497,7 @@ func (b *Broker) runHeartbeat() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		beaten = true
 		b.upAgain()
 		select {
 		case f := <-b.resyncs:
@@ -685,7 +722,9 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 	if decode([]byte(msg.Message), &m) != nil {
 		return
 	}
-	if m.origin == b.node && m.kind != 'm' {
+	// What this node published itself it has delivered already — all but
+	// the HTTP API's broadcasts, which every node delivers from the bus.
+	if m.origin == b.node && m.kind != 'm' && (m.kind != kindBroadcast || m.broadcast.ClientEvent) {
 		return
 	}
 	b.cmu.Lock()
