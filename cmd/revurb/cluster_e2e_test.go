@@ -201,7 +201,6 @@ func (d *driver) events(id, event, channel string, count int) []map[string]any {
 	return out
 }
 
-
 // TestClusterDelivery: with three nodes, an event triggered on any node
 // reaches every subscriber on every node once, in order; socket_id
 // exclusion works across nodes; client events reach the other members on
