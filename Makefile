@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build test lint bench fuzz load profile deps clean
+.PHONY: run build test lint bench fuzz load profile deps system-deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -20,8 +20,12 @@ build:
 test: deps lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...
 
-## deps: the npm clients the end-to-end tests drive, from the committed lockfile
-deps: $(NODE_STAMP)
+## deps: what the tests need: Debian's chromium, nginx and redis-server where absent, and the npm clients from the committed lockfile
+deps: system-deps $(NODE_STAMP)
+
+## system-deps: apt-get install chromium, nginx, redis-server if their programs are missing (no-op when present; services left stopped)
+system-deps:
+	@.ci/system-deps
 
 $(NODE_STAMP): $(NODE_DIR)/package-lock.json $(NODE_DIR)/package.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
