@@ -139,7 +139,7 @@ func ParseURL(raw string) (rueidis.ClientOption, error) {
 	case "rediss":
 		opt.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	default:
-		return opt, errors.New("redisbroker: a Redis URL is redis://[[user]:password@]host:port/db or rediss://...")
+		return opt, errors.New("redisbroker: a Redis URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS")
 	}
 	host := u.Host
 	if u.Port() == "" {
