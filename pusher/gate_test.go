@@ -200,3 +200,29 @@ func TestClientEventsCountTowardTheBound(t *testing.T) {
 	b.mustEvent("client-typing")
 	c.mustEvent("client-typing")
 }
+
+// TestRemoteBroadcastOverload: a broadcast from another node is never
+// refused, but a node already holding overloadFactor bounds of work
+// closes the subscribers of its channels with 4100 rather than queue
+// without end or skip it silently.
+func TestRemoteBroadcastOverload(t *testing.T) {
+	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1, PublishWait: 20 * time.Millisecond}, 2)
+	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: []byte("1")}
+	s.Broadcast(b) // queued: 2 deliveries
+	if q := s.PublishStats().Queued; q != 2 {
+		t.Fatalf("queued %d", q)
+	}
+	for s.PublishStats().Queued <= overloadFactor*1 {
+		s.Broadcast(b)
+	}
+	s.Broadcast(b) // over the line: refused by closing its subscribers
+	loops.run()
+	for _, c := range clients {
+		if c.conn.closeCode != CodeOverCapacity {
+			t.Fatalf("subscriber closed with %d, want 4100", c.conn.closeCode)
+		}
+	}
+	if s.overloadCloses.Load() != 2 {
+		t.Fatalf("counted %d overload closes", s.overloadCloses.Load())
+	}
+}

@@ -255,7 +255,8 @@ func TestClusterDelivery(t *testing.T) {
 // TestClusterPresenceAndUsers: a user connected to two nodes is one
 // member — one member_added, one member_removed when its last connection
 // anywhere leaves; the REST queries answer for the cluster from every
-// node; watchlists and terminate_connections work across nodes.
+// node; watchlists, sendToUser and terminate_connections work across
+// nodes.
 func TestClusterPresenceAndUsers(t *testing.T) {
 	t.Parallel()
 	r := startRedisProc(t)
@@ -299,6 +300,21 @@ func TestClusterPresenceAndUsers(t *testing.T) {
 		wl := d.do("seen", map[string]any{"id": "watcher"})["watchlist"].([]any)
 		return len(wl) >= 1
 	})
+	// sendToUser from node 2 reaches both of ann's connections, on nodes 0
+	// and 1.
+	if r := d.do("sendToUser", map[string]any{"node": 2, "user": "ann", "event": "note", "data": map[string]int{"n": 1}}); r["status"] != float64(200) {
+		t.Fatalf("sendToUser: %v", r)
+	}
+	for _, id := range []string{"ann0", "ann1"} {
+		waitFor(t, id+" to get ann's note", func() bool {
+			for _, e := range d.do("seen", map[string]any{"id": id})["user_events"].([]any) {
+				if e.(map[string]any)["event"] == "note" {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	// One of ann's two connections leaves: she stays.
 	d.do("disconnect", map[string]any{"id": "ann0"})
 	d.do("trigger", map[string]any{"node": 1, "channel": "presence-room", "event": "mark", "data": "x"})

@@ -17,6 +17,7 @@
 //   trigger   {node, channel, event, data, socket_id?} → {status, body}
 //   get       {node, path, params?}                 → {status, json}
 //   terminate {node, user}                          → {status}
+//   sendToUser {node, user, event, data}            → {status}
 import readline from 'node:readline';
 import PusherJS from 'pusher-js';
 import PusherSDK from 'pusher';
@@ -45,7 +46,7 @@ function record(rec, channel, event, data) {
 
 const ops = {
   async connect({ id, node, user, info, watch }) {
-    const rec = { events: [], states: [], errors: [], watchlist: [] };
+    const rec = { events: [], states: [], errors: [], watchlist: [], user_events: [] };
     const q = authQuery({ user, info, watch });
     const p = track(
       new PusherJS(
@@ -62,6 +63,7 @@ const ops = {
     p.connection.bind('error', (e) => rec.errors.push(plainError(e)));
     p.user.watchlist.bind('online', (e) => rec.watchlist.push({ name: 'online', ...e }));
     p.user.watchlist.bind('offline', (e) => rec.watchlist.push({ name: 'offline', ...e }));
+    p.user.bind_global((event, data) => rec.user_events.push({ event, data: data ?? null }));
     clients.set(id, { p, rec });
     await new Promise((resolve) => {
       if (p.connection.state === 'connected') resolve();
@@ -117,6 +119,9 @@ const ops = {
   },
   async terminate({ node, user }) {
     return reply(() => sdks[node].terminateUserConnections(user));
+  },
+  async sendToUser({ node, user, event, data }) {
+    return reply(() => sdks[node].sendToUser(user, event, data));
   },
 };
 
