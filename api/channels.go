@@ -198,3 +198,12 @@ func (s *Server) terminate(ctx *fasthttp.RequestCtx, app *pusher.App, user strin
 	}
 	reply(ctx, fasthttp.StatusOK, emptyObject)
 }
+
+// connections answers the app's open connections, cluster-wide (GET
+// /apps/{id}/connections, as Reverb answers it: what Laravel Pulse's
+// Reverb card polls).
+func (s *Server) connections(ctx *fasthttp.RequestCtx, app *pusher.App) {
+	b := append(make([]byte, 0, 32), `{"connections":`...)
+	b = strconv.AppendInt(b, int64(s.p.Connections(app)), 10)
+	reply(ctx, fasthttp.StatusOK, append(b, '}'))
+}

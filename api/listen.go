@@ -70,7 +70,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			<-l.slots
 			return nil, err
 		}
-		l.s.log.Printf("api: accept: %v; trying again in %s", err, wait)
+		l.s.log.Warn("api: accept failed; trying again", "error", err, "in", wait.String())
 		select {
 		case <-time.After(wait):
 		case <-l.closed:

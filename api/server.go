@@ -3,7 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"log"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -41,8 +42,11 @@ type Options struct {
 	// MaxHeaderSize caps a request's header block, in bytes (0: 4 KiB); a
 	// larger one gets 431.
 	MaxHeaderSize int
+	// Path is a prefix a proxy may leave in front of the routes ("/ws":
+	// /ws/apps/..., /ws/up); the routes answer with it and without.
+	Path string
 	// Log receives server errors and, with Debug, every request.
-	Log *log.Logger
+	Log *slog.Logger
 	// Debug logs each request with its status and duration.
 	Debug bool
 }
@@ -50,10 +54,11 @@ type Options struct {
 // Server is the Pusher HTTP API in front of one pusher.Server.
 type Server struct {
 	p           *pusher.Server
-	log         *log.Logger
+	log         *slog.Logger
 	debug       bool
 	maxBody     int
 	concurrency int
+	prefix      string
 	srv         *fasthttp.Server
 
 	mu       sync.Mutex
@@ -69,7 +74,7 @@ type Server struct {
 func New(p *pusher.Server, opts Options) *Server {
 	s := &Server{p: p, log: opts.Log, debug: opts.Debug, maxBody: opts.MaxBodySize, now: time.Now}
 	if s.log == nil {
-		s.log = log.Default()
+		s.log = slog.Default()
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodySize
@@ -78,6 +83,7 @@ func New(p *pusher.Server, opts Options) *Server {
 		opts.Concurrency = DefaultConcurrency
 	}
 	s.concurrency = opts.Concurrency
+	s.prefix = strings.TrimSuffix(opts.Path, "/")
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second
 	}
@@ -106,9 +112,16 @@ func New(p *pusher.Server, opts Options) *Server {
 		IdleTimeout:                  opts.IdleTimeout,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
-		Logger:                       s.log,
+		Logger:                       fasthttpLogger{s.log},
 	}
 	return s
+}
+
+// fasthttpLogger sends fasthttp's messages to revurb's log.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
 // Serve accepts connections on ln until Drain or Shutdown. It returns nil
@@ -168,7 +181,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	start := time.Now()
 	s.serve(ctx)
-	s.log.Printf("api %s %s %d %s", ctx.Method(), ctx.URI().PathOriginal(), ctx.Response.StatusCode(), time.Since(start))
+	s.log.Debug("api", "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()), "status", ctx.Response.StatusCode(), "took", time.Since(start).String())
 }
 
 // handleError answers a request fasthttp could not read, in JSON.
@@ -198,6 +211,7 @@ const (
 	routeChannel
 	routeChannelUsers
 	routeTerminate
+	routeConnections
 )
 
 // routeMethods is the HTTP method each route takes.
@@ -208,6 +222,7 @@ var routeMethods = [...]string{
 	routeChannel:      fasthttp.MethodGet,
 	routeChannelUsers: fasthttp.MethodGet,
 	routeTerminate:    fasthttp.MethodPost,
+	routeConnections:  fasthttp.MethodGet,
 }
 
 // parseRoute splits a request path as sent into its route, app id and the
@@ -250,6 +265,8 @@ func parseRoute(path string) (r route, appID, arg string) {
 		r = routeBatchEvents
 	case n == 2 && seg[1] == "channels":
 		r = routeChannels
+	case n == 2 && seg[1] == "connections":
+		r = routeConnections
 	case n == 3 && seg[1] == "channels":
 		r, arg = routeChannel, seg[2]
 	case n == 4 && seg[1] == "channels" && seg[3] == "users":
@@ -265,7 +282,11 @@ func parseRoute(path string) (r route, appID, arg string) {
 // serve routes a request: route (404), method (405), body size (413), app
 // (404), signature (401), then the endpoint.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
-	path := string(ctx.URI().PathOriginal())
+	signed := string(ctx.URI().PathOriginal())
+	path := signed
+	if s.prefix != "" {
+		path = strings.TrimPrefix(path, s.prefix)
+	}
 	if path == "/up" {
 		if !ctx.IsGet() && !ctx.IsHead() {
 			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
@@ -299,7 +320,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
 		return
 	}
-	if msg := authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now()); msg != "" {
+	// An SDK behind a proxy signs the path it asks for, prefix and all; one
+	// that knows nothing of the prefix signs the route alone.
+	msg := authenticate(&app.AppConfig, ctx.Method(), signed, ctx.QueryArgs(), body, s.now())
+	if msg != "" && signed != path {
+		msg = authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now())
+	}
+	if msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
 		return
 	}
@@ -316,6 +343,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		s.users(ctx, app, arg)
 	case routeTerminate:
 		s.terminate(ctx, app, arg)
+	case routeConnections:
+		s.connections(ctx, app)
 	}
 }
 

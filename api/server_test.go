@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -648,14 +648,14 @@ func TestDebugLog(t *testing.T) {
 	f.do("GET", "/up", nil, "", signing{}, true)
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(buf.String(), "api GET /up 200") {
+	if !strings.Contains(buf.String(), "method=GET path=/up status=200") {
 		t.Errorf("log %q lacks the request", buf.String())
 	}
 }
 
 // newLogger returns a logger writing to w under mu.
-func newLogger(w io.Writer, mu *sync.Mutex) *log.Logger {
-	return log.New(lockedWriter{w: w, mu: mu}, "", 0)
+func newLogger(w io.Writer, mu *sync.Mutex) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{w: w, mu: mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type lockedWriter struct {
@@ -756,4 +756,37 @@ func shutdownCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestConnections: GET /apps/{id}/connections, signed like every /apps
+// route, answers the app's open connections as Reverb does.
+func TestConnections(t *testing.T) {
+	f := newFixture(t, Options{})
+	r := f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false)
+	checkReply(t, r, 200)
+	if string(r.body) != `{"connections":0}` {
+		t.Fatalf("body %s", r.body)
+	}
+	a, b := f.open(t), f.open(t)
+	r = f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false)
+	if string(r.body) != `{"connections":2}` {
+		t.Fatalf("body %s", r.body)
+	}
+	f.p.Close(&a.sess)
+	f.p.Close(&b.sess)
+	r = f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false)
+	if string(r.body) != `{"connections":0}` {
+		t.Fatalf("after the closes: %s", r.body)
+	}
+	checkReply(t, f.do("GET", "/apps/app-id/connections", nil, "", signing{}, true), 401)
+	checkReply(t, f.do("POST", "/apps/app-id/connections", nil, "", signing{}, false), 405)
+}
+
+// TestPathPrefix: behind a proxy that forwards a sub-path, the routes
+// answer with the prefix, signed with it or without.
+func TestPathPrefix(t *testing.T) {
+	f := newFixture(t, Options{Path: "/ws"})
+	checkReply(t, f.do("GET", "/ws/up", nil, "", signing{}, true), 200)
+	checkReply(t, f.do("GET", "/ws/apps/app-id/connections", nil, "", signing{}, false), 200)
+	checkReply(t, f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false), 200)
 }

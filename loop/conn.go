@@ -73,9 +73,9 @@ func (c *conn) traffic(buf []byte) int {
 			c.refuseHTTP(status, reason)
 			return len(buf)
 		}
-		key, ok := strings.CutPrefix(req.Path, appPath)
+		key, ok := strings.CutPrefix(req.Path, c.l.e.cfg.Path)
 		if !ok || key == "" || strings.Contains(key, "/") {
-			c.refuseHTTP(404, "Not found: the WebSocket endpoint is /app/{key}")
+			c.refuseHTTP(404, "Not found: the WebSocket endpoint is "+c.l.e.cfg.Path+"{key}")
 			return len(buf)
 		}
 		c.state = stateOpen
@@ -93,6 +93,11 @@ func (c *conn) traffic(buf []byte) int {
 			return len(buf)
 		}
 		c.dec.MaxMessage = c.sess.App().MaxMessageSize
+		if t := c.sess.App().UserAuthenticationTimeout; t > 0 {
+			// The loop's sweep closes it with 4009 if it has not signed
+			// in by then (Pusher: authorized connections).
+			c.deadline = time.Now().Add(time.Duration(t) * time.Second).UnixNano()
+		}
 	}
 	for c.state == stateOpen && used < len(buf) {
 		m, n, err := c.dec.Decode(buf[used:])

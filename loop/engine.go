@@ -3,10 +3,12 @@ package loop
 import (
 	"context"
 	"errors"
-	"log"
+	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,8 +43,12 @@ type Config struct {
 	// are refused (0: 16). Each holds a descriptor for at most
 	// refuseTimeout.
 	Refusing int
+	// Path is a prefix in front of the WebSocket endpoint, /app/{key}
+	// ("" or "/ws": then /ws/app/{key}), for a proxy that forwards a
+	// sub-path.
+	Path string
 	// Log receives errors.
-	Log *log.Logger
+	Log *slog.Logger
 }
 
 // Engine is the WebSocket side of revurb: a gnet engine whose event loops
@@ -100,8 +106,9 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 		cfg.Refusing = 16
 	}
 	if cfg.Log == nil {
-		cfg.Log = log.Default()
+		cfg.Log = slog.Default()
 	}
+	cfg.Path = strings.TrimSuffix(cfg.Path, "/") + appPath
 	e := &Engine{srv: srv, cfg: cfg, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
 	e.loops = make([]*loopState, cfg.Loops)
 	for i := range e.loops {
@@ -211,7 +218,7 @@ func (q *taskQueue) Run(ctx context.Context) error {
 func (l *loopState) run(ctx context.Context, t pusher.Task) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.e.cfg.Log.Printf("loop: panic in a task on loop %d: %v\n%s", l.index, r, debug.Stack())
+			l.e.cfg.Log.Error("loop: panic in a task; going on with the next", "loop", l.index, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
 	_ = t.Run(ctx)
@@ -222,7 +229,7 @@ func (l *loopState) run(ctx context.Context, t pusher.Task) {
 func (l *loopState) flushAfterPanic() {
 	defer func() {
 		if r := recover(); r != nil {
-			l.e.cfg.Log.Printf("loop: panic flushing loop %d after a panic, dropping its staged frames: %v", l.index, r)
+			l.e.cfg.Log.Error("loop: panic flushing after a panic; dropping the staged frames", "loop", l.index, "panic", fmt.Sprint(r))
 			l.st.reset()
 		}
 	}()
@@ -385,7 +392,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 		// connection down with the process: log it, tell that client 1011
 		// and drop it.
 		if r := recover(); r != nil {
-			e.cfg.Log.Printf("loop: panic on a connection from %v, closing it with 1011: %v\n%s", gc.RemoteAddr(), r, debug.Stack())
+			e.cfg.Log.Error("loop: panic serving a connection; closing it with 1011", "remote", fmt.Sprint(gc.RemoteAddr()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.l.st.forget(c)
 			if c.state == stateOpen {
 				_, _ = gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
@@ -432,6 +439,13 @@ func (e *Engine) sweep(i int, now int64) {
 	for _, c := range e.loops[i].snapshot() {
 		switch c.state {
 		case stateOpen:
+			if c.deadline != 0 && now > c.deadline {
+				c.deadline = 0
+				if c.sess.User() == "" {
+					e.srv.Unauthenticated(&c.sess)
+					continue
+				}
+			}
 			e.srv.Check(&c.sess, now)
 		case stateHandshake:
 			if now > c.deadline {

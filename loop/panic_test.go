@@ -3,7 +3,7 @@ package loop
 import (
 	"bytes"
 	"context"
-	"log"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -60,7 +60,7 @@ func (s *syncLog) String() string {
 // frames the loop's turn had staged for another connection still leave.
 func TestPanicClosesOneConnection(t *testing.T) {
 	logs := &syncLog{}
-	e := &Engine{cfg: Config{MaxOutbound: 1 << 20, Log: log.New(logs, "", 0)}}
+	e := &Engine{cfg: Config{MaxOutbound: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil))}}
 	l := &loopState{e: e, st: newStager()}
 	other := &conn{gc: &recordConn{}, l: l, state: stateOpen}
 	other.Write([]byte("staged for another"))
@@ -92,7 +92,7 @@ func (panicTask) Run(context.Context) error { panic("a bug in a task") }
 func TestPanicInTask(t *testing.T) {
 	logs := &syncLog{}
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	_, e := startEngine(t, app, Config{Loops: 1, Log: log.New(logs, "", 0)})
+	_, e := startEngine(t, app, Config{Loops: 1, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	c := dialWS(t, e.cfg.Addr)
 	c.event("pusher:connection_established", 5*time.Second)
 	if err := e.Execute(0, panicTask{}); err != nil {

@@ -64,6 +64,10 @@ type AppConfig struct {
 	PongTimeout int `json:"pong_timeout" yaml:"pong_timeout"`
 	// CacheTTL is how long, in seconds, a cache channel keeps its last event.
 	CacheTTL int `json:"cache_ttl" yaml:"cache_ttl"`
+	// UserAuthenticationTimeout, in seconds, closes with 4009 a connection
+	// that has not signed in (pusher:signin) in that time (0: off; Pusher:
+	// authorized connections).
+	UserAuthenticationTimeout int `json:"user_authentication_timeout" yaml:"user_authentication_timeout"`
 	// MaxCacheBytes caps what the app's cache channels keep, in bytes (0: no
 	// cap). An event triggered on many cache channels counts its data once;
 	// past the cap the oldest entries are evicted first.

@@ -82,7 +82,7 @@ func hasCacheChannel(channels []string) bool {
 // nanoseconds), or for the app's cache_ttl from now when that is 0.
 func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
 	if s.debug {
-		s.log.Printf("publish app=%s channels=%v event=%s", app.ID, e.Channels, e.Name)
+		s.log.Debug("publish", "app", app.ID, "channels", e.Channels, "event", e.Name)
 	}
 	to := target{}
 	if e.Except != "" {

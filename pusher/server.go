@@ -3,7 +3,7 @@ package pusher
 import (
 	"context"
 	"errors"
-	"log"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -20,7 +20,7 @@ type Server struct {
 	byID  map[string]*App
 	apps  []*App
 	loops Loops
-	log   *log.Logger
+	log   *slog.Logger
 	debug bool
 	opts  Options
 
@@ -75,8 +75,9 @@ func (s *Server) leave(ls *loopState) {
 
 // Options tune a Server. Zero values mean the defaults.
 type Options struct {
-	// Log receives errors and, with Debug, every protocol message.
-	Log *log.Logger
+	// Log receives errors and, with Debug, every protocol message (at
+	// level Debug).
+	Log *slog.Logger
 	// Debug logs every message a client sends and every event published.
 	Debug bool
 
@@ -103,7 +104,7 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		return nil, errors.New("pusher: no apps")
 	}
 	if opts.Log == nil {
-		opts.Log = log.Default()
+		opts.Log = slog.Default()
 	}
 	if opts.PublishQueue <= 0 {
 		opts.PublishQueue = DefaultPublishQueue
@@ -216,7 +217,7 @@ func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin str
 	data = append(data, '}')
 	s.send(sess, "pusher:connection_established", "", data)
 	if s.debug {
-		s.log.Printf("open %s app=%s origin=%q", sess.id.String(), app.ID, origin)
+		s.log.Debug("open", "socket_id", sess.id.String(), "app", app.ID, "origin", origin)
 	}
 	return true
 }
@@ -235,7 +236,7 @@ func (s *Server) fail(sess *Session, err *Error) {
 // refuse sends err as pusher:error; the connection stays up.
 func (s *Server) refuse(sess *Session, err *Error) {
 	if s.debug {
-		s.log.Printf("error %s: %d %s", sess.id.String(), err.Code, err.Message)
+		s.log.Debug("send pusher:error", "socket_id", sess.id.String(), "code", err.Code, "message", err.Message)
 	}
 	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
 }
@@ -275,7 +276,7 @@ func (s *Server) close(sess *Session) {
 	}
 	sess.app.connections.Add(-1)
 	if s.debug {
-		s.log.Printf("close %s", sess.id.String())
+		s.log.Debug("close", "socket_id", sess.id.String())
 	}
 }
 
@@ -284,6 +285,17 @@ func (s *Server) close(sess *Session) {
 func (s *Server) Shutdown(sess *Session) {
 	defer s.leave(s.enter(int(sess.loop)))
 	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
+}
+
+// Unauthenticated closes a connection that has not signed in within its
+// app's user_authentication_timeout: pusher:error 4009, then close 4009
+// (Pusher protocol: authorized connections).
+func (s *Server) Unauthenticated(sess *Session) {
+	if !sess.open {
+		return
+	}
+	defer s.leave(s.enter(int(sess.loop)))
+	s.fail(sess, &Error{Code: CodeUnauthorized, Message: "Connection not authorized within timeout"})
 }
 
 // Touch records inbound traffic that is not a Pusher message (a WebSocket
@@ -336,7 +348,7 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 		return
 	}
 	if s.debug {
-		s.log.Printf("recv %s %s", sess.id.String(), msg)
+		s.log.Debug("recv", "socket_id", sess.id.String(), "message", string(msg))
 	}
 	var e envelope
 	if err := parseEnvelope(msg, &e); err != nil {

@@ -124,7 +124,7 @@ func parsePresenceData(channelData string, maxInfo int) (userID string, info []b
 // up (Pusher protocol: pusher:subscription_error).
 func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, status int) {
 	if s.debug {
-		s.log.Printf("subscription_error %s %s: %s", sess.id.String(), channel, msg)
+		s.log.Debug("send pusher:subscription_error", "socket_id", sess.id.String(), "channel", channel, "error", msg)
 	}
 	b := make([]byte, 0, 128+len(msg))
 	b = append(b, `{"event":"pusher:subscription_error","channel":`...)

@@ -23,8 +23,17 @@ type config struct {
 	APIPort    int
 	ConfigFile string
 	Debug      bool
+	// Path is a prefix in front of the WebSocket endpoint and the API's
+	// routes, for a proxy that forwards a sub-path ("" or "/ws").
+	Path string
 	// Pprof is the address of the net/http/pprof listener; empty: none.
 	Pprof string
+	// LogFormat is text or json; LogLevel debug, info, warn or error.
+	LogFormat, LogLevel string
+	// DefaultApp says the one app is the embedded default (no config file,
+	// no REVERB_APP_SECRET): its secret is no secret, and the start line
+	// shows it.
+	DefaultApp bool
 	// Redis is the URL of the Redis the nodes of a cluster meet at; empty:
 	// a single node.
 	Redis       string
@@ -77,12 +86,23 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		}
 		c.Port = p
 	}
+	c.Path = getenv("REVERB_SERVER_PATH")
+	if v := getenv("REVERB_MAX_REQUEST_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, errors.New("REVERB_MAX_REQUEST_SIZE must be a number of bytes")
+		}
+		c.Server.MaxRequestBody = n
+	}
 	fs := flag.NewFlagSet("revurb start", flag.ContinueOnError)
 	fs.StringVar(&c.Host, "host", c.Host, "address to listen on (env REVERB_SERVER_HOST)")
 	fs.IntVar(&c.Port, "port", c.Port, "WebSocket port (env REVERB_SERVER_PORT)")
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
+	fs.StringVar(&c.Path, "path", c.Path, "a path prefix in front of /app/{key} and /apps/... (env REVERB_SERVER_PATH)")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
-	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message")
+	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message (at level debug)")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json: every line the process writes, one JSON object each")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
 	c.Redis, c.RedisPrefix = scalingEnv(getenv)
 	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
@@ -104,7 +124,12 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		}
 	}
 	if len(c.Apps) == 0 {
-		c.Apps = []pusher.AppConfig{defaultApp(getenv)}
+		a, err := defaultApp(getenv)
+		if err != nil {
+			return nil, err
+		}
+		c.Apps = []pusher.AppConfig{a}
+		c.DefaultApp = getenv("REVERB_APP_SECRET") == ""
 	}
 	return c, nil
 }
@@ -156,14 +181,33 @@ func scalingEnv(getenv func(string) string) (redisURL, prefix string) {
 
 // defaultApp is the one app served without a config file: app-id, app-key,
 // app-secret, or Laravel's REVERB_APP_* variables.
-func defaultApp(getenv func(string) string) pusher.AppConfig {
+func defaultApp(getenv func(string) string) (pusher.AppConfig, error) {
 	or := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
 		}
 		return def
 	}
-	return pusher.DefaultApp(or("REVERB_APP_ID", "app-id"), or("REVERB_APP_KEY", "app-key"), or("REVERB_APP_SECRET", "app-secret"))
+	a := pusher.DefaultApp(or("REVERB_APP_ID", "app-id"), or("REVERB_APP_KEY", "app-key"), or("REVERB_APP_SECRET", "app-secret"))
+	// Laravel's names for the app's limits (config/reverb.php).
+	for _, v := range []struct {
+		name string
+		to   *int
+	}{
+		{"REVERB_APP_PING_INTERVAL", &a.ActivityTimeout},
+		{"REVERB_APP_ACTIVITY_TIMEOUT", &a.ActivityTimeout},
+		{"REVERB_APP_MAX_MESSAGE_SIZE", &a.MaxMessageSize},
+		{"REVERB_APP_MAX_CONNECTIONS", &a.MaxConnections},
+	} {
+		if s := getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return a, errors.New(v.name + " must be a whole number")
+			}
+			*v.to = n
+		}
+	}
+	return a, a.Validate()
 }
 
 // load reads the config file; each app starts from the defaults.
@@ -176,7 +220,11 @@ func (c *config) load(path string) error {
 	if err := yaml.Unmarshal(b, &f); err != nil {
 		return errors.New("config " + path + ": " + err.Error())
 	}
+	body := c.Server.MaxRequestBody // REVERB_MAX_REQUEST_SIZE, unless the file says
 	c.Server = f.processConfig
+	if c.Server.MaxRequestBody == 0 {
+		c.Server.MaxRequestBody = body
+	}
 	if c.Server.ShutdownGrace <= 0 {
 		c.Server.ShutdownGrace = defaultShutdownGrace
 	}

@@ -135,3 +135,43 @@ func TestParseStartPprof(t *testing.T) {
 		})
 	}
 }
+
+// TestLaravelNames: every name of Laravel's config/reverb.php that applies.
+func TestLaravelNames(t *testing.T) {
+	c, err := parseStart(nil, env(map[string]string{
+		"REVERB_SERVER_HOST": "127.0.0.2", "REVERB_SERVER_PORT": "7000", "REVERB_SERVER_PATH": "/ws",
+		"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s",
+		"REVERB_APP_PING_INTERVAL": "45", "REVERB_APP_MAX_MESSAGE_SIZE": "20000",
+		"REVERB_APP_MAX_CONNECTIONS": "9", "REVERB_MAX_REQUEST_SIZE": "5000",
+		"REVERB_SCALING_ENABLED": "true", "REDIS_HOST": "10.0.0.1", "REDIS_PORT": "6380",
+		"REDIS_USERNAME": "u", "REDIS_PASSWORD": "p@ss", "REDIS_DB": "2", "REVERB_SCALING_CHANNEL": "mine",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Apps[0]
+	switch {
+	case c.Host != "127.0.0.2" || c.Port != 7000 || c.Path != "/ws":
+		t.Fatalf("server %+v", c)
+	case a.ActivityTimeout != 45 || a.MaxMessageSize != 20000 || a.MaxConnections != 9:
+		t.Fatalf("app %+v", a)
+	case c.Server.MaxRequestBody != 5000:
+		t.Fatalf("max request body %d", c.Server.MaxRequestBody)
+	case c.Redis != "redis://u:p%40ss@10.0.0.1:6380/2" || c.RedisPrefix != "mine":
+		t.Fatalf("redis %q prefix %q", c.Redis, c.RedisPrefix)
+	case c.DefaultApp:
+		t.Fatal("an app with REVERB_APP_SECRET taken for the embedded default")
+	}
+	c, _ = parseStart(nil, env(map[string]string{"REVERB_APP_ACTIVITY_TIMEOUT": "60", "REVERB_SCALING_ENABLED": "true", "REDIS_URL": "redis://r:1/0"}))
+	if c.Apps[0].ActivityTimeout != 60 || c.Redis != "redis://r:1/0" || !c.DefaultApp {
+		t.Fatalf("%+v", c)
+	}
+	// Flags win.
+	c, _ = parseStart([]string{"--redis", "redis://flag:1/0", "--path", "/p"}, env(map[string]string{"REVERB_SCALING_ENABLED": "true", "REDIS_URL": "redis://env:1/0", "REVERB_SERVER_PATH": "/e"}))
+	if c.Redis != "redis://flag:1/0" || c.Path != "/p" {
+		t.Fatalf("%+v", c)
+	}
+	if _, err := parseStart(nil, env(map[string]string{"REVERB_APP_MAX_CONNECTIONS": "x"})); err == nil {
+		t.Fatal("REVERB_APP_MAX_CONNECTIONS=x accepted")
+	}
+}

@@ -238,7 +238,7 @@ func (s *server) waitReady(timeout time.Duration) error {
 		}
 		// The start line comes after the check for another process on
 		// the ports, so its warning, if any, is in the output by then.
-		if strings.Contains(s.out.String(), " listening: ") && accepts(s.wsAddr()) && accepts(s.apiAddr()) {
+		if strings.Contains(s.out.String(), " listening") && accepts(s.wsAddr()) && accepts(s.apiAddr()) {
 			return nil
 		}
 		if time.Now().After(deadline) {

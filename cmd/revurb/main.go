@@ -7,7 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -65,7 +65,10 @@ func run(cfg *config) error {
 	// once and a SIGTERM right after must still get the 4200 goodbye.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	logger := log.New(os.Stderr, "revurb: ", log.LstdFlags)
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel, cfg.Debug)
+	if err != nil {
+		return err
+	}
 	limit, err := raiseFDLimit()
 	if err != nil {
 		return err
@@ -97,13 +100,13 @@ func run(cfg *config) error {
 	apiAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))
 	eng, err := loop.New(srv, loop.Config{
 		Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound,
-		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: fds.conns, Log: logger,
+		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: fds.conns, Path: cfg.Path, Log: logger,
 	})
 	if err != nil {
 		return err
 	}
 	httpAPI := api.New(srv, api.Options{
-		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api,
+		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api, Path: cfg.Path,
 		ReadTimeout: cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
 		Log: logger, Debug: cfg.Debug,
@@ -130,24 +133,18 @@ func run(cfg *config) error {
 		return err
 	}
 	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
-		logger.Printf("warning: another process listens on port %v too: the kernel shares new connections "+
-			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", shared)
+		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
+			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
 	}
-	logger.Printf("connections: %s", fds)
+	logger.Info("connections: "+fds.String(), "websockets", fds.conns, "api", fds.api, "rlimit_nofile", fds.limit, "reserve", fds.reserve)
 	if cfg.Redis != "" {
-		logger.Printf("cluster: node %s, meeting the others at Redis %s (prefix %q)", broker.Node(), redactURL(cfg.Redis), cmp(cfg.RedisPrefix, redisbroker.DefaultPrefix))
+		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}
-	fmt.Printf("revurb %s listening: WebSockets ws://%s/app/{key}, HTTP API http://%s\n", version, wsAddr, apiAddr)
-	for _, a := range cfg.Apps {
-		fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
-	}
-	if profAddr != nil {
-		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
-	}
+	banner(cfg, logger, wsAddr, apiAddr, profAddr)
 
 	select {
 	case s := <-sig:
-		logger.Printf("%s: draining: telling clients to reconnect, then stopping within %s", s, cfg.Server.ShutdownGrace)
+		logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
 	case err := <-errc:
 		return err
 	}
@@ -186,6 +183,40 @@ func drain(srv *pusher.Server, eng *loop.Engine, httpAPI *api.Server, grace time
 	return err
 }
 
+// banner says the process is serving: in text, the start line users read
+// (stdout); in JSON, one log record like every other line. An app's secret
+// is shown only for the embedded default app, whose secret is no secret.
+func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr net.Addr) {
+	ws, httpAPI := "ws://"+wsAddr+"/app/{key}", "http://"+apiAddr
+	if cfg.LogFormat == "json" {
+		var apps []any
+		for _, a := range cfg.Apps {
+			app := []any{"id", a.ID, "key", a.Key}
+			if cfg.DefaultApp {
+				app = append(app, "secret", a.Secret)
+			}
+			apps = append(apps, slog.Group("app", app...))
+		}
+		attrs := []any{"version", version, "websockets", ws, "api", httpAPI, slog.Group("apps", apps...)}
+		if profAddr != nil {
+			attrs = append(attrs, "pprof", "http://"+profAddr.String()+"/debug/pprof/")
+		}
+		logger.Info("revurb "+version+" listening", attrs...)
+		return
+	}
+	fmt.Printf("revurb %s listening: WebSockets %s, HTTP API %s\n", version, ws, httpAPI)
+	for _, a := range cfg.Apps {
+		if cfg.DefaultApp {
+			fmt.Printf("  app id=%s key=%s secret=%s\n", a.ID, a.Key, a.Secret)
+		} else {
+			fmt.Printf("  app id=%s key=%s\n", a.ID, a.Key)
+		}
+	}
+	if profAddr != nil {
+		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
+	}
+}
+
 // redactURL is u without its password, for the log.
 func redactURL(u string) string {
 	if p, err := url.Parse(u); err == nil {
@@ -209,7 +240,7 @@ const drainMoment = time.Second
 // and mux — never on the WebSocket or API port, and not through
 // http.DefaultServeMux. It has no write timeout: a CPU profile streams
 // for as many seconds as asked.
-func servePprof(addr string, logger *log.Logger) (*http.Server, net.Addr, error) {
+func servePprof(addr string, logger *slog.Logger) (*http.Server, net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, err
@@ -220,10 +251,10 @@ func servePprof(addr string, logger *log.Logger) (*http.Server, net.Addr, error)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: logger}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			logger.Printf("pprof: %v", err)
+			logger.Error("pprof: stopped serving", "error", err)
 		}
 	}()
 	return srv, ln.Addr(), nil

@@ -6,7 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
-	"log"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -56,7 +56,7 @@ type Config struct {
 	// changes (DefaultQueue).
 	Queue int
 	// Log receives one line per change of the connection to Redis.
-	Log *log.Logger
+	Log *slog.Logger
 }
 
 // Broker is the pusher.Broker on Redis. See the package doc.
@@ -111,7 +111,7 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Queue = DefaultQueue
 	}
 	if cfg.Log == nil {
-		cfg.Log = log.Default()
+		cfg.Log = slog.Default()
 	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
@@ -400,7 +400,7 @@ func (b *Broker) runWorker() {
 					failed++
 					b.down(err)
 				} else {
-					b.cfg.Log.Printf("redisbroker: %v", err)
+					b.cfg.Log.Warn("redisbroker: Redis refused a command", "error", err)
 				}
 			}
 		}
@@ -427,7 +427,7 @@ func (b *Broker) finish(batch []op, results []rueidis.RedisResult, all error) {
 func (b *Broker) down(err error) {
 	b.up.Store(false)
 	if !b.logged.Swap(true) {
-		b.cfg.Log.Printf("redisbroker: Redis is unreachable (%v): serving this node's clients alone until it is back", err)
+		b.cfg.Log.Warn("redisbroker: Redis is unreachable: serving this node's clients alone until it is back", "error", err)
 	}
 }
 
@@ -440,7 +440,7 @@ func (b *Broker) upAgain() {
 	}
 	b.since.Store(time.Now().UnixNano())
 	if b.logged.Swap(false) {
-		b.cfg.Log.Printf("redisbroker: Redis is back: telling it this node's state again")
+		b.cfg.Log.Info("redisbroker: Redis is back: telling it this node's state again")
 		b.askResync(false)
 	}
 }
@@ -485,7 +485,7 @@ func (b *Broker) runHeartbeat() {
 			// This node's beat was gone: Redis restarted empty (or the
 			// others took this node for dead) without this node seeing
 			// it away. Tell it everything again.
-			b.cfg.Log.Printf("redisbroker: Redis lost this node's state (restarted?): telling it this node's state again")
+			b.cfg.Log.Warn("redisbroker: Redis lost this node's state (restarted?): telling it this node's state again")
 			b.askResync(false)
 		}
 		if err != nil {
@@ -550,7 +550,7 @@ func (b *Broker) reap(c rueidis.Client) {
 		}
 		n, err := c.Do(b.ctx, b.eval(c, luaReap, b.p, node)).AsInt64()
 		if err == nil {
-			b.cfg.Log.Printf("redisbroker: node %s stopped beating for %s: removed it and %d members only it had", node, b.cfg.NodeTimeout, n)
+			b.cfg.Log.Warn("redisbroker: a node stopped beating: removed it and the members only it had", "node", node, "timeout", b.cfg.NodeTimeout.String(), "members", n)
 		}
 	}
 }

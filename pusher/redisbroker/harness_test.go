@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -142,9 +142,9 @@ type nodeConfig struct {
 func newNode(t *testing.T, cfg nodeConfig) *node {
 	t.Helper()
 	n := &node{t: t, loops: newLoops(t, 2)}
-	opts := pusher.Options{Log: log.New(io.Discard, "", 0)}
+	opts := pusher.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if cfg.redis != nil {
-		b, err := New(Config{URL: cfg.redis.url(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: log.New(testLog{t}, "", 0)})
+		b, err := New(Config{URL: cfg.redis.url(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: slog.New(slog.NewTextHandler(testLog{t}, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
