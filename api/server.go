@@ -45,6 +45,12 @@ type Options struct {
 	// Path is a prefix a proxy may leave in front of the routes ("/ws":
 	// /ws/apps/..., /ws/up); the routes answer with it and without.
 	Path string
+	// Sources are the counters of the event loops and the webhook
+	// dispatcher, for the metrics.
+	Sources Sources
+	// MetricsElsewhere takes GET /metrics off the API port, for a listener
+	// of its own (MetricsHandler).
+	MetricsElsewhere bool
 	// Log receives server errors and, with Debug, every request.
 	Log *slog.Logger
 	// Debug logs each request with its status and duration.
@@ -60,6 +66,9 @@ type Server struct {
 	concurrency int
 	prefix      string
 	srv         *fasthttp.Server
+
+	metrics          *metrics
+	metricsElsewhere bool
 
 	mu       sync.Mutex
 	lns      []net.Listener // those Serve was given, for Drain
@@ -83,6 +92,7 @@ func New(p *pusher.Server, opts Options) *Server {
 		opts.Concurrency = DefaultConcurrency
 	}
 	s.concurrency = opts.Concurrency
+	s.metrics, s.metricsElsewhere = newMetrics(p, opts.Sources), opts.MetricsElsewhere
 	s.prefix = strings.TrimSuffix(opts.Path, "/")
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second
@@ -175,13 +185,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.draining.Load() {
 		ctx.SetConnectionClose()
 	}
-	if !s.debug {
-		s.serve(ctx)
-		return
-	}
 	start := time.Now()
-	s.serve(ctx)
-	s.log.Debug("api", "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()), "status", ctx.Response.StatusCode(), "took", time.Since(start).String())
+	r := s.serve(ctx)
+	took := time.Since(start)
+	s.metrics.observe(r, ctx.Response.StatusCode(), took)
+	if s.debug {
+		s.log.Debug("api", "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()), "status", ctx.Response.StatusCode(), "took", took.String())
+	}
 }
 
 // handleError answers a request fasthttp could not read, in JSON.
@@ -212,6 +222,9 @@ const (
 	routeChannelUsers
 	routeTerminate
 	routeConnections
+	routeUp
+	routeMetrics
+	routeCount
 )
 
 // routeMethods is the HTTP method each route takes.
@@ -281,44 +294,53 @@ func parseRoute(path string) (r route, appID, arg string) {
 
 // serve routes a request: route (404), method (405), body size (413), app
 // (404), signature (401), then the endpoint.
-func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 	signed := string(ctx.URI().PathOriginal())
 	path := signed
 	if s.prefix != "" {
 		path = strings.TrimPrefix(path, s.prefix)
 	}
-	if path == "/up" {
+	switch {
+	case path == "/up":
 		if !ctx.IsGet() && !ctx.IsHead() {
 			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 			fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
-			return
+			return routeUp
 		}
 		if s.draining.Load() {
 			reply(ctx, fasthttp.StatusServiceUnavailable, healthDraining)
-			return
+			return routeUp
 		}
 		reply(ctx, fasthttp.StatusOK, healthOK)
-		return
+		return routeUp
+	case path == "/metrics" && !s.metricsElsewhere:
+		if !ctx.IsGet() {
+			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+			fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
+			return routeMetrics
+		}
+		s.metrics.handler(ctx)
+		return routeMetrics
 	}
 	r, appID, arg := parseRoute(path)
 	if r == routeNone {
 		fail(ctx, fasthttp.StatusNotFound, "Not found")
-		return
+		return r
 	}
 	if want := routeMethods[r]; string(ctx.Method()) != want {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, want)
 		fail(ctx, fasthttp.StatusMethodNotAllowed, "Method not allowed")
-		return
+		return r
 	}
 	body := ctx.PostBody()
 	if len(body) > s.maxBody {
 		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body is larger than "+strconv.Itoa(s.maxBody)+" bytes")
-		return
+		return r
 	}
 	app := s.p.AppByID(appID)
 	if app == nil {
 		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
-		return
+		return r
 	}
 	// An SDK behind a proxy signs the path it asks for, prefix and all; one
 	// that knows nothing of the prefix signs the route alone.
@@ -328,7 +350,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
-		return
+		return r
 	}
 	switch r {
 	case routeEvents:
@@ -346,6 +368,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	case routeConnections:
 		s.connections(ctx, app)
 	}
+	return r
 }
 
 var (

@@ -89,6 +89,7 @@ func (c *conn) traffic(buf []byte) int {
 			c.refused()
 			return len(buf)
 		}
+		c.l.opened.Add(1)
 		if !c.l.e.srv.Open(&c.sess, c, c.l.index, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
 			return len(buf)
 		}
@@ -113,6 +114,8 @@ func (c *conn) traffic(buf []byte) int {
 			return len(buf)
 		}
 		used += n
+		c.l.msgsIn.Add(1)
+		c.l.bytesIn.Add(uint64(n))
 		switch m.Op {
 		case ws.OpText:
 			c.l.e.srv.Handle(&c.sess, m.Payload)
@@ -173,6 +176,8 @@ func (c *conn) Write(frame []byte) {
 		return
 	}
 	c.l.st.stage(c, frame)
+	c.l.msgsOut.Add(1)
+	c.l.bytesOut.Add(uint64(len(frame)))
 }
 
 // write hands b to gnet, which sends what the socket takes at once and
@@ -194,6 +199,9 @@ func (c *conn) Close(code int, reason string) {
 		return
 	}
 	c.l.st.stage(c, codec.AppendCloseFrame(nil, ws.StatusCode(code), reason))
+	if c.refuse == 0 {
+		c.l.countClose(code)
+	}
 	c.state = stateClosing
 	c.deadline = time.Now().Add(flushTimeout).UnixNano()
 	c.l.st.flushConn(c)

@@ -77,6 +77,7 @@ type Engine struct {
 // loopState is what revurb keeps for one event loop. Only that loop
 // touches it, except q, which any goroutine may queue tasks on.
 type loopState struct {
+	_       [64]byte // the counters below stay off other loops' cache lines
 	e       *Engine
 	index   int
 	conns   []*conn // the loop's connections; conn.slot is the position
@@ -84,6 +85,32 @@ type loopState struct {
 	q       taskQueue
 	sweep   []*conn // the sweep's copy of conns, reused
 	scratch []byte  // for a frame built on the loop and staged at once
+
+	// Counters, written by the loop alone and read by Stats from anywhere:
+	// an atomic each, on this loop's own cache lines, so that counting
+	// costs a message no contended write.
+	opened            atomic.Uint64
+	closed            [len(closeCodes) + 1]atomic.Uint64 // by closeCodes, then any other
+	msgsIn, msgsOut   atomic.Uint64
+	bytesIn, bytesOut atomic.Uint64
+	_                 [64]byte
+}
+
+// closeCodes are the close codes counted apart (metrics label them); any
+// other is counted as "other". 1006 is a connection that went without a
+// close frame.
+var closeCodes = [...]int{1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011,
+	4001, 4003, 4004, 4005, 4007, 4009, 4100, 4200, 4201}
+
+// countClose counts a connection closed with code.
+func (l *loopState) countClose(code int) {
+	for i, c := range closeCodes {
+		if c == code {
+			l.closed[i].Add(1)
+			return
+		}
+	}
+	l.closed[len(closeCodes)].Add(1)
 }
 
 var _ pusher.Loops = (*Engine)(nil)
@@ -313,11 +340,36 @@ type Stats struct {
 	Conns         int64  // connections held now, refused ones included
 	Refused       uint64 // connections refused: over MaxConns, or while stopping
 	SlowConsumers uint64 // connections closed with 4100 for their unsent backlog
+	Opened        uint64 // WebSocket connections opened (handshake done)
+	// Closed counts WebSocket connections closed, by close code: the code
+	// of the close frame sent (the client's own, echoed), 1006 for one gone
+	// without a close frame; "other" for codes not in closeCodes.
+	Closed            map[string]uint64
+	MessagesIn        uint64 // WebSocket messages received (data and control)
+	MessagesOut       uint64 // WebSocket messages sent
+	BytesIn, BytesOut uint64
 }
 
-// Stats reports on the engine.
+// Stats reports on the engine, summing its loops' counters.
 func (e *Engine) Stats() Stats {
-	return Stats{Conns: e.open.Load(), Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load()}
+	st := Stats{Conns: e.open.Load(), Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), Closed: map[string]uint64{}}
+	for _, l := range e.loops {
+		st.Opened += l.opened.Load()
+		st.MessagesIn += l.msgsIn.Load()
+		st.MessagesOut += l.msgsOut.Load()
+		st.BytesIn += l.bytesIn.Load()
+		st.BytesOut += l.bytesOut.Load()
+		for i := range l.closed {
+			name := "other"
+			if i < len(closeCodes) {
+				name = strconv.Itoa(closeCodes[i])
+			}
+			if n := l.closed[i].Load(); n > 0 {
+				st.Closed[name] += n
+			}
+		}
+	}
+	return st
 }
 
 // OnBoot keeps the engine handle and signals readiness.
@@ -365,6 +417,9 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
+	if c.state == stateOpen && c.refuse == 0 {
+		c.l.countClose(1006) // gone without a close frame
+	}
 	c.state = stateClosed
 	e.open.Add(-1)
 	if c.refuse != 0 {
@@ -396,6 +451,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 			c.l.st.forget(c)
 			if c.state == stateOpen {
 				_, _ = gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
+				c.l.countClose(int(ws.StatusInternalServerError))
 			}
 			c.state = stateClosing
 			c.l.flushAfterPanic()

@@ -2,6 +2,8 @@ package pusher
 
 import (
 	"errors"
+	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -68,6 +70,8 @@ type AppConfig struct {
 	// that has not signed in (pusher:signin) in that time (0: off; Pusher:
 	// authorized connections).
 	UserAuthenticationTimeout int `json:"user_authentication_timeout" yaml:"user_authentication_timeout"`
+	// Webhooks are where the app's webhook events go (Pusher webhooks).
+	Webhooks []Webhook `json:"webhooks" yaml:"webhooks"`
 	// MaxCacheBytes caps what the app's cache channels keep, in bytes (0: no
 	// cap). An event triggered on many cache channels counts its data once;
 	// past the cap the oldest entries are evicted first.
@@ -83,6 +87,7 @@ type App struct {
 	connections atomic.Int64
 	sentConns   int // connections last told the broker; the cluster's ticker alone touches it
 	hub         *hub
+	hooks       map[string]bool // the webhook event types some webhook of the app takes
 }
 
 // DefaultApp returns an app with the given credentials and every limit at
@@ -128,6 +133,22 @@ func (a *AppConfig) Validate() error {
 		return errors.New("pusher: app " + a.ID + ": activity_timeout and pong_timeout must be positive")
 	case a.CacheTTL <= 0:
 		return errors.New("pusher: app " + a.ID + ": cache_ttl must be positive")
+	}
+	for i, w := range a.Webhooks {
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("pusher: app " + a.ID + ": webhook " + strconv.Itoa(i+1) + ": url must be http(s)://host/...")
+		}
+		if len(w.EventTypes) == 0 {
+			return errors.New("pusher: app " + a.ID + ": webhook " + strconv.Itoa(i+1) + ": event_types is empty")
+		}
+		for _, t := range w.EventTypes {
+			switch t {
+			case ChannelOccupied, ChannelVacated, MemberAdded, MemberRemoved, ClientEventHook, CacheMiss, SubscriptionCount:
+			default:
+				return errors.New("pusher: app " + a.ID + ": webhook " + strconv.Itoa(i+1) + ": unknown event type " + strconv.Quote(t))
+			}
+		}
 	}
 	return nil
 }

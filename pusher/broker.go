@@ -127,6 +127,10 @@ type Membership struct {
 	Info    []byte // user_info of a presence member, raw JSON, or nil
 	Added   bool
 	Except  string // the socket_id that joined, not told of itself, or ""
+	// Node is the node that made the change: the one whose connection
+	// came or went, or which removed a dead node's members. Set by the
+	// broker on what it announces.
+	Node string
 }
 
 // Member is one member as a broker stores it.

@@ -249,12 +249,29 @@ func (s *Server) Member(e *Membership) {
 	if app == nil {
 		return
 	}
-	if e.Channel == "" {
+	mine := e.Node == s.broker.Node() // this node reports the webhook moment
+	switch {
+	case e.Channel == "":
 		s.listUser(app.hub, e.User, e.Added)
-		return
+	case strings.HasPrefix(e.Channel, occupancy):
+		if mine {
+			moment := ChannelVacated
+			if e.Added {
+				moment = ChannelOccupied
+			}
+			s.observe(&Moment{App: app, Name: moment, Channel: strings.TrimPrefix(e.Channel, occupancy)})
+		}
+	default:
+		except, _ := ParseSocketID(e.Except)
+		s.listMember(app.hub, e.Channel, e.User, e.Info, e.Added, except)
+		if mine {
+			moment := MemberRemoved
+			if e.Added {
+				moment = MemberAdded
+			}
+			s.observe(&Moment{App: app, Name: moment, Channel: e.Channel, User: e.User})
+		}
 	}
-	except, _ := ParseSocketID(e.Except)
-	s.listMember(app.hub, e.Channel, e.User, e.Info, e.Added, except)
 }
 
 // Reload makes this node's rosters of app's presence channels, and its
@@ -285,6 +302,9 @@ func (s *Server) Reload(appID string, presence map[string][]Member, users []Memb
 		s.listMember(h, g.channel, g.user, nil, false, 0)
 	}
 	for name, list := range presence {
+		if strings.HasPrefix(name, occupancy) {
+			continue // which nodes have subscribers: the broker's business
+		}
 		for _, m := range list {
 			s.listMember(h, name, m.User, m.Info, true, 0)
 		}
@@ -339,6 +359,16 @@ func (s *Server) State() *NodeState {
 				}
 			}
 			sh.mu.Unlock()
+		}
+		if s.obs != nil && (app.wants(ChannelOccupied) || app.wants(ChannelVacated)) {
+			for i := range h.shards {
+				sh := &h.shards[i]
+				sh.mu.Lock()
+				for name := range sh.channels {
+					as.Presence[occupancy+name] = []Member{{User: occupant}}
+				}
+				sh.mu.Unlock()
+			}
 		}
 		h.usersMu.Lock()
 		for id := range h.users {

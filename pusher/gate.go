@@ -145,5 +145,8 @@ type PublishStats struct {
 
 // PublishStats reports on the publish bound.
 func (s *Server) PublishStats() PublishStats {
+	if s.gate == nil {
+		return PublishStats{} // not attached to its loops yet
+	}
 	return PublishStats{Queued: s.gate.pending(), Waits: s.gate.waits.Load(), Rejections: s.gate.rejections.Load()}
 }

@@ -38,6 +38,7 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	if err := s.gate.admit(ctx, cost); err != nil {
 		return err
 	}
+	s.broadcasts.Add(uint64(len(events)))
 	if !s.clustered {
 		for i := range events {
 			s.deliver(app, &events[i], 0)

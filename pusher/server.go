@@ -27,10 +27,12 @@ type Server struct {
 	ids  *idSource
 	gate *gate
 
+	obs                 Observer
 	broker              Broker
 	clustered           bool          // the broker is not LocalBroker: other nodes exist
 	stopCluster         chan struct{} // closed by Stop
 	stopOnce            sync.Once
+	broadcasts          atomic.Uint64 // events published through Publish
 	overloadCloses      atomic.Uint64 // subscribers closed for being too far behind other nodes
 	clientEventsDropped atomic.Uint64 // client events the broker could not take for other nodes
 
@@ -48,9 +50,10 @@ type loopState struct {
 	// socket that fails makes gnet close it at once, so Close can run while
 	// a fan-out is walking the very subscriber list it would change: such a
 	// Close waits in closing until the outermost call returns.
-	depth   int
-	closing []*Session
-	_       [32]byte // keep loops' states off one cache line
+	depth        int
+	closing      []*Session
+	clientEvents atomic.Uint64 // relayed from this loop; written by it alone
+	_            [32]byte      // keep loops' states off one cache line
 }
 
 // enter marks a server call on loop i; leave ends it and, leaving the
@@ -95,6 +98,9 @@ type Options struct {
 	// Broker joins the server to the other nodes of its cluster; nil is
 	// LocalBroker, a cluster of one. Attach starts it.
 	Broker Broker
+	// Observer hears of the moments the apps' webhooks are made of; nil:
+	// none.
+	Observer Observer
 }
 
 // NewServer returns a server for apps. Attach must be called before the
@@ -126,6 +132,7 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		opts:  opts,
 		ids:   newIDSource(),
 
+		obs:         opts.Observer,
 		broker:      opts.Broker,
 		clustered:   opts.Broker.Node() != "",
 		stopCluster: make(chan struct{}),
@@ -137,7 +144,12 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		if s.byKey[cfg.Key] != nil || s.byID[cfg.ID] != nil {
 			return nil, errors.New("pusher: app " + cfg.ID + " repeats an id or key")
 		}
-		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes))}
+		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes)), hooks: map[string]bool{}}
+		for _, w := range cfg.Webhooks {
+			for _, t := range w.EventTypes {
+				a.hooks[t] = true
+			}
+		}
 		a.AllowedOrigins = append([]string(nil), cfg.AllowedOrigins...)
 		s.apps = append(s.apps, a)
 		s.byKey[a.Key] = a

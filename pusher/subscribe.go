@@ -169,10 +169,41 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 	switch {
 	case j.announce:
 		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, from: sess, upto: j.seq})
+		s.observe(&Moment{App: sess.app, Name: MemberAdded, Channel: name, User: userID})
 	case j.firstHere:
 		s.broker.Join(&Membership{App: sess.app.ID, Channel: name, User: userID, Info: userInfo, Added: true, Except: sess.id.String()})
 	}
+	if j.created {
+		s.occupied(sess.app, name, true)
+	}
+	if j.ch.cache && j.cached == nil {
+		s.observe(&Moment{App: sess.app, Name: CacheMiss, Channel: name})
+	}
 	s.countChanged(sess, j.ch, j.count, j.seq)
+}
+
+// occupied reports a channel's first subscriber here coming (or, with
+// false, its last going): on one node, as the webhook moment; in a
+// cluster, to the broker, which announces the channel's first node and
+// last node — when some webhook of the app wants them.
+func (s *Server) occupied(app *App, name string, yes bool) {
+	if s.obs == nil || !app.wants(ChannelOccupied) && !app.wants(ChannelVacated) {
+		return
+	}
+	if s.clustered {
+		m := &Membership{App: app.ID, Channel: occupancy + name, User: occupant, Added: yes}
+		if yes {
+			s.broker.Join(m)
+		} else {
+			s.broker.Leave(m)
+		}
+		return
+	}
+	moment := ChannelVacated
+	if yes {
+		moment = ChannelOccupied
+	}
+	s.observe(&Moment{App: app, Name: moment, Channel: name})
 }
 
 // serverSubs is how many of the session's subscriptions the server made
@@ -190,6 +221,7 @@ type joined struct {
 	presence  []byte       // presence channels: the member list, self included
 	cached    *cachedEvent // cache channels: the last event, if any
 	announce  bool         // presence, one node: the user is a new member, to announce
+	created   bool         // the channel's first subscriber on this node
 	firstHere bool         // presence, a cluster: the user's first connection here, for the broker
 	count     int          // subscriptions after joining
 	seq       seqNum       // the subscription's number (shard.seq)
@@ -239,6 +271,7 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 		ch = &channel{name: name, kind: kind, cache: cache,
 			perLoop: make([]int32, s.loops.Len()), subs: make([][]subscriber, s.loops.Len())}
 		sh.channels[name] = ch
+		j.created = true
 	}
 	ch.count++
 	ch.perLoop[sess.loop]++
@@ -273,7 +306,14 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 // countChanged sends pusher_internal:subscription_count to a non-presence
 // channel when its app asks for it.
 func (s *Server) countChanged(sess *Session, ch *channel, count int, upto seqNum) {
-	if !sess.app.SubscriptionCount || ch.kind == Presence || count == 0 {
+	if ch.kind == Presence {
+		return
+	}
+	if s.clustered {
+		count += sess.app.hub.remote.count(ch.name)
+	}
+	s.observe(&Moment{App: sess.app, Name: SubscriptionCount, Channel: ch.name, Count: count})
+	if !sess.app.SubscriptionCount || count == 0 {
 		return
 	}
 	d := strconv.AppendInt([]byte(`{"subscription_count":`), int64(count), 10)
@@ -319,7 +359,8 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 			delete(sh.rosters, ch.name)
 		}
 	}
-	if ch.count == 0 && sh.channels[ch.name] == ch {
+	vacated := ch.count == 0 && sh.channels[ch.name] == ch
+	if vacated {
 		delete(sh.channels, ch.name)
 	}
 	s.dirty(sh, ch.name)
@@ -328,8 +369,12 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	switch {
 	case announce:
 		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, from: sess, upto: upto})
+		s.observe(&Moment{App: sess.app, Name: MemberRemoved, Channel: ch.name, User: sub.m.id})
 	case lastHere:
 		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})
+	}
+	if vacated {
+		s.occupied(sess.app, ch.name, false)
 	}
 	s.countChanged(sess, ch, count, upto)
 }

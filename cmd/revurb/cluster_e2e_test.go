@@ -449,3 +449,51 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestClusterWebhooks: in a cluster, channel_occupied, channel_vacated and
+// member events are sent once for the cluster, not once per node; and the
+// nodes' metrics say Redis is up.
+func TestClusterWebhooks(t *testing.T) {
+	t.Parallel()
+	r := startRedisProc(t)
+	h := newHookReceiver(t, 0)
+	file := filepath.Join(t.TempDir(), "revurb.yaml")
+	body := "webhook_delay: 300ms\napps:\n  - {id: app-id, key: app-key, secret: app-secret, webhooks: [{url: \"" + h.srv.URL + "/hook\", event_types: " + allHooks + "}]}\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*server
+	for range 2 {
+		nodes = append(nodes, startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.url(), "--redis-prefix", "hooks"}}))
+	}
+	for i, s := range nodes {
+		waitOutput(t, s, "cluster: node", "node "+strconv.Itoa(i)+" to join")
+	}
+	d := startDriver(t, nodes)
+	for i := range nodes {
+		id := "ann" + strconv.Itoa(i)
+		d.do("connect", map[string]any{"id": id, "node": i, "user": "ann"})
+		d.do("subscribe", map[string]any{"id": id, "channel": "presence-room"})
+	}
+	d.do("connect", map[string]any{"id": "bob", "node": 1, "user": "bob"})
+	d.do("subscribe", map[string]any{"id": "bob", "channel": "presence-room"})
+	waitFor(t, "bob's member_added", func() bool { return len(h.named("member_added", "presence-room")) == 2 })
+	d.do("disconnect", map[string]any{"id": "bob"})
+	waitFor(t, "bob's member_removed", func() bool { return len(h.named("member_removed", "presence-room")) == 1 })
+	d.do("disconnect", map[string]any{"id": "ann0"})
+	d.do("disconnect", map[string]any{"id": "ann1"})
+	waitFor(t, "the channel vacated", func() bool { return len(h.named("channel_vacated", "presence-room")) == 1 })
+	if got := h.named("member_added", "presence-room"); len(got) != 2 {
+		t.Errorf("member_added %v: want ann once and bob once", got)
+	}
+	if got := h.named("member_removed", "presence-room"); len(got) != 2 {
+		t.Errorf("member_removed %v: want bob once and ann once", got)
+	}
+	if got := h.named("channel_occupied", "presence-room"); len(got) != 1 {
+		t.Errorf("channel_occupied %v: want once for the cluster", got)
+	}
+	m := scrape(t, "http://"+nodes[0].apiAddr()+"/metrics")
+	if f := m["revurb_cluster_redis_up"]; f == nil || f.Metric[0].Gauge.GetValue() != 1 {
+		t.Errorf("revurb_cluster_redis_up %v", f)
+	}
+}

@@ -28,6 +28,9 @@ type config struct {
 	Path string
 	// Pprof is the address of the net/http/pprof listener; empty: none.
 	Pprof string
+	// MetricsAddr moves GET /metrics off the API port to a listener of its
+	// own; empty: on the API port.
+	MetricsAddr string
 	// LogFormat is text or json; LogLevel debug, info, warn or error.
 	LogFormat, LogLevel string
 	// DefaultApp says the one app is the embedded default (no config file,
@@ -62,6 +65,7 @@ type processConfig struct {
 	PublishWaiters    int           `yaml:"publish_waiters"`
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
 	NodeTimeout       time.Duration `yaml:"node_timeout"`
+	WebhookDelay      time.Duration `yaml:"webhook_delay"`
 }
 
 // defaultShutdownGrace is how long a stopping process may take.
@@ -104,6 +108,7 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json: every line the process writes, one JSON object each")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this host:port instead of the API port's /metrics")
 	c.Redis, c.RedisPrefix = scalingEnv(getenv)
 	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel (env REVERB_SCALING_CHANNEL)")

@@ -22,6 +22,7 @@ import (
 	"github.com/revurb/revurb/loop"
 	"github.com/revurb/revurb/pusher"
 	"github.com/revurb/revurb/pusher/redisbroker"
+	"github.com/revurb/revurb/pusher/webhook"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -88,10 +89,19 @@ func run(cfg *config) error {
 		}
 		broker = rb
 	}
+	var hooks *webhook.Dispatcher
+	var observer pusher.Observer
+	for _, a := range cfg.Apps {
+		if len(a.Webhooks) > 0 {
+			hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, Log: logger})
+			observer = hooks
+			break
+		}
+	}
 	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{
 		Log: logger, Debug: cfg.Debug,
 		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: waiters,
-		Broker: broker,
+		Broker: broker, Observer: observer,
 	})
 	if err != nil {
 		return err
@@ -107,13 +117,28 @@ func run(cfg *config) error {
 	}
 	httpAPI := api.New(srv, api.Options{
 		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api, Path: cfg.Path,
-		ReadTimeout: cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
+		Sources: api.Sources{Transport: func() api.TransportStats {
+			st := eng.Stats()
+			return api.TransportStats{Opened: st.Opened, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
+				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers}
+		}, Webhooks: webhookStats(hooks)},
+		MetricsElsewhere: cfg.MetricsAddr != "",
+		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
 		Log: logger, Debug: cfg.Debug,
 	})
 	ln, err := httpAPI.Listen(apiAddr)
 	if err != nil {
 		return err
+	}
+	var metricsAddr net.Addr
+	if cfg.MetricsAddr != "" {
+		ms, addr, err := serveHTTP(cfg.MetricsAddr, httpAPI.MetricsHandler(), logger, "metrics")
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		metricsAddr = addr
 	}
 	var profAddr net.Addr
 	if cfg.Pprof != "" {
@@ -140,7 +165,7 @@ func run(cfg *config) error {
 	if cfg.Redis != "" {
 		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}
-	banner(cfg, logger, wsAddr, apiAddr, profAddr)
+	banner(cfg, logger, wsAddr, apiAddr, profAddr, metricsAddr)
 
 	select {
 	case s := <-sig:
@@ -148,7 +173,27 @@ func run(cfg *config) error {
 	case err := <-errc:
 		return err
 	}
-	return drain(srv, eng, httpAPI, cfg.Server.ShutdownGrace)
+	err = drain(srv, eng, httpAPI, cfg.Server.ShutdownGrace)
+	if hooks != nil {
+		// What the drain reported (members leaving, channels vacated) goes
+		// out before the process does, within a few seconds.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hooks.Close(ctx)
+		cancel()
+	}
+	return err
+}
+
+// webhookStats reads the dispatcher's counters for the metrics; nil when
+// no app has webhooks.
+func webhookStats(d *webhook.Dispatcher) func() api.WebhookStats {
+	if d == nil {
+		return nil
+	}
+	return func() api.WebhookStats {
+		st := d.Stats()
+		return api.WebhookStats{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped, Queue: st.Queue}
+	}
 }
 
 // drain stops the process without dropping what it acknowledged (README:
@@ -186,7 +231,7 @@ func drain(srv *pusher.Server, eng *loop.Engine, httpAPI *api.Server, grace time
 // banner says the process is serving: in text, the start line users read
 // (stdout); in JSON, one log record like every other line. An app's secret
 // is shown only for the embedded default app, whose secret is no secret.
-func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr net.Addr) {
+func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, metricsAddr net.Addr) {
 	ws, httpAPI := "ws://"+wsAddr+"/app/{key}", "http://"+apiAddr
 	if cfg.LogFormat == "json" {
 		var apps []any
@@ -201,6 +246,9 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr n
 		if profAddr != nil {
 			attrs = append(attrs, "pprof", "http://"+profAddr.String()+"/debug/pprof/")
 		}
+		if metricsAddr != nil {
+			attrs = append(attrs, "metrics", "http://"+metricsAddr.String()+"/metrics")
+		}
 		logger.Info("revurb "+version+" listening", attrs...)
 		return
 	}
@@ -214,6 +262,9 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr n
 	}
 	if profAddr != nil {
 		fmt.Printf("  pprof http://%s/debug/pprof/\n", profAddr)
+	}
+	if metricsAddr != nil {
+		fmt.Printf("  metrics http://%s/metrics\n", metricsAddr)
 	}
 }
 
@@ -241,20 +292,26 @@ const drainMoment = time.Second
 // http.DefaultServeMux. It has no write timeout: a CPU profile streams
 // for as many seconds as asked.
 func servePprof(addr string, logger *slog.Logger) (*http.Server, net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	return serveHTTP(addr, mux, logger, "pprof")
+}
+
+// serveHTTP serves h on a listener of its own at addr, logging through
+// logger.
+func serveHTTP(addr string, h http.Handler, logger *slog.Logger, what string) (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			logger.Error("pprof: stopped serving", "error", err)
+			logger.Error(what+": stopped serving", "error", err)
 		}
 	}()
 	return srv, ln.Addr(), nil

@@ -342,7 +342,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	if c := b.redis(); c != nil && b.up.Load() {
 		done := make(chan error, 1)
 		select {
-		case b.ops <- op{cmd: b.eval(c, luaReap, b.p, b.node), done: done}:
+		case b.ops <- op{cmd: b.eval(c, luaReap, b.p, b.node, b.node), done: done}:
 			select {
 			case err = <-done:
 			case <-ctx.Done():
@@ -548,7 +548,7 @@ func (b *Broker) reap(c rueidis.Client) {
 		if ok, err := c.Do(b.ctx, lock).AsBool(); err != nil || !ok {
 			continue
 		}
-		n, err := c.Do(b.ctx, b.eval(c, luaReap, b.p, node)).AsInt64()
+		n, err := c.Do(b.ctx, b.eval(c, luaReap, b.p, node, b.node)).AsInt64()
 		if err == nil {
 			b.cfg.Log.Warn("redisbroker: a node stopped beating: removed it and the members only it had", "node", node, "timeout", b.cfg.NodeTimeout.String(), "members", n)
 		}

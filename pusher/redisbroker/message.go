@@ -131,7 +131,7 @@ func decode(b []byte, m *message) error {
 		switch j.Kind {
 		case "m":
 			m.kind = 'm'
-			m.member = pusher.Membership{App: j.App, Channel: j.Channel, User: j.User, Added: j.Added == 1, Except: j.Except}
+			m.member = pusher.Membership{App: j.App, Channel: j.Channel, User: j.User, Added: j.Added == 1, Except: j.Except, Node: j.Node}
 			if j.Info != "" {
 				m.member.Info = []byte(j.Info)
 			}

@@ -31,7 +31,7 @@ if redis.call('SADD', p..':n:'..node..':'..app..':'..ch, user) == 0 then return 
 redis.call('SADD', p..':k:'..node, app..'\n'..ch)
 if redis.call('HINCRBY', p..':c:'..app..':'..ch, user, 1) == 1 then
   redis.call('HSET', p..':m:'..app..':'..ch, user, info)
-  redis.call('PUBLISH', p..':bus', cjson.encode({k='m', a=app, c=ch, u=user, i=info, x=except, d=1}))
+  redis.call('PUBLISH', p..':bus', cjson.encode({k='m', a=app, c=ch, u=user, i=info, x=except, d=1, n=node}))
   return 1
 end
 return 0
@@ -47,7 +47,7 @@ local ck = p..':c:'..app..':'..ch
 if redis.call('HINCRBY', ck, user, -1) <= 0 then
   redis.call('HDEL', ck, user)
   redis.call('HDEL', p..':m:'..app..':'..ch, user)
-  redis.call('PUBLISH', p..':bus', cjson.encode({k='m', a=app, c=ch, u=user, d=0}))
+  redis.call('PUBLISH', p..':bus', cjson.encode({k='m', a=app, c=ch, u=user, d=0, n=node}))
   return 1
 end
 return 0
@@ -67,7 +67,7 @@ for _, u in ipairs(redis.call('SMEMBERS', nk)) do
     if redis.call('HINCRBY', ck, u, -1) <= 0 then
       redis.call('HDEL', ck, u)
       redis.call('HDEL', mk, u)
-      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, d=0}))
+      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, d=0, n=node}))
     end
   end
 end
@@ -76,19 +76,20 @@ for u, info in pairs(want) do
     redis.call('SADD', p..':k:'..node, app..'\n'..ch)
     if redis.call('HINCRBY', ck, u, 1) == 1 then
       redis.call('HSET', mk, u, info)
-      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, i=info, d=1}))
+      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, i=info, d=1, n=node}))
     end
   end
 end
 return 0
 `
 
-// luaReap: ARGV = P, N. Takes node N out of the cluster — it died, or it
+// luaReap: ARGV = P, N, R: R is the node reaping (N itself when it leaves).
+// Takes node N out of the cluster — it died, or it
 // is leaving — publishing member_removed for every user that was only on
 // it, then a goodbye in its name so that every node forgets its counts.
 // Returns how many members it removed.
 const luaReap = `
-local p, node = ARGV[1], ARGV[2]
+local p, node, reaper = ARGV[1], ARGV[2], ARGV[3]
 local bus, kk, removed = p..':bus', p..':k:'..node, 0
 for _, key in ipairs(redis.call('SMEMBERS', kk)) do
   local nl = string.find(key, '\n', 1, true)
@@ -98,7 +99,7 @@ for _, key in ipairs(redis.call('SMEMBERS', kk)) do
     if redis.call('HINCRBY', ck, u, -1) <= 0 then
       redis.call('HDEL', ck, u)
       redis.call('HDEL', mk, u)
-      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, d=0}))
+      redis.call('PUBLISH', bus, cjson.encode({k='m', a=app, c=ch, u=u, d=0, n=reaper}))
       removed = removed + 1
     end
   end

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// Metrics are Prometheus's view of the process (DESIGN: observers): GET
+// /metrics on the API port, unsigned, or on a listener of its own. Nothing
+// is counted here on the way of a message: the protocol core, the event
+// loops and the webhook dispatcher keep their own counters (per loop, per
+// broadcast) and a collector reads them at scrape time. Labels are only
+// those whose values are few: app ids, close codes, routes, statuses and
+// channel kinds, never channels or users.
+
+// Sources are the counters of the parts of the process outside the
+// protocol core, read at scrape time; a nil func is left out.
+type Sources struct {
+	Transport func() TransportStats // the event loops
+	Webhooks  func() WebhookStats   // the webhook dispatcher
+}
+
+// TransportStats is what the event loops have seen.
+type TransportStats struct {
+	Opened            uint64
+	Closed            map[string]uint64 // by close code
+	MessagesIn        uint64
+	MessagesOut       uint64
+	BytesIn, BytesOut uint64
+	SlowConsumers     uint64
+}
+
+// WebhookStats is what the webhook dispatcher has done.
+type WebhookStats struct {
+	Sent    uint64 // POSTs answered 2xx
+	Failed  uint64 // attempts that failed: non-2xx or no answer, each retry counted
+	Dropped uint64 // events that did not fit in the queue
+	Queue   int    // events waiting now
+}
+
+// metrics is the API's registry and its own request counters.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	took     [routeCount]prometheus.Observer
+	handler  fasthttp.RequestHandler
+}
+
+// routeNames label the API's requests.
+var routeNames = [...]string{
+	routeNone:         "other",
+	routeEvents:       "events",
+	routeBatchEvents:  "batch_events",
+	routeChannels:     "channels",
+	routeChannel:      "channel",
+	routeChannelUsers: "channel_users",
+	routeTerminate:    "terminate_connections",
+	routeConnections:  "connections",
+	routeUp:           "up",
+	routeMetrics:      "metrics",
+}
+
+func newMetrics(p *pusher.Server, src Sources) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "revurb_api_requests_total", Help: "HTTP API requests answered, by route and status.",
+	}, []string{"route", "status"})
+	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "revurb_api_request_duration_seconds", Help: "How long the HTTP API took to answer, by route.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	for r, name := range routeNames {
+		m.took[r] = took.WithLabelValues(name)
+	}
+	m.reg.MustRegister(m.requests, took, &collector{p: p, src: src},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(m.http())
+	return m
+}
+
+func (m *metrics) http() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observe counts one request of route answered with status after took.
+func (m *metrics) observe(r route, status int, took time.Duration) {
+	m.requests.WithLabelValues(routeNames[r], strconv.Itoa(status)).Inc()
+	m.took[r].Observe(took.Seconds())
+}
+
+// MetricsHandler serves the metrics over net/http, for a listener of their
+// own (--metrics-addr).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.http() }
+
+// collector reads the counters of the process at scrape time.
+type collector struct {
+	p   *pusher.Server
+	src Sources
+}
+
+var (
+	descConnections    = prometheus.NewDesc("revurb_connections", "WebSocket connections open on this node, by app.", []string{"app"}, nil)
+	descOpened         = prometheus.NewDesc("revurb_connections_opened_total", "WebSocket connections opened (handshake done).", nil, nil)
+	descClosed         = prometheus.NewDesc("revurb_connections_closed_total", "WebSocket connections closed, by close code (1006: without a close frame).", []string{"code"}, nil)
+	descMsgsIn         = prometheus.NewDesc("revurb_messages_received_total", "WebSocket messages received.", nil, nil)
+	descMsgsOut        = prometheus.NewDesc("revurb_messages_sent_total", "WebSocket messages sent.", nil, nil)
+	descBytesIn        = prometheus.NewDesc("revurb_bytes_received_total", "Bytes of WebSocket messages received.", nil, nil)
+	descBytesOut       = prometheus.NewDesc("revurb_bytes_sent_total", "Bytes of WebSocket messages sent.", nil, nil)
+	descSubscriptions  = prometheus.NewDesc("revurb_subscriptions", "Subscriptions on this node, by channel kind.", []string{"kind"}, nil)
+	descChannels       = prometheus.NewDesc("revurb_channels", "Occupied channels on this node, by kind.", []string{"kind"}, nil)
+	descClientEvents   = prometheus.NewDesc("revurb_client_events_total", "Client events relayed.", nil, nil)
+	descBroadcasts     = prometheus.NewDesc("revurb_broadcasts_total", "Events published through the HTTP API.", nil, nil)
+	descSlow           = prometheus.NewDesc("revurb_slow_consumer_closes_total", "Connections closed with 4100 for their unsent backlog (max_outbound).", nil, nil)
+	descWaits          = prometheus.NewDesc("revurb_backpressure_waits_total", "Triggers that waited for room in the publish bound.", nil, nil)
+	descRejections     = prometheus.NewDesc("revurb_backpressure_rejections_total", "Triggers answered 503 by the publish bound.", nil, nil)
+	descQueued         = prometheus.NewDesc("revurb_publish_queue_deliveries", "Deliveries waiting for the event loops now.", nil, nil)
+	descWebhooksSent   = prometheus.NewDesc("revurb_webhooks_sent_total", "Webhook POSTs answered 2xx.", nil, nil)
+	descWebhooksFailed = prometheus.NewDesc("revurb_webhooks_failed_total", "Webhook attempts that failed (non-2xx or no answer), each retry counted.", nil, nil)
+	descWebhooksDrop   = prometheus.NewDesc("revurb_webhooks_dropped_total", "Webhook events dropped because the queue was full.", nil, nil)
+	descWebhookQueue   = prometheus.NewDesc("revurb_webhook_queue_depth", "Webhook events waiting to be sent.", nil, nil)
+	descRedisUp        = prometheus.NewDesc("revurb_cluster_redis_up", "1 while this node reaches the cluster's Redis, else 0.", nil, nil)
+	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
+)
+
+// descs are every family the collector makes.
+var descs = []*prometheus.Desc{descConnections, descOpened, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
+	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
+	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
+	descRedisUp, descOverload}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	st := c.p.Stats()
+	for _, a := range st.Apps {
+		gauge(descConnections, float64(a.Connections), a.ID)
+	}
+	for _, kind := range []string{"public", "private", "presence", "encrypted", "server", "cache"} {
+		gauge(descSubscriptions, float64(st.Subscriptions[kind]), kind)
+		gauge(descChannels, float64(st.Channels[kind]), kind)
+	}
+	counter(descClientEvents, st.ClientEvents)
+	counter(descBroadcasts, st.Broadcasts)
+	counter(descWaits, st.Publish.Waits)
+	counter(descRejections, st.Publish.Rejections)
+	gauge(descQueued, float64(st.Publish.Queued))
+	if st.Clustered {
+		up := 0.0
+		if st.ClusterUp {
+			up = 1
+		}
+		gauge(descRedisUp, up)
+		counter(descOverload, st.OverloadCloses)
+	}
+	if c.src.Transport != nil {
+		t := c.src.Transport()
+		counter(descOpened, t.Opened)
+		for code, n := range t.Closed {
+			counter(descClosed, n, code)
+		}
+		counter(descMsgsIn, t.MessagesIn)
+		counter(descMsgsOut, t.MessagesOut)
+		counter(descBytesIn, t.BytesIn)
+		counter(descBytesOut, t.BytesOut)
+		counter(descSlow, t.SlowConsumers)
+	}
+	if c.src.Webhooks != nil {
+		w := c.src.Webhooks()
+		counter(descWebhooksSent, w.Sent)
+		counter(descWebhooksFailed, w.Failed)
+		counter(descWebhooksDrop, w.Dropped)
+		gauge(descWebhookQueue, float64(w.Queue))
+	}
+}

@@ -1,0 +1,71 @@
+package pusher
+
+// Stats is what the protocol core holds and has done, for metrics: read
+// at scrape time, never counted on the way of a message but in per-loop or
+// per-broadcast counters.
+type Stats struct {
+	Apps []AppStats
+	// Subscriptions and Channels on this node by kind: public, private,
+	// presence, encrypted, server (#server-to-user), and cache for cache
+	// channels of any kind.
+	Subscriptions map[string]int
+	Channels      map[string]int
+	ClientEvents  uint64 // client events relayed
+	Broadcasts    uint64 // events published through the HTTP API (one per event, however many channels)
+	Publish       PublishStats
+	// OverloadCloses counts subscribers closed with 4100 because this node
+	// was too far behind to deliver what other nodes sent.
+	OverloadCloses uint64
+	// ClientEventsDropped counts client events the broker could not take
+	// for the other nodes.
+	ClientEventsDropped uint64
+	Clustered           bool
+	// ClusterUp says whether the broker reaches the other nodes now (when
+	// Clustered).
+	ClusterUp bool
+}
+
+// AppStats is one app's part of Stats.
+type AppStats struct {
+	ID          string
+	Connections int // open on this node
+}
+
+// kindLabel names a channel's kind for metrics.
+func kindLabel(ch *channel) string {
+	if ch.cache {
+		return "cache"
+	}
+	return ch.kind.String()
+}
+
+// Stats walks the apps' shards (one lock at a time) and reads the
+// counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Subscriptions: map[string]int{}, Channels: map[string]int{},
+		Broadcasts: s.broadcasts.Load(), Publish: s.PublishStats(),
+		OverloadCloses: s.overloadCloses.Load(), ClientEventsDropped: s.clientEventsDropped.Load(),
+		Clustered: s.clustered,
+	}
+	for i := range s.loopStates {
+		st.ClientEvents += s.loopStates[i].clientEvents.Load()
+	}
+	if up, ok := s.broker.(interface{ Up() bool }); ok {
+		st.ClusterUp = up.Up()
+	}
+	for _, app := range s.apps {
+		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections()})
+		for i := range app.hub.shards {
+			sh := &app.hub.shards[i]
+			sh.mu.Lock()
+			for _, ch := range sh.channels {
+				k := kindLabel(ch)
+				st.Channels[k]++
+				st.Subscriptions[k] += ch.count
+			}
+			sh.mu.Unlock()
+		}
+	}
+	return st
+}
