@@ -290,8 +290,9 @@ func (s *Server) Reload(appID string, presence map[string][]Member, users []Memb
 		sh := &h.shards[i]
 		sh.mu.Lock()
 		for name, r := range sh.rosters {
+			held := memberSet(presence[name])
 			for id, m := range r.members {
-				if m.listed && !hasMember(presence[name], id) {
+				if _, ok := held[id]; m.listed && !ok {
 					unlist = append(unlist, gone{name, id})
 				}
 			}
@@ -309,10 +310,11 @@ func (s *Server) Reload(appID string, presence map[string][]Member, users []Memb
 			s.listMember(h, name, m.User, m.Info, true, 0)
 		}
 	}
+	online := memberSet(users)
 	h.usersMu.Lock()
 	var offline []string
 	for id := range h.online {
-		if !hasMember(users, id) {
+		if _, ok := online[id]; !ok {
 			offline = append(offline, id)
 		}
 	}
@@ -325,13 +327,14 @@ func (s *Server) Reload(appID string, presence map[string][]Member, users []Memb
 	}
 }
 
-func hasMember(list []Member, user string) bool {
+// memberSet indexes list by user id, so that comparing a roster with it
+// is linear: a reload may list every signed-in user of the cluster.
+func memberSet(list []Member) map[string]struct{} {
+	set := make(map[string]struct{}, len(list))
 	for _, m := range list {
-		if m.User == user {
-			return true
-		}
+		set[m.User] = struct{}{}
 	}
-	return false
+	return set
 }
 
 // Terminate closes this node's connections of user in app (Cluster).
