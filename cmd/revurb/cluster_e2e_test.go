@@ -20,58 +20,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
-
-// redisProc is a redis-server on a free loopback port, keeping nothing on
-// disk: a restart starts it empty.
-type redisProc struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedisProc(t *testing.T) *redisProc {
-	t.Helper()
-	r := &redisProc{t: t, port: freePort(t)}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisProc) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		r.t.Fatal("redis-server is needed (make test installs Debian's redis-server): ", err)
-	}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	r.cmd.SysProcAttr = childProcAttr()
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !accepts("127.0.0.1:" + strconv.Itoa(r.port)) {
-		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops redis-server as a crash would.
-func (r *redisProc) kill() {
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 // startCluster starts n revurb nodes meeting at r, under a prefix of the
 // test's own, each with the extra config-file lines given.
-func startCluster(t *testing.T, r *redisProc, n int, config string) []*server {
+func startCluster(t *testing.T, r *redistest.Server, n int, config string) []*server {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "revurb.yaml")
 	body := config + "\napps:\n  - {id: app-id, key: app-key, secret: app-secret}\n"
@@ -81,7 +36,7 @@ func startCluster(t *testing.T, r *redisProc, n int, config string) []*server {
 	prefix := "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
 	nodes := make([]*server, n)
 	for i := range nodes {
-		nodes[i] = startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.url(), "--redis-prefix", prefix}})
+		nodes[i] = startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.URL(), "--redis-prefix", prefix}})
 	}
 	for i, s := range nodes {
 		waitOutput(t, s, "cluster: node", "node "+strconv.Itoa(i)+" to join")
@@ -207,7 +162,7 @@ func (d *driver) events(id, event, channel string, count int) []map[string]any {
 // every node and never echo.
 func TestClusterDelivery(t *testing.T) {
 	t.Parallel()
-	r := startRedisProc(t)
+	r := redistest.Start(t)
 	nodes := startCluster(t, r, 3, "")
 	d := startDriver(t, nodes)
 	var ids []string
@@ -259,7 +214,7 @@ func TestClusterDelivery(t *testing.T) {
 // nodes.
 func TestClusterPresenceAndUsers(t *testing.T) {
 	t.Parallel()
-	r := startRedisProc(t)
+	r := redistest.Start(t)
 	nodes := startCluster(t, r, 3, "")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "watcher", "node": 2, "user": "watcher", "watch": []string{"ann"}})
@@ -348,7 +303,7 @@ func TestClusterPresenceAndUsers(t *testing.T) {
 // counts dropped.
 func TestClusterNodeDeath(t *testing.T) {
 	t.Parallel()
-	r := startRedisProc(t)
+	r := redistest.Start(t)
 	nodes := startCluster(t, r, 3, "node_timeout: 3s")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "watcher", "node": 0, "user": "watcher"})
@@ -378,7 +333,7 @@ func TestClusterNodeDeath(t *testing.T) {
 // and the members Redis lost are back for new subscribers.
 func TestClusterRedisRestart(t *testing.T) {
 	t.Parallel()
-	r := startRedisProc(t)
+	r := redistest.Start(t)
 	nodes := startCluster(t, r, 2, "")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "a", "node": 0, "user": "ann"})
@@ -387,7 +342,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	d.do("connect", map[string]any{"id": "b", "node": 1, "user": "bob"})
 	d.do("subscribe", map[string]any{"id": "b", "channel": "feed"})
 
-	r.kill()
+	r.Kill()
 	waitOutput(t, nodes[0], "Redis is unreachable", "node 0 to see Redis gone")
 	start := time.Now()
 	if res := d.do("trigger", map[string]any{"node": 0, "channel": "feed", "event": "local", "data": "1"}); res["status"] != float64(200) {
@@ -403,7 +358,7 @@ func TestClusterRedisRestart(t *testing.T) {
 		}
 	}
 
-	r.start()
+	r.Restart()
 	for i, s := range nodes {
 		waitOutput(t, s, "telling it this node's state again", "node "+strconv.Itoa(i)+" to tell Redis its state again")
 	}
@@ -455,7 +410,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // nodes' metrics say Redis is up.
 func TestClusterWebhooks(t *testing.T) {
 	t.Parallel()
-	r := startRedisProc(t)
+	r := redistest.Start(t)
 	h := newHookReceiver(t, 0)
 	file := filepath.Join(t.TempDir(), "revurb.yaml")
 	body := "webhook_delay: 300ms\napps:\n  - {id: app-id, key: app-key, secret: app-secret, webhooks: [{url: \"" + h.srv.URL + "/hook\", event_types: " + allHooks + "}]}\n"
@@ -464,7 +419,7 @@ func TestClusterWebhooks(t *testing.T) {
 	}
 	var nodes []*server
 	for range 2 {
-		nodes = append(nodes, startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.url(), "--redis-prefix", "hooks"}}))
+		nodes = append(nodes, startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.URL(), "--redis-prefix", "hooks"}}))
 	}
 	for i, s := range nodes {
 		waitOutput(t, s, "cluster: node", "node "+strconv.Itoa(i)+" to join")

@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/revurb/revurb/pusher"
+	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
 
 // cluster starts n nodes meeting at r, under a prefix of the test's own.
-func cluster(t *testing.T, r *redisServer, n int, cfg nodeConfig) []*node {
+func cluster(t *testing.T, r *redistest.Server, n int, cfg nodeConfig) []*node {
 	t.Helper()
 	cfg.redis = r
 	if cfg.prefix == "" {
@@ -28,7 +29,7 @@ func cluster(t *testing.T, r *redisServer, n int, cfg nodeConfig) []*node {
 // and with the Redis broker: a node that is a cluster of one behaves the
 // same either way — broadcasts, exclusion, presence announcements, counts.
 func TestBrokerContract(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	for _, tc := range []struct {
 		name string
 		cfg  nodeConfig
@@ -82,7 +83,7 @@ func contains(s, sub string) bool {
 // subscriber on every node once, in publish order; socket_id exclusion
 // works wherever the excluded socket lives.
 func TestDeliveryAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 3, nodeConfig{})
 	var subs []*client
 	for i, n := range nodes {
@@ -122,7 +123,7 @@ func TestDeliveryAcrossNodes(t *testing.T) {
 // TestClientEventsAcrossNodes: a client event reaches the channel's other
 // subscribers on every node and never echoes to its sender.
 func TestClientEventsAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 3, nodeConfig{})
 	var cs []*client
 	for _, n := range nodes {
@@ -148,7 +149,7 @@ func TestClientEventsAcrossNodes(t *testing.T) {
 // one member_removed when its last connection anywhere leaves; a new
 // subscriber's list holds every node's members; the REST counts agree.
 func TestPresenceAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 3, nodeConfig{})
 	watcher := nodes[2].dial(0)
 	watcher.join("presence-room", "watcher")
@@ -191,7 +192,7 @@ func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s
 // TestPresenceCapAcrossNodes: max_presence_members counts users of every
 // node.
 func TestPresenceCapAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 2, nodeConfig{app: func(a *pusher.AppConfig) { a.MaxPresenceMembers = 2 }})
 	nodes[0].dial(0).join("presence-full", "a")
 	nodes[1].dial(0).join("presence-full", "b")
@@ -208,7 +209,7 @@ func TestPresenceCapAcrossNodes(t *testing.T) {
 // node: subscription counts, occupied channels, connections; and they
 // come down after leaves.
 func TestCountsAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 3, nodeConfig{})
 	var cs []*client
 	for i, n := range nodes {
@@ -239,7 +240,7 @@ func TestCountsAcrossNodes(t *testing.T) {
 // node, and of its last connection leaving; terminate_connections closes
 // the user's connections on every node.
 func TestUsersAcrossNodes(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 2, nodeConfig{})
 	w := nodes[0].dial(0)
 	w.signin("watcher", "ann")
@@ -266,7 +267,7 @@ func TestUsersAcrossNodes(t *testing.T) {
 // removed, and its counts forgotten, by the others once its heartbeats
 // are older than the node timeout.
 func TestNodeDeath(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 2, nodeConfig{nodeTimeout: 2 * time.Second})
 	watcher := nodes[0].dial(0)
 	watcher.join("presence-room", "watcher")
@@ -284,7 +285,7 @@ func TestNodeDeath(t *testing.T) {
 
 // TestGracefulLeave: a node that stops tells the others at once.
 func TestGracefulLeave(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 2, nodeConfig{nodeTimeout: time.Hour})
 	watcher := nodes[0].dial(0)
 	watcher.join("presence-room", "watcher")
@@ -303,7 +304,7 @@ func TestGracefulLeave(t *testing.T) {
 // the nodes deliver across again, and what Redis lost — members, counts —
 // is there again for new subscribers and queries.
 func TestRedisRestart(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	nodes := cluster(t, r, 2, nodeConfig{})
 	a := nodes[0].dial(0)
 	a.subscribe("feed")
@@ -311,7 +312,7 @@ func TestRedisRestart(t *testing.T) {
 	b := nodes[1].dial(0)
 	b.subscribe("feed")
 
-	r.stop()
+	r.Kill()
 	waitFor(t, "node 0 to see Redis gone", func() bool { return !nodes[0].broker.Up() })
 	start := time.Now()
 	if err := nodes[0].publish("feed", "local", "1", ""); err != nil {
@@ -325,7 +326,7 @@ func TestRedisRestart(t *testing.T) {
 	c := nodes[0].dial(1)
 	c.subscribe("feed")
 
-	r.start()
+	r.Restart()
 	waitFor(t, "both nodes to see Redis back", func() bool { return nodes[0].broker.Up() && nodes[1].broker.Up() })
 	waitFor(t, "delivery across nodes again", func() bool {
 		_ = nodes[0].publish("feed", "again", "1", "")

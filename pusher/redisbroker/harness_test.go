@@ -5,78 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/revurb/revurb/pusher"
+	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
-
-// redisServer is a real redis-server on a free loopback port, nothing
-// saved to disk.
-type redisServer struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	r := &redisServer{t: t, port: freePort(t)}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-// start runs redis-server (fresh: it keeps nothing between runs).
-func (r *redisServer) start() {
-	r.t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		r.t.Fatal("redis-server is needed (make test installs Debian's redis-server): ", err)
-	}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop kills redis-server, as a crash would.
-func (r *redisServer) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 // loops are event loops for a test: one goroutine each, running tasks in
 // order, as gnet's do.
@@ -133,7 +68,7 @@ type node struct {
 
 // nodeConfig tunes a test node.
 type nodeConfig struct {
-	redis       *redisServer // nil: LocalBroker
+	redis       *redistest.Server // nil: LocalBroker
 	prefix      string
 	nodeTimeout time.Duration
 	app         func(*pusher.AppConfig)
@@ -144,7 +79,7 @@ func newNode(t *testing.T, cfg nodeConfig) *node {
 	n := &node{t: t, loops: newLoops(t, 2)}
 	opts := pusher.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if cfg.redis != nil {
-		b, err := New(Config{URL: cfg.redis.url(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+		b, err := New(Config{URL: cfg.redis.URL(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: slog.New(slog.NewTextHandler(testLog{t}, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
