@@ -566,23 +566,29 @@ func TestEnvConfig(t *testing.T) {
 func TestHealth(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, serverConfig{})
-	res, err := http.Get("http://" + srv.apiAddr() + "/up")
+	wantHealthy(t, "GET /up", "http://"+srv.apiAddr()+"/up")
+}
+
+// wantHealthy fails t unless url answers 200 with the JSON {"health":"OK"}.
+func wantHealthy(t *testing.T, what, url string) {
+	t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		t.Errorf("GET /up status = %d, want 200", res.StatusCode)
+		t.Errorf("%s: status %d, want 200", what, res.StatusCode)
 	}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("GET /up Content-Type = %q, want application/json", ct)
+		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
 	}
 	var got any
 	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatalf("GET /up body %q: %v", body, err)
+		t.Fatalf("%s: body %q: %v", what, body, err)
 	}
-	wantJSON(t, "GET /up body", got, `{"health":"OK"}`)
+	wantJSON(t, what, got, `{"health":"OK"}`)
 }
 
 // TestAPIUnsigned: an unsigned trigger is refused with 401 and a JSON error.

@@ -13,11 +13,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -419,23 +417,7 @@ func TestREADMENginxExample(t *testing.T) {
 		srv := startServer(t, serverConfig{})
 		ngx := startNginx(t, bin, block, srv)
 
-		res, err := http.Get(ngx.url("/up"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Errorf("GET /up through nginx: status %d, want 200", res.StatusCode)
-		}
-		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("GET /up through nginx: Content-Type %q, want application/json", ct)
-		}
-		var health any
-		if err := json.Unmarshal(body, &health); err != nil {
-			t.Fatalf("GET /up through nginx: body %q: %v", body, err)
-		}
-		wantJSON(t, "GET /up through nginx", health, `{"health":"OK"}`)
+		wantHealthy(t, "GET /up through nginx", ngx.url("/up"))
 
 		env := srv.nodeEnv()
 		env["WS_PORT"] = strconv.Itoa(ngx.port)
