@@ -45,7 +45,8 @@ type publishResult struct {
 }
 
 // publish triggers cfg.events events through POST /apps/{id}/events from
-// cfg.publishers publishers, each with one request in flight. Event k goes
+// cfg.publishers publishers, each with one request in flight; publisher p
+// triggers on the API of cfg.apiAddrs[p mod len]. Event k goes
 // to channel k mod cfg.channels. Open loop, event k is due at start +
 // k/rate; with cfg.closed a publisher sends its next event as soon as the
 // previous one is answered. Each event's data carries the time taken just
@@ -68,7 +69,10 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	path := "/apps/" + cfg.appID + "/events"
-	url := "http://" + cfg.apiAddr + path + "?"
+	urls := make([]string, len(cfg.apiAddrs))
+	for i, a := range cfg.apiAddrs {
+		urls[i] = "http://" + a + path + "?"
+	}
 	var interval time.Duration
 	if cfg.rate > 0 && !cfg.closed {
 		interval = time.Duration(float64(time.Second) / cfg.rate)
@@ -83,6 +87,7 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 	res.start = time.Now()
 	for p := range cfg.publishers {
 		wg.Add(1)
+		url := urls[p%len(urls)]
 		go func() {
 			defer wg.Done()
 			timer := time.NewTimer(time.Hour)

@@ -42,6 +42,7 @@ type conn struct {
 	index   int
 	channel string
 	chanIdx int     // fanout: index of channel among -channels
+	target  int     // index of its server among -ws's targets
 	ws      *wsConn // set under w.mu once the handshake is done
 
 	dialStart time.Time
@@ -88,7 +89,7 @@ func (c *conn) run(ctx context.Context, release func()) {
 	w.noteDial(c.dialStart)
 	deadline := c.dialStart.Add(setupTimeout)
 	src := sourceAddr(w.sourceFirst, c.index%w.cfg.sources)
-	wc, err := dialWS(ctx, src, w.cfg.wsAddr, w.path, w.cfg.readBuf, deadline)
+	wc, err := dialWS(ctx, src, w.cfg.wsAddrs[c.target], w.path, w.cfg.readBuf, deadline)
 	if err != nil {
 		w.count(&w.failures, classify(err))
 		return
@@ -192,7 +193,11 @@ func (c *conn) onEvent(p []byte) {
 		return
 	}
 	c.lastAt = now.UnixNano()
-	w.latency.record(time.Duration(c.lastAt - d.t))
+	lat := time.Duration(c.lastAt - d.t)
+	w.latency.record(lat)
+	if w.targetLat != nil {
+		w.targetLat[c.target].record(lat)
+	}
 	c.received.Add(1)
 	w.delivered.Add(1)
 }

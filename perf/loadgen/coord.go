@@ -105,7 +105,11 @@ func coordinate(cfg *config) *Report {
 	deadline := begin.Add(cfg.duration)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	probe := serverProbe{pid: cfg.pid}
+	probe := serverProbe{pids: cfg.pids}
+	redis := serverProbe{}
+	if cfg.redisPID != 0 {
+		redis.pids = []int{cfg.redisPID}
+	}
 	progress := func(format string, a ...any) {
 		if !cfg.quiet {
 			fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...)
@@ -114,14 +118,30 @@ func coordinate(cfg *config) *Report {
 	rep := newReport(cfg)
 	rep.Command = commandLine()
 	rep.Procs = cfg.procs
-	rep.ServerPID = cfg.pid
-	rep.RSSBefore = probe.rss()
-	cpu0 := probe.cpu()
-	if cfg.pid != 0 && rep.RSSBefore == 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("cannot read /proc/%d/status", cfg.pid))
+	if len(cfg.pids) > 0 {
+		rep.ServerPID = cfg.pids[0]
+	}
+	if len(cfg.pids) > 1 {
+		rep.ServerPIDs = cfg.pids
+	}
+	rep.RedisPID = cfg.redisPID
+	rssBefore := probe.rssEach()
+	cpu0, cpuEach0 := probe.cpu(), probe.cpuEach()
+	for i, n := range rssBefore {
+		rep.RSSBefore += n
+		if n == 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("cannot read /proc/%d/status", cfg.pids[i]))
+		}
+	}
+	redisCPU0 := redis.cpu()
+	if cfg.redisPID != 0 && redis.rss() == 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("-redis-pid: cannot read /proc/%d/status", cfg.redisPID))
 	}
 	if n := fdLimit(); n > 0 && uint64((cfg.conns+cfg.procs-1)/cfg.procs)+64 > n {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per process exceed the descriptor limit %d: use -procs", (cfg.conns+cfg.procs-1)/cfg.procs, n))
+	}
+	if perAddr, most := (cfg.conns+cfg.procs*cfg.sources-1)/(cfg.procs*cfg.sources), bindFastLimit(); most > 0 && perAddr > most {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per source address: binding a source port slows to milliseconds past about %d (half the ephemeral range); add -sources", perAddr, most))
 	}
 
 	// Workers get a little longer than the coordinator so that, when the
@@ -139,13 +159,16 @@ func coordinate(cfg *config) *Report {
 
 	progress("%s: opening %d sockets to %s (%d proc)", cfg.mode, cfg.conns, cfg.wsAddr, cfg.procs)
 	f.wait(rankReady, deadline)
-	rep.RSSConnected = probe.rss()
+	rssConnected := probe.rssEach()
+	for _, n := range rssConnected {
+		rep.RSSConnected += n
+	}
 	progress("setup over after %.2f s", time.Since(begin).Seconds())
 
 	var sc *syscallCounter
-	if cfg.syscalls && cfg.pid != 0 {
+	if cfg.syscalls && len(cfg.pids) > 0 {
 		var err error
-		if sc, err = startSyscallCount(cfg.pid); err != nil {
+		if sc, err = startSyscallCount(cfg.pids); err != nil {
 			rep.Notes = append(rep.Notes, "-syscalls: "+err.Error())
 		}
 	}
@@ -156,7 +179,8 @@ func coordinate(cfg *config) *Report {
 			rep.Notes = append(rep.Notes, "-pprof: "+err.Error())
 		}
 	}
-	cpuGo := probe.cpu()
+	cpuGo, cpuEachGo := probe.cpu(), probe.cpuEach()
+	redisGo := redis.cpu()
 	selfGo, _ := cpuSeconds(os.Getpid())
 	machineGo, machineErr := machineBusy()
 	syscr0, syscw0, ioOK := probe.io()
@@ -207,7 +231,8 @@ func coordinate(cfg *config) *Report {
 	if !f.wait(rankDrained, drainUntil.Add(20*time.Second)) {
 		rep.Notes = append(rep.Notes, "a worker did not finish draining in time")
 	}
-	cpuDrained := probe.cpu()
+	cpuDrained, cpuEachDrained := probe.cpu(), probe.cpuEach()
+	redisDrained := redis.cpu()
 	selfDrained, _ := cpuSeconds(os.Getpid())
 	machineDrained, machineErr1 := machineBusy()
 	syscr1, syscw1, ioOK1 := probe.io()
@@ -231,8 +256,12 @@ func coordinate(cfg *config) *Report {
 	if !f.wait(rankReported, time.Now().Add(30*time.Second)) {
 		rep.Notes = append(rep.Notes, "a worker did not report in time; its sockets are missing")
 	}
-	cpuEnd := probe.cpu()
-	rep.RSSEnd = probe.rss()
+	cpuEnd, cpuEachEnd := probe.cpu(), probe.cpuEach()
+	redisEnd := redis.cpu()
+	rssEnd := probe.rssEach()
+	for _, n := range rssEnd {
+		rep.RSSEnd += n
+	}
 
 	for i, wr := range f.reports {
 		if wr == nil {
@@ -257,13 +286,26 @@ func coordinate(cfg *config) *Report {
 		rep.DeliveryStartNs = pub.start.UnixNano()
 		rep.PublishSec = pub.end.Sub(pub.start).Seconds()
 	}
-	if cfg.pid != 0 {
+	if len(cfg.pids) > 0 {
 		rep.ServerCPUSec = cpuEnd - cpu0
 		rep.ServerCPULoadSec = cpuDrained - cpuGo
 		if ioOK && ioOK1 {
 			rep.ServerSyscr = syscr1 - syscr0
 			rep.ServerSyscw = syscw1 - syscw0
 		}
+	}
+	if len(cfg.pids) > 1 {
+		for i, pid := range cfg.pids {
+			rep.Servers = append(rep.Servers, serverReport{
+				PID: pid, RSSBefore: rssBefore[i], RSSConnected: rssConnected[i], RSSPeak: peak.each[i], RSSEnd: rssEnd[i],
+				CPUSec: cpuEachEnd[i] - cpuEach0[i], CPULoadSec: cpuEachDrained[i] - cpuEachGo[i],
+			})
+		}
+	}
+	if cfg.redisPID != 0 {
+		rep.RedisCPUSec = redisEnd - redisCPU0
+		rep.RedisCPULoadSec = redisDrained - redisGo
+		rep.RedisRSSEnd = redis.rss()
 	}
 	rep.ElapsedSec = time.Since(begin).Seconds()
 	rep.finish()
@@ -311,12 +353,14 @@ func startFleet(cfg *config, workerCap time.Duration) *fleet {
 	if cfg.mode == modeClientEvents {
 		units, unit = cfg.conns/2, 2 // children get whole pairs
 	}
+	offset := 0
 	for i := range n {
 		share := units / n
 		if i < units%n {
 			share++
 		}
-		f.startChild(i, self, cfg.childArgs(i, share*unit, cfg.sourceFirst+i*cfg.sources, workerCap), workerCap+30*time.Second)
+		f.startChild(i, self, cfg.childArgs(i, share*unit, offset, cfg.sourceFirst+i*cfg.sources, workerCap), workerCap+30*time.Second)
+		offset += share * unit
 	}
 	return f
 }
@@ -369,14 +413,16 @@ func (f *fleet) startChild(i int, self string, args []string, kill time.Duration
 }
 
 // childArgs is the command line of child i: every flag of the parent with
-// the child's share of sockets and source addresses.
-func (c *config) childArgs(i, conns, sourceFirst int, duration time.Duration) []string {
+// the child's share of sockets (conns of them, the first being socket
+// connOffset of the whole run) and source addresses.
+func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.Duration) []string {
 	return []string{
 		"-child", "-child-index=" + strconv.Itoa(i),
 		"-mode=" + c.mode,
 		"-ws=" + c.wsAddr, "-api=" + c.apiAddr,
 		"-app-id=" + c.appID, "-key=" + c.key, "-secret=" + c.secret,
 		"-conns=" + strconv.Itoa(conns),
+		"-conn-offset=" + strconv.Itoa(connOffset),
 		"-sources=" + strconv.Itoa(c.sources),
 		"-source-first=" + strconv.Itoa(sourceFirst),
 		"-channel=" + c.channel,

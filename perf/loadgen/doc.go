@@ -20,9 +20,15 @@
 // recognised without JSON decoding, so that the client stays cheap next to
 // the server it measures.
 //
-// Sockets are bound to loopback source addresses 127.0.0.x, since one
-// source address reaches one server port only ~28k times; only loopback
-// targets are accepted. With -procs P the command re-executes itself P
+// Against a cluster, -ws lists its nodes and socket g of the run goes to
+// node g mod N (each child of -procs starts at its own offset, so the
+// spread is even over the whole run); -api may list nodes too, publisher p
+// triggering on API p mod N.
+//
+// Sockets are bound to loopback source addresses 127.0.0.x: a socket
+// bound before connect takes a local port of its source address whatever
+// it connects to, so one address holds only ~28k sockets (the ephemeral
+// range) in all; only loopback targets are accepted. With -procs P the command re-executes itself P
 // times (-child), each child with its share of the sockets and its own
 // source addresses, and speaks to them in JSON lines: the children report
 // ready, the parent starts the load (and triggers the fanout events

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -21,8 +22,13 @@ import (
 // misbehave on purpose, so that the report can be checked against what the
 // server really did.
 type fakeServer struct {
+	// wsAddr and apiAddr list every listener, comma-separated: a fake
+	// cluster of n nodes shares one channel table, so a trigger on any
+	// node's API reaches every node's sockets.
 	wsAddr, apiAddr string
 	fakeHooks
+	accepted []atomic.Int64 // WebSocket connections per node
+	triggers []atomic.Int64 // API requests per node
 
 	mu   sync.Mutex
 	subs map[string][]*fakeConn
@@ -53,35 +59,54 @@ func (c *fakeConn) send(p []byte) {
 
 func startFakeServer(t *testing.T, hooks fakeHooks) *fakeServer {
 	t.Helper()
-	f := &fakeServer{fakeHooks: hooks, subs: map[string][]*fakeConn{}, held: map[string][]byte{}}
-	wsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.wsAddr, f.apiAddr = wsLn.Addr().String(), apiLn.Addr().String()
+	return startFakeCluster(t, hooks, 1)
+}
+
+// startFakeCluster starts a fake server with n WebSocket and n API
+// listeners (nodes) over one channel table.
+func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
+	t.Helper()
+	f := &fakeServer{fakeHooks: hooks, subs: map[string][]*fakeConn{}, held: map[string][]byte{},
+		accepted: make([]atomic.Int64, n), triggers: make([]atomic.Int64, n)}
 	var conns sync.WaitGroup
-	go func() {
-		for {
-			nc, err := wsLn.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				f.serveWS(nc)
-			}()
+	var closers []func()
+	var wsAddrs, apiAddrs []string
+	for node := range n {
+		wsLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	api := &http.Server{Handler: http.HandlerFunc(f.serveAPI)}
-	go func() { _ = api.Serve(apiLn) }()
+		apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wsAddrs, apiAddrs = append(wsAddrs, wsLn.Addr().String()), append(apiAddrs, apiLn.Addr().String())
+		go func() {
+			for {
+				nc, err := wsLn.Accept()
+				if err != nil {
+					return
+				}
+				f.accepted[node].Add(1)
+				conns.Add(1)
+				go func() {
+					defer conns.Done()
+					f.serveWS(nc)
+				}()
+			}
+		}()
+		api := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.triggers[node].Add(1)
+			f.serveAPI(w, r)
+		})}
+		go func() { _ = api.Serve(apiLn) }()
+		closers = append(closers, func() { wsLn.Close(); api.Close() })
+	}
+	f.wsAddr, f.apiAddr = strings.Join(wsAddrs, ","), strings.Join(apiAddrs, ",")
 	t.Cleanup(func() {
-		wsLn.Close()
-		api.Close()
+		for _, c := range closers {
+			c()
+		}
 		f.mu.Lock()
 		for _, cs := range f.subs {
 			for _, c := range cs {
@@ -289,5 +314,54 @@ func TestIdle(t *testing.T) {
 	}
 	if rep.BytesPerConnIdle != max(rep.BytesPerConn, rep.BytesPerConnSettled) || rep.RSSPeak == 0 {
 		t.Errorf("headline %v from %v and %v, peak %d", rep.BytesPerConnIdle, rep.BytesPerConn, rep.BytesPerConnSettled, rep.RSSPeak)
+	}
+}
+
+// TestFanoutCluster spreads 12 sockets over a fake cluster of 3 nodes and
+// 3 publishers over their APIs: 4 sockets per node, one publisher per
+// API, every event to every socket whichever node it was triggered on;
+// the per-target figures add up to the totals.
+func TestFanoutCluster(t *testing.T) {
+	srv := startFakeCluster(t, fakeHooks{}, 3)
+	cfg, err := parseFlags([]string{"-ws", srv.wsAddr, "-api", srv.apiAddr, "-conns", "12",
+		"-closed", "-publishers", "3", "-events", "30", "-quiet", "-duration", "20s", "-drain", "2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := coordinate(cfg)
+	if rep.Subscribed != 12 || rep.Expected != 360 || rep.Delivered != 360 || rep.Lost != 0 || rep.SocketsExact != 12 {
+		t.Errorf("subscribed %d, expected %d, delivered %d, lost %d, exact sockets %d; want 12, 360, 360, 0, 12",
+			rep.Subscribed, rep.Expected, rep.Delivered, rep.Lost, rep.SocketsExact)
+	}
+	if len(rep.Targets) != 3 {
+		t.Fatalf("%d targets, want 3", len(rep.Targets))
+	}
+	var triggers int64
+	for i, tg := range rep.Targets {
+		if want := strings.Split(srv.wsAddr, ",")[i]; tg.Addr != want {
+			t.Errorf("target %d is %s, want %s", i, tg.Addr, want)
+		}
+		if tg.Conns != 4 || tg.Subscribed != 4 || tg.Expected != 120 || tg.Delivered != 120 || tg.SocketsExact != 4 ||
+			tg.Latency.count() != 120 {
+			t.Errorf("target %s: %d conns, %d subscribed, %d of %d delivered, %d exact, %d latencies; want 4, 4, 120 of 120, 4, 120",
+				tg.Addr, tg.Conns, tg.Subscribed, tg.Delivered, tg.Expected, tg.SocketsExact, tg.Latency.count())
+		}
+		if n := srv.accepted[i].Load(); n != 4 {
+			t.Errorf("node %d accepted %d sockets, want 4", i, n)
+		}
+		// Publishers take the next event as they go, so each
+		// sends about 10; each has its own API.
+		triggers += srv.triggers[i].Load()
+		if srv.triggers[i].Load() == 0 {
+			t.Errorf("node %d got no trigger", i)
+		}
+	}
+	if triggers != 30 {
+		t.Errorf("%d triggers in all, want 30", triggers)
+	}
+	if t.Failed() {
+		var b strings.Builder
+		rep.writeTable(&b)
+		t.Log("\n" + b.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -13,8 +14,11 @@ import (
 // config is everything a run needs; the flags fill it.
 type config struct {
 	mode        string
-	wsAddr      string
-	apiAddr     string
+	wsAddr      string   // -ws as given: one host:port or a comma-separated list
+	wsAddrs     []string // its targets; socket g goes to wsAddrs[g mod len]
+	apiAddr     string   // -api as given
+	apiAddrs    []string // its targets; publisher p triggers on apiAddrs[p mod len]
+	connOffset  int      // global index of this process's first socket (children of -procs)
 	appID       string
 	key         string
 	secret      string
@@ -35,7 +39,8 @@ type config struct {
 	drain       time.Duration
 	settle      time.Duration
 	samples     int
-	pid         int
+	pids        []int // -pid: the server processes measured from /proc
+	redisPID    int
 	rssEvery    time.Duration
 	syscalls    bool
 	pprofAddr   string
@@ -66,6 +71,8 @@ and reports what it measured.
   go run ./perf/loadgen -mode idle -conns 19500 -procs 2 -settle 20s -pid PID
   go run ./perf/loadgen -mode connect -conns 10000 -hold 5s -pid PID
   go run ./perf/loadgen -mode client-events -conns 2000 -events 20 -rate 5
+  go run ./perf/loadgen -mode fanout -conns 102000 -procs 6 -ws 127.0.0.1:28100,127.0.0.1:28102,... \
+      -api 127.0.0.1:28101 -pid PID1,PID2,... -redis-pid RPID -events 20 -rate 1 -drain 60s
 
 Modes:
   fanout         -conns sockets subscribe to -channels channels (round robin); -events
@@ -89,6 +96,10 @@ Modes:
 the load runs, end), CPU seconds and CPU per delivery, write syscalls per delivery
 (syscw of /proc/PID/io; it does not count send(2)/sendmsg(2)), and with -syscalls
 the server's exact write/send and read/recv system calls from perf(1) tracepoints.
+A cluster: -ws takes a comma-separated list of nodes, and socket g of the run goes
+to node g mod N (the report says how many each got and what they saw); -api may be
+a list too (publisher p triggers on API p mod N); -pid PID1,PID2,... sums the nodes'
+CPU and RSS and lists each node's; -redis-pid adds Redis's CPU over the load.
 -pprof ADDR takes the server's CPU profile over the load and its heap and allocs
 profiles after it from net/http/pprof at ADDR, into -profile-dir.
 
@@ -144,8 +155,8 @@ func parseFlags(args []string) (*config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.mode, "mode", modeFanout, "fanout, idle, connect or client-events")
-	fs.StringVar(&c.wsAddr, "ws", "127.0.0.1:8080", "WebSocket server `host:port` (loopback only)")
-	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:8081", "HTTP API `host:port` (loopback only)")
+	fs.StringVar(&c.wsAddr, "ws", "127.0.0.1:8080", "WebSocket server `host:port`, or a comma-separated list of them that the sockets are spread over round robin (loopback only)")
+	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:8081", "HTTP API `host:port`, or a comma-separated list of them that the publishers are spread over round robin (loopback only)")
 	fs.StringVar(&c.appID, "app-id", "app-id", "app id")
 	fs.StringVar(&c.key, "key", "app-key", "app key")
 	fs.StringVar(&c.secret, "secret", "app-secret", "app secret (signs API requests and private-channel auth)")
@@ -166,7 +177,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last event was sent")
 	fs.DurationVar(&c.settle, "settle", 20*time.Second, "idle: how long the sockets stay idle after the ramp")
 	fs.IntVar(&c.samples, "samples", 5, "idle: server RSS samples over -settle")
-	fs.IntVar(&c.pid, "pid", 0, "server process id: report its RSS, CPU and syscalls from /proc")
+	fs.Var((*pidList)(&c.pids), "pid", "server process `id`, or a comma-separated list of them (a cluster's nodes): report their RSS (each and summed), CPU (summed) and syscalls from /proc")
+	fs.IntVar(&c.redisPID, "redis-pid", 0, "Redis server process `id`: report its CPU seconds during the load and its RSS from /proc")
 	fs.DurationVar(&c.rssEvery, "rss-every", 50*time.Millisecond, "with -pid: how often to sample the server's RSS while the load runs (for the peak)")
 	fs.BoolVar(&c.syscalls, "syscalls", false, "with -pid: count the server's write/send and read/recv system calls over the load with perf stat (needs perf and tracepoint access)")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "server's net/http/pprof `host:port`: CPU profile over the load, heap and allocs after it (loopback only)")
@@ -178,6 +190,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&c.child, "child", false, "internal: run as a child of -procs")
 	fs.IntVar(&c.childIndex, "child-index", 0, "internal: index of this child")
+	fs.IntVar(&c.connOffset, "conn-offset", 0, "internal: global index of this child's first socket")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -214,12 +227,15 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-closed and -channels are for -mode fanout")
 		}
 	}
-	addrs := []string{c.wsAddr, c.apiAddr}
-	if c.pprofAddr != "" {
-		addrs = append(addrs, c.pprofAddr)
+	var err error
+	if c.wsAddrs, err = splitAddrs("-ws", c.wsAddr); err != nil {
+		return nil, err
 	}
-	for _, a := range addrs {
-		if err := checkLoopback(a); err != nil {
+	if c.apiAddrs, err = splitAddrs("-api", c.apiAddr); err != nil {
+		return nil, err
+	}
+	if c.pprofAddr != "" {
+		if err := checkLoopback(c.pprofAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -248,12 +264,68 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-events must be in 0..10000000")
 	case c.rate < 0:
 		return nil, fmt.Errorf("-rate must not be negative")
+	case c.redisPID < 0 || c.connOffset < 0:
+		return nil, fmt.Errorf("-redis-pid and -conn-offset must not be negative")
 	}
 	if c.sources <= 0 {
 		per := (c.conns + c.procs - 1) / c.procs
 		c.sources = (per + 9999) / 10000
 	}
 	return c, nil
+}
+
+// splitAddrs reads the comma-separated host:port list of flag name, each
+// a loopback address, in order; the same address may appear twice (it
+// then gets twice the share).
+func splitAddrs(name, s string) ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, fmt.Errorf("%s %q: empty address in the list", name, s)
+		}
+		if err := checkLoopback(a); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// pidList is the flag.Value of -pid: process ids separated by commas; 0
+// alone (the default) means none.
+type pidList []int
+
+func (l *pidList) String() string {
+	if l == nil || len(*l) == 0 {
+		return "0"
+	}
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value.
+func (l *pidList) Set(s string) error {
+	*l = nil
+	if strings.TrimSpace(s) == "0" {
+		return nil
+	}
+	seen := map[int]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p <= 0 {
+			return fmt.Errorf("%q is not a process id", f)
+		}
+		if seen[p] {
+			return fmt.Errorf("process %d given twice", p)
+		}
+		seen[p] = true
+		*l = append(*l, p)
+	}
+	return nil
 }
 
 // checkLoopback refuses any target that is not a loopback address: the

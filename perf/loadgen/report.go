@@ -71,6 +71,14 @@ type Report struct {
 	DeliverySec     float64 `json:"delivery_sec"`
 	MsgsPerSec      float64 `json:"msgs_per_sec"`
 
+	// SocketsExact counts the subscribed sockets that received every event
+	// they were expected to, each once and in its publisher's order
+	// (fanout).
+	SocketsExact int64 `json:"sockets_exact,omitempty"`
+
+	// Targets: with several -ws targets, what each one's sockets saw.
+	Targets []*targetReport `json:"targets,omitempty"`
+
 	Drops        map[string]int `json:"drops,omitempty"`
 	Closes       map[string]int `json:"server_closes,omitempty"`
 	ServerErrors map[string]int `json:"server_errors,omitempty"`
@@ -78,8 +86,12 @@ type Report struct {
 	OtherEvents  map[string]int `json:"other_events,omitempty"`
 
 	// The server, with -pid. "Load" figures run from just before go until
-	// every worker had its deliveries in, sockets still open.
+	// every worker had its deliveries in, sockets still open. With several
+	// PIDs (a cluster's nodes) ServerPID is the first, the RSS and CPU
+	// figures are sums over them (RSSPeak the peak of the sum), and Servers
+	// holds each one's own.
 	ServerPID        int     `json:"server_pid,omitempty"`
+	ServerPIDs       []int   `json:"server_pids,omitempty"`
 	RSSBefore        int64   `json:"server_rss_before,omitempty"`
 	RSSConnected     int64   `json:"server_rss_connected,omitempty"`
 	RSSPeak          int64   `json:"server_rss_peak,omitempty"` // largest sample during the load
@@ -93,6 +105,17 @@ type Report struct {
 	ServerSyscr      int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
 	ServerSyscw      int64   `json:"server_syscw,omitempty"`
 	SyscwPerDelivery float64 `json:"server_syscw_per_delivery,omitempty"`
+
+	Servers []serverReport `json:"servers,omitempty"`
+
+	// Redis, with -redis-pid: its CPU seconds in total and during the load
+	// (user+sys of /proc/PID/stat), per event published, and its RSS at
+	// the end.
+	RedisPID           int     `json:"redis_pid,omitempty"`
+	RedisCPUSec        float64 `json:"redis_cpu_sec,omitempty"`
+	RedisCPULoadSec    float64 `json:"redis_cpu_load_sec,omitempty"`
+	RedisCPUPerEventUs float64 `json:"redis_cpu_per_event_us,omitempty"`
+	RedisRSSEnd        int64   `json:"redis_rss_end,omitempty"`
 
 	// -syscalls: perf stat counts during the load, by system call and by
 	// group (write/send, read/recv, epoll_wait, all).
@@ -119,13 +142,78 @@ type Report struct {
 	LoadgenRSS        int64   `json:"loadgen_rss_peak"`
 	LoadgenCPULoadSec float64 `json:"loadgen_cpu_load_sec,omitempty"`
 	// The whole machine's busy CPU seconds during the load, and what of it
-	// neither the server (with -pid) nor the load generator used: other
-	// work on a shared machine, which disturbs the figures.
+	// neither the server (with -pid), Redis (with -redis-pid) nor the load
+	// generator used: other work on a shared machine, which disturbs the
+	// figures.
 	MachineCPULoadSec float64 `json:"machine_cpu_load_sec,omitempty"`
 	OtherCPULoadSec   float64 `json:"other_cpu_load_sec,omitempty"`
 
 	ElapsedSec float64  `json:"elapsed_sec"`
 	Notes      []string `json:"notes,omitempty"`
+}
+
+// serverReport is one server process's figures, with several -pid.
+type serverReport struct {
+	PID          int     `json:"pid"`
+	RSSBefore    int64   `json:"rss_before"`
+	RSSConnected int64   `json:"rss_connected"`
+	RSSPeak      int64   `json:"rss_peak"`
+	RSSEnd       int64   `json:"rss_end"`
+	CPUSec       float64 `json:"cpu_sec"`
+	CPULoadSec   float64 `json:"cpu_load_sec"`
+}
+
+// targetReport is what the sockets of one -ws target saw.
+type targetReport struct {
+	Addr       string `json:"addr"`
+	Conns      int    `json:"conns"`
+	Connected  int64  `json:"connected"`
+	Subscribed int64  `json:"subscribed"`
+	// Expected, Delivered, Lost and SocketsExact as in Report, for this
+	// target's sockets (Expected and SocketsExact in fanout only).
+	Expected     int64 `json:"expected"`
+	Delivered    int64 `json:"delivered"`
+	Lost         int64 `json:"lost"`
+	SocketsExact int64 `json:"sockets_exact"`
+	Latency      *hist `json:"latency"`
+}
+
+// newTargets is an empty targetReport per address of addrs when there are
+// several, else nil.
+func newTargets(addrs []string) []*targetReport {
+	if len(addrs) < 2 {
+		return nil
+	}
+	out := make([]*targetReport, len(addrs))
+	for i, a := range addrs {
+		out[i] = &targetReport{Addr: a, Latency: &hist{}}
+	}
+	return out
+}
+
+// mergeTargets adds o's per-target figures into r's, matching them by
+// position: every process has the same -ws list.
+func (r *Report) mergeTargets(o []*targetReport) {
+	if r.Targets == nil && len(o) > 0 {
+		r.Targets = make([]*targetReport, len(o))
+		for i, t := range o {
+			r.Targets[i] = &targetReport{Addr: t.Addr, Latency: &hist{}}
+		}
+	}
+	for i, t := range o {
+		if i >= len(r.Targets) || r.Targets[i].Addr != t.Addr {
+			r.Notes = append(r.Notes, fmt.Sprintf("target %d (%s) of a worker does not match", i, t.Addr))
+			continue
+		}
+		d := r.Targets[i]
+		d.Conns += t.Conns
+		d.Connected += t.Connected
+		d.Subscribed += t.Subscribed
+		d.Expected += t.Expected
+		d.Delivered += t.Delivered
+		d.SocketsExact += t.SocketsExact
+		d.Latency.merge(t.Latency)
+	}
 }
 
 func newReport(cfg *config) *Report {
@@ -175,6 +263,8 @@ func (r *Report) merge(o *Report) {
 		r.DeliveryStartNs = o.DeliveryStartNs
 	}
 	r.LastDeliveryNs = max(r.LastDeliveryNs, o.LastDeliveryNs)
+	r.SocketsExact += o.SocketsExact
+	r.mergeTargets(o.Targets)
 	r.LoadgenRSS += o.LoadgenRSS
 	r.LoadgenCPULoadSec += o.LoadgenCPULoadSec
 	for _, p := range []struct{ dst, src *map[string]int }{
@@ -216,8 +306,14 @@ func (r *Report) finish() {
 		r.BytesPerConnSettled = float64(r.Settle[len(r.Settle)-1].RSS-r.RSSBefore) / float64(r.Connected)
 		r.BytesPerConnIdle = max(r.BytesPerConn, r.BytesPerConnSettled)
 	}
+	for _, t := range r.Targets {
+		t.Lost = max(t.Expected-t.Delivered, 0)
+	}
 	if r.MachineCPULoadSec > 0 {
-		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.LoadgenCPULoadSec, 0)
+		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.RedisCPULoadSec-r.LoadgenCPULoadSec, 0)
+	}
+	if r.RedisCPULoadSec > 0 && r.Published > 0 {
+		r.RedisCPUPerEventUs = r.RedisCPULoadSec * 1e6 / float64(r.Published)
 	}
 	if d := float64(r.Delivered); d > 0 {
 		perDelivery := func(n float64) float64 { return n / d }
@@ -247,6 +343,9 @@ func (r *Report) writeTable(out io.Writer) {
 		row("command", "%s", r.Command)
 	}
 	row("connections", "%d requested, %d established, %d subscribed", r.Conns, r.Connected, r.Subscribed)
+	for _, t := range r.Targets {
+		row("target "+t.Addr, "%d sockets: %d established, %d subscribed", t.Conns, t.Connected, t.Subscribed)
+	}
 	if r.ConnectSec > 0 {
 		row("connect rate", "%.0f conn/s (%.2f s from first dial to last connection_established)", r.ConnectsPerSec, r.ConnectSec)
 	}
@@ -273,12 +372,27 @@ func (r *Report) writeTable(out io.Writer) {
 		if r.DeliveredFailed > 0 {
 			row("delivered anyway", "%d deliveries of events whose trigger failed", r.DeliveredFailed)
 		}
+		if r.Mode == modeFanout && r.Expected > 0 {
+			row("sockets exact", "%d of %d subscribed sockets received every event once and in order", r.SocketsExact, r.Subscribed)
+		}
 		row("delivery latency", "%s", latencyLine(r.Latency))
 		row("throughput", "%.0f msgs/s delivered over %.2f s", r.MsgsPerSec, r.DeliverySec)
+		for _, t := range r.Targets {
+			row("deliveries via "+t.Addr, "%d of %d expected, %d lost, %d of %d sockets exact; latency %s",
+				t.Delivered, t.Expected, t.Lost, t.SocketsExact, t.Subscribed, latencyLine(t.Latency))
+		}
 	}
 	if r.ServerPID != 0 {
-		row("server RSS", "%s before, %s connected, %s peak during the load (%s over connected; %d samples), %s at end (pid %d)",
-			mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSPeak), mibDelta(r.RSSGrowth), r.RSSSamples, mib(r.RSSEnd), r.ServerPID)
+		label, pids := "server RSS", fmt.Sprintf("pid %d", r.ServerPID)
+		if len(r.Servers) > 1 {
+			label, pids = "servers' RSS", fmt.Sprintf("sum over %d pids", len(r.Servers))
+		}
+		row(label, "%s before, %s connected, %s peak during the load (%s over connected; %d samples), %s at end (%s)",
+			mib(r.RSSBefore), mib(r.RSSConnected), mib(r.RSSPeak), mibDelta(r.RSSGrowth), r.RSSSamples, mib(r.RSSEnd), pids)
+		for _, sv := range r.Servers {
+			row("server "+strconv.Itoa(sv.PID), "RSS %s before, %s connected, %s peak, %s at end; CPU %.2f s in total, %.2f s during the load",
+				mib(sv.RSSBefore), mib(sv.RSSConnected), mib(sv.RSSPeak), mib(sv.RSSEnd), sv.CPUSec, sv.CPULoadSec)
+		}
 		if r.BytesPerConn != 0 {
 			row("server memory", "%.0f bytes per connection once connected", r.BytesPerConn)
 		}
@@ -294,7 +408,11 @@ func (r *Report) writeTable(out io.Writer) {
 			row("idle memory", "%.0f bytes per connection (the larger of %.0f after the ramp and %.0f after %.0f s idle)",
 				r.BytesPerConnIdle, r.BytesPerConn, r.BytesPerConnSettled, r.Settle[len(r.Settle)-1].AfterSec)
 		}
-		row("server CPU", "%.2f s in total, %.2f s during the load", r.ServerCPUSec, r.ServerCPULoadSec)
+		label = "server CPU"
+		if len(r.Servers) > 1 {
+			label = "servers' CPU (sum)"
+		}
+		row(label, "%.2f s in total, %.2f s during the load", r.ServerCPUSec, r.ServerCPULoadSec)
 		if r.Delivered > 0 {
 			row("server per delivery", "%.2f µs CPU, %.3f syscw (%d syscw, %d syscr during the load)",
 				r.CPUPerDeliveryUs, r.SyscwPerDelivery, r.ServerSyscw, r.ServerSyscr)
@@ -304,12 +422,20 @@ func (r *Report) writeTable(out io.Writer) {
 				g[groupWrite], r.WritesPerDelivery, r.DeliveriesPerWriteCall, g[groupRead], g[groupEpoll], g[groupAll], r.SyscallsPerDelivery)
 		}
 	}
+	if r.RedisPID != 0 {
+		row("redis", "%.2f s CPU in total, %.2f s during the load (%.1f µs per event published), RSS %s at end (pid %d)",
+			r.RedisCPUSec, r.RedisCPULoadSec, r.RedisCPUPerEventUs, mib(r.RedisRSSEnd), r.RedisPID)
+	}
 	for _, p := range r.Profiles {
 		row("profile", "%s", p)
 	}
 	row("loadgen", "%s peak RSS, %.2f s CPU during the load", mib(r.LoadgenRSS), r.LoadgenCPULoadSec)
 	if r.MachineCPULoadSec > 0 {
-		row("machine CPU", "%.2f s busy during the load, %.2f s of it neither server nor loadgen", r.MachineCPULoadSec, r.OtherCPULoadSec)
+		who := "server"
+		if r.RedisPID != 0 {
+			who = "servers, Redis"
+		}
+		row("machine CPU", "%.2f s busy during the load, %.2f s of it neither %s nor loadgen", r.MachineCPULoadSec, r.OtherCPULoadSec, who)
 	}
 	row("elapsed", "%.2f s", r.ElapsedSec)
 	for _, m := range []struct {

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +136,7 @@ func TestParsePerfStat(t *testing.T) {
 
 // TestProbeSelf reads this process's own /proc figures.
 func TestProbeSelf(t *testing.T) {
-	p := serverProbe{pid: os.Getpid()}
+	p := serverProbe{pids: []int{os.Getpid()}}
 	if p.rss() <= 0 {
 		t.Error("no RSS")
 	}
@@ -166,6 +168,7 @@ func TestProbeSelf(t *testing.T) {
 func TestChildArgs(t *testing.T) {
 	for _, args := range [][]string{
 		{"-mode", "fanout", "-conns", "1000", "-channels", "10", "-publishers", "8", "-closed", "-events", "500", "-size", "64"},
+		{"-mode", "fanout", "-conns", "1000", "-ws", "127.0.0.1:1,127.0.0.1:2", "-api", "127.0.0.1:3,127.0.0.1:4"},
 		{"-mode", "idle", "-conns", "19500", "-settle", "1s"},
 		{"-mode", "client-events", "-conns", "2000", "-events", "20", "-rate", "5"},
 	} {
@@ -173,13 +176,14 @@ func TestChildArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		child, err := parseFlags(parent.childArgs(1, 500, 12, time.Minute))
+		child, err := parseFlags(parent.childArgs(1, 500, 1000, 12, time.Minute))
 		if err != nil {
 			t.Fatalf("%v: child: %v", args, err)
 		}
 		if child.mode != parent.mode || child.channels != parent.channels || child.publishers != parent.publishers ||
-			child.events != parent.events || child.size != parent.size || child.conns != 500 || child.sourceFirst != 12 ||
-			!child.child || child.childIndex != 1 || child.duration != time.Minute {
+			child.events != parent.events || child.size != parent.size || child.conns != 500 || child.connOffset != 1000 || child.sourceFirst != 12 ||
+			!child.child || child.childIndex != 1 || child.duration != time.Minute ||
+			!slices.Equal(child.wsAddrs, parent.wsAddrs) || !slices.Equal(child.apiAddrs, parent.apiAddrs) {
 			t.Errorf("%v: child config %+v from parent %+v", args, child, parent)
 		}
 	}
@@ -200,6 +204,15 @@ func TestParseFlags(t *testing.T) {
 		{name: "pprof on loopback", args: []string{"-pprof", "127.0.0.1:6060"}},
 		{name: "profile too long", args: []string{"-pprof", "127.0.0.1:6060", "-profile-seconds", "0"}, err: "-profile-seconds"},
 		{name: "unknown mode", args: []string{"-mode", "flood"}, err: "unknown -mode"},
+		{name: "ws list", args: []string{"-ws", "127.0.0.1:1, 127.0.0.2:2,[::1]:3", "-api", "localhost:4,127.0.0.1:5"}},
+		{name: "ws list with a hole", args: []string{"-ws", "127.0.0.1:1,,127.0.0.1:2"}, err: "empty address"},
+		{name: "ws list going elsewhere", args: []string{"-ws", "127.0.0.1:1,192.168.1.1:2"}, err: "loopback"},
+		{name: "api list going elsewhere", args: []string{"-api", "127.0.0.1:1,example.com:80"}, err: "loopback"},
+		{name: "pid list", args: []string{"-pid", "10,11, 12", "-redis-pid", "13"}},
+		{name: "pid twice", args: []string{"-pid", "10,10"}, err: "twice"},
+		{name: "pid not a number", args: []string{"-pid", "10,x"}, err: "not a process id"},
+		{name: "pid zero in a list", args: []string{"-pid", "10,0"}, err: "not a process id"},
+		{name: "redis pid negative", args: []string{"-redis-pid", "-1"}, err: "-redis-pid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args)
@@ -223,5 +236,164 @@ func TestMachineBusy(t *testing.T) {
 	}
 	if _, err := machineBusy(); err != nil {
 		t.Skip("/proc/stat:", err)
+	}
+}
+
+// TestParseLists: -ws, -api and -pid lists come out in order, trimmed; a
+// single value stays a list of one, and -pid 0 means none.
+func TestParseLists(t *testing.T) {
+	cfg, err := parseFlags([]string{"-ws", "127.0.0.1:1, 127.0.0.1:2", "-api", "127.0.0.1:3", "-pid", "7, 8,9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.wsAddrs, []string{"127.0.0.1:1", "127.0.0.1:2"}) || !slices.Equal(cfg.apiAddrs, []string{"127.0.0.1:3"}) ||
+		!slices.Equal(cfg.pids, []int{7, 8, 9}) {
+		t.Errorf("ws %q, api %q, pids %v", cfg.wsAddrs, cfg.apiAddrs, cfg.pids)
+	}
+	if s := (*pidList)(&cfg.pids).String(); s != "7,8,9" {
+		t.Errorf("pid list prints as %q", s)
+	}
+	cfg, err = parseFlags([]string{"-pid", "0"})
+	if err != nil || len(cfg.pids) != 0 || len(cfg.wsAddrs) != 1 {
+		t.Errorf("-pid 0: %v %v, ws %q", cfg.pids, err, cfg.wsAddrs)
+	}
+}
+
+// TestTargetOf: the sockets of every child, each starting at its offset
+// as startFleet hands them out, spread over the targets round robin, so
+// that the totals per target differ by at most one.
+func TestTargetOf(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		conns, procs, nTargets int
+	}{
+		{name: "6 nodes x 17000, 6 procs", conns: 102_000, procs: 6, nTargets: 6},
+		{name: "7 nodes x 15000, 6 procs", conns: 105_000, procs: 6, nTargets: 7},
+		{name: "uneven", conns: 1001, procs: 3, nTargets: 4},
+		{name: "one target", conns: 10, procs: 2, nTargets: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			per := make([]int, tc.nTargets)
+			offset := 0
+			for i := range tc.procs {
+				share := tc.conns / tc.procs
+				if i < tc.conns%tc.procs {
+					share++
+				}
+				for j := range share {
+					per[targetOf(offset+j, tc.nTargets)]++
+				}
+				offset += share
+			}
+			if offset != tc.conns {
+				t.Fatalf("handed out %d sockets, want %d", offset, tc.conns)
+			}
+			if lo, hi := slices.Min(per), slices.Max(per); hi-lo > 1 {
+				t.Errorf("sockets per target %v", per)
+			}
+		})
+	}
+}
+
+// TestReportTargets: per-target figures of two workers add up by position
+// through the children's JSON, and finish derives each one's lost count;
+// several servers' figures and Redis's CPU per event come out of finish.
+func TestReportTargets(t *testing.T) {
+	cfg := &config{mode: modeFanout, channel: "perf", channels: 1, publishers: 1, events: 10,
+		wsAddrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}
+	worker := func(delivered0, delivered1 int64) *Report {
+		r := newReport(cfg)
+		r.Targets = newTargets(cfg.wsAddrs)
+		for i, d := range []int64{delivered0, delivered1} {
+			tg := r.Targets[i]
+			tg.Conns, tg.Connected, tg.Subscribed, tg.Expected, tg.Delivered = 5, 5, 5, 50, d
+			if d == 50 {
+				tg.SocketsExact = 5
+			}
+			tg.Latency.record(time.Duration(d) * time.Millisecond)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Report
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		return &back
+	}
+	rep := newReport(cfg)
+	rep.merge(worker(50, 40))
+	rep.merge(worker(50, 50))
+	rep.Published = 10
+	rep.RedisPID, rep.RedisCPULoadSec = 1, 0.002
+	rep.ServerCPULoadSec, rep.LoadgenCPULoadSec, rep.MachineCPULoadSec = 1, 1, 2.5
+	rep.finish()
+	if len(rep.Targets) != 2 {
+		t.Fatalf("%d targets", len(rep.Targets))
+	}
+	for i, want := range []struct{ conns, delivered, lost, exact int64 }{{10, 100, 0, 10}, {10, 90, 10, 5}} {
+		tg := rep.Targets[i]
+		if int64(tg.Conns) != want.conns || tg.Delivered != want.delivered || tg.Lost != want.lost || tg.SocketsExact != want.exact ||
+			tg.Latency.count() != 2 || tg.Addr != cfg.wsAddrs[i] {
+			t.Errorf("target %d: %+v, want %+v", i, *tg, want)
+		}
+	}
+	if rep.RedisCPUPerEventUs != 200 {
+		t.Errorf("Redis CPU per event %v µs, want 200", rep.RedisCPUPerEventUs)
+	}
+	if d := rep.OtherCPULoadSec - 0.498; d > 1e-9 || d < -1e-9 {
+		t.Errorf("other CPU %v, want 0.498 (machine less servers, Redis and loadgen)", rep.OtherCPULoadSec)
+	}
+	mismatched := newReport(cfg)
+	mismatched.merge(worker(50, 50))
+	other := worker(50, 50)
+	other.Targets[1].Addr = "127.0.0.1:3"
+	mismatched.merge(other)
+	if len(mismatched.Notes) != 1 || mismatched.Targets[1].Conns != 5 {
+		t.Errorf("a worker with other targets: notes %q, target 1 has %d conns", mismatched.Notes, mismatched.Targets[1].Conns)
+	}
+}
+
+// TestProbeSeveral reads two processes' figures, this one and a child:
+// the sums are the sums of each one's.
+func TestProbeSeveral(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep(1):", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	p := serverProbe{pids: []int{os.Getpid(), cmd.Process.Pid}}
+	each := p.rssEach()
+	if len(each) != 2 || each[0] <= 0 || each[1] <= 0 {
+		t.Fatalf("RSS of each %v", each)
+	}
+	if len(p.cpuEach()) != 2 {
+		t.Errorf("CPU of each %v", p.cpuEach())
+	}
+	s := p.samplePeak(time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	peak, n := s.stop()
+	if n < 2 || s.each[0] <= 0 || s.each[1] <= 0 || peak < s.each[1] || peak > s.each[0]+s.each[1] {
+		t.Errorf("peak %d of the sum, each %v, %d samples", peak, s.each, n)
+	}
+	if _, _, ok := (serverProbe{}).io(); ok {
+		t.Error("io of no process is ok")
+	}
+}
+
+func TestParsePortRangeHalf(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{in: "32768\t60999\n", want: 14116},
+		{in: "10000 65535", want: 27768},
+		{in: "nonsense", want: 0},
+		{in: "5 4", want: 0},
+	} {
+		if got := parsePortRangeHalf([]byte(tc.in)); got != tc.want {
+			t.Errorf("parsePortRangeHalf(%q) = %d, want %d", tc.in, got, tc.want)
+		}
 	}
 }

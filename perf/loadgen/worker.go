@@ -77,6 +77,7 @@ type worker struct {
 	connectLat   hist
 	subscribeLat hist
 	latency      hist
+	targetLat    []*hist // per -ws target, when there are several
 
 	mu           sync.Mutex // guards the maps and conn.ws registration
 	failures     map[string]int
@@ -106,9 +107,15 @@ func newWorker(cfg *config, index int) *worker {
 		w.eventName = clientEvent
 	}
 	w.eventQuoted = []byte(`"event":"` + w.eventName + `"`)
+	if len(cfg.wsAddrs) > 1 {
+		w.targetLat = make([]*hist, len(cfg.wsAddrs))
+		for i := range w.targetLat {
+			w.targetLat[i] = &hist{}
+		}
+	}
 	w.conns = make([]*conn, cfg.conns)
 	for i := range w.conns {
-		c := &conn{w: w, index: i, chanIdx: i % cfg.channels}
+		c := &conn{w: w, index: i, chanIdx: i % cfg.channels, target: targetOf(cfg.connOffset+i, len(cfg.wsAddrs))}
 		c.channel = channelName(cfg.channel, c.chanIdx, cfg.channels)
 		if cfg.mode == modeClientEvents {
 			c.channel = "private-" + cfg.channel + "-" + strconv.Itoa(cfg.childIndex) + "-" + strconv.Itoa(i/2)
@@ -294,12 +301,12 @@ func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg,
 		}
 	}
 	var expected int64
-	var failed []int
+	var failed, perChannel []int
 	switch cfg.mode {
 	case modeFanout:
 		if done != nil {
 			expected = expectedDeliveries(subs, done.PublishedPerChannel)
-			failed = done.Failed
+			failed, perChannel = done.Failed, done.PublishedPerChannel
 		}
 	case modeClientEvents:
 		expected = w.sent.Load()
@@ -319,7 +326,7 @@ func runWorker(ctx context.Context, cfg *config, index int, ctrl <-chan ctrlMsg,
 	case <-ctx.Done():
 	}
 	w.stop(cancelDials)
-	rep := w.report(start, expected, failed)
+	rep := w.report(start, expected, failed, perChannel)
 	rep.LoadgenCPULoadSec = cpuLoad
 	out(workerMsg{Type: msgReport, Index: index, Report: rep})
 }
@@ -388,8 +395,9 @@ func (w *worker) sendAll(ctx context.Context, doneCh <-chan ctrlMsg, done **ctrl
 
 // report gathers what the worker saw; call it after stop. Deliveries of
 // the failed events (triggers not answered 200) are not counted as
-// delivered but apart.
-func (w *worker) report(start time.Time, expected int64, failed []int) *Report {
+// delivered but apart. perChannel counts the events answered 200 by
+// channel index (fanout), each socket's expectation.
+func (w *worker) report(start time.Time, expected int64, failed, perChannel []int) *Report {
 	r := newReport(w.cfg)
 	r.Conns = len(w.conns)
 	r.Connected = w.established.Load()
@@ -402,6 +410,10 @@ func (w *worker) report(start time.Time, expected int64, failed []int) *Report {
 	r.Expected = expected
 	r.Sent = w.sent.Load()
 	r.DeliveryStartNs = start.UnixNano()
+	r.Targets = newTargets(w.cfg.wsAddrs)
+	for i, t := range r.Targets {
+		t.Latency.merge(w.targetLat[i])
+	}
 	failedSet := bitsetOf(failed, w.cfg.events)
 	for _, c := range w.conns {
 		n := c.received.Load()
@@ -411,6 +423,30 @@ func (w *worker) report(start time.Time, expected int64, failed []int) *Report {
 			r.DeliveredFailed += f
 		}
 		r.Delivered += n
+		var want int64
+		exact := false
+		if w.cfg.mode == modeFanout && perChannel != nil && c.subscribed.Load() && !c.timedOut.Load() {
+			want = int64(perChannel[c.chanIdx])
+			exact = n == want && c.log.duplicates == 0 && c.log.outOfOrder == 0 && c.log.unexpected == 0 && c.wrongChannel == 0
+			if exact {
+				r.SocketsExact++
+			}
+		}
+		if r.Targets != nil {
+			t := r.Targets[c.target]
+			t.Conns++
+			if c.established.Load() {
+				t.Connected++
+			}
+			if c.subscribed.Load() {
+				t.Subscribed++
+			}
+			t.Expected += want
+			t.Delivered += n
+			if exact {
+				t.SocketsExact++
+			}
+		}
 		r.Duplicates += c.log.duplicates
 		r.OutOfOrder += c.log.outOfOrder
 		r.Unexpected += c.log.unexpected
@@ -429,6 +465,16 @@ func (w *worker) report(start time.Time, expected int64, failed []int) *Report {
 	r.SourceAddrs = w.cfg.sources
 	r.SourceFirst = sourceAddr(w.sourceFirst, 0).IP.String()
 	return r
+}
+
+// targetOf is the -ws target of the socket with global index g among n
+// targets: round robin, so that with -procs the sockets of every child
+// (each starting at its -conn-offset) still spread evenly.
+func targetOf(g, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return g % n
 }
 
 // classify names a socket error by kind, without the addresses and ports
