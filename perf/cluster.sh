@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# perf/cluster.sh — revurb as a cluster at scale: one redis-server on a free
+# loopback port, NODES revurb nodes meeting at it (`revurb start --redis
+# ... --redis-prefix ...`, each on its own ports with ulimit -n 20000),
+# and perf/loadgen spreading CONNS WebSockets over all of them, round
+# robin, on one public channel; EVENTS events are triggered on the HTTP
+# API of the first node (API_NODES=all: publishers round robin over every
+# node's API), each goes through Redis to every node and from there to
+# every socket. Writes perf/results/<date>-cluster.md (and the run's
+# files in perf/results/<date>-cluster/).
+#
+#   perf/cluster.sh                          # 6 nodes, 102,000 sockets, 30 events at 0.5/s
+#   NODES=7 CONNS=105000 perf/cluster.sh
+#   CONNS=30000 EVENTS=20 CLOSED=1 perf/cluster.sh
+#
+# Everything is bounded: loadgen caps itself with -duration and runs under
+# `timeout`, node start-up waits are bounded, and the EXIT trap stops every
+# node and Redis (TERM, then KILL) whatever happens.
+set -euo pipefail
+
+# The scenario's knobs (environment overrides each).
+NODES=${NODES:-6}                 # revurb nodes
+CONNS=${CONNS:-102000}            # WebSockets in all, round robin over the nodes
+PER_PROC=${PER_PROC:-17000}       # at most this many sockets per loadgen process (the fd limit is 20,000)
+PROCS=${PROCS:-$(((CONNS + PER_PROC - 1) / PER_PROC))} # loadgen processes
+SOURCES=${SOURCES:-0}             # source addresses per loadgen process; 0: one per 10,000 sockets
+SOURCE_FIRST=${SOURCE_FIRST:-100} # the first is 127.0.0.SOURCE_FIRST
+EVENTS=${EVENTS:-30}              # events triggered in all
+RATE=${RATE:-0.5}                 # events per second (open loop; 0.5 × 102,000 sockets is about half what the box delivers); ignored with CLOSED=1
+CLOSED=${CLOSED:-0}               # 1: closed loop, each publisher's next trigger once the last is answered
+PUBLISHERS=${PUBLISHERS:-1}
+API_NODES=${API_NODES:-first}     # first: trigger on node 0's API; all: publishers round robin over every node's
+SIZE=${SIZE:-64}                  # bytes of event data
+CHANNEL=${CHANNEL:-cluster}       # the one public channel
+CONCURRENCY=${CONCURRENCY:-256}   # connection attempts in flight per loadgen process
+DRAIN=${DRAIN:-60s}               # longest wait for deliveries after the last trigger
+DURATION=${DURATION:-240s}        # loadgen's cap on the whole run, ramp included
+TIMEOUT=${TIMEOUT:-330}           # seconds; `timeout` around loadgen
+BASE_PORT=${BASE_PORT:-28100}     # node i: WebSockets BASE_PORT+2i, HTTP API BASE_PORT+2i+1
+REDIS_PORT=${REDIS_PORT:-28190}   # the first free port from here
+PREFIX=${PREFIX:-revurb-bench-$$} # Redis key prefix of this cluster
+QUIET_WAIT=${QUIET_WAIT:-120}     # wait up to this many seconds for the machine to be QUIET_IDLE % idle
+QUIET_IDLE=${QUIET_IDLE:-85}
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=$(mktemp -d /tmp/revurb-cluster.XXXXXX)
+# shellcheck source=perf/lib.sh
+source "$ROOT/perf/lib.sh"
+
+NODE_PIDS=()
+REDIS_PID=
+
+# stop_pid PID [GRACE] sends TERM, waits up to GRACE (10) seconds, then KILL.
+stop_pid() {
+	local pid=$1 grace=${2:-10}
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	echo "pid $pid still there after ${grace}s: KILL" >&2
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# stop_cluster stops the nodes (in parallel, each drains its sockets), then
+# Redis: the nodes leave the cluster cleanly while Redis is still there.
+stop_cluster() {
+	local pid stoppers=()
+	for pid in "${NODE_PIDS[@]}"; do
+		stop_pid "$pid" 15 &
+		stoppers+=($!)
+	done
+	# Not a bare wait: Redis is a child of this shell too.
+	for pid in "${stoppers[@]}"; do wait "$pid" || true; done
+	NODE_PIDS=()
+	if [[ -n $REDIS_PID ]]; then
+		stop_pid "$REDIS_PID" 5
+		REDIS_PID=
+	fi
+}
+
+cluster_cleanup() {
+	stop_cluster
+	cleanup
+}
+trap cluster_cleanup EXIT
+trap 'exit 130' INT TERM
+
+case $API_NODES in first | all) ;; *) echo "API_NODES must be first or all" >&2; exit 2 ;; esac
+((NODES >= 1 && NODES <= 40)) || { echo "NODES must be in 1..40" >&2; exit 2; }
+per_node=$(((CONNS + NODES - 1) / NODES))
+((per_node <= 19000)) || { echo "$per_node sockets per node: more than a node's 20,000 descriptors allow; add NODES" >&2; exit 2; }
+
+DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT_DIR=${OUT_DIR:-$ROOT/perf/results}
+RUN_DIR=$OUT_DIR/$DATE-cluster
+OUT=$OUT_DIR/$DATE-cluster.md
+mkdir -p "$RUN_DIR"
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+build_tools
+
+# Redis, on the first free port from REDIS_PORT.
+while ! port_free "$REDIS_PORT"; do REDIS_PORT=$((REDIS_PORT + 1)); done
+for i in $(seq 0 $((NODES - 1))); do
+	for p in $((BASE_PORT + 2 * i)) $((BASE_PORT + 2 * i + 1)); do
+		port_free "$p" || { echo "port $p is in use; set BASE_PORT" >&2; exit 1; }
+	done
+done
+REDIS_CMD=(redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes)
+"${REDIS_CMD[@]}" >"$RUN_DIR/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 50); do
+	redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+	kill -0 "$REDIS_PID" 2>/dev/null || { cat "$RUN_DIR/redis.log" >&2; exit 1; }
+	sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "redis-server did not answer" >&2; exit 1; }
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+
+# The nodes; each prints its start line once both listeners are up.
+WS=() APIS=()
+for i in $(seq 0 $((NODES - 1))); do
+	ws=$((BASE_PORT + 2 * i)) api=$((BASE_PORT + 2 * i + 1))
+	(ulimit -n 20000 && exec "$BIN/revurb" start --host 127.0.0.1 --port "$ws" --api-port "$api" \
+		--redis "$REDIS_URL" --redis-prefix "$PREFIX") >"$RUN_DIR/node-$i.log" 2>&1 &
+	NODE_PIDS+=($!)
+	WS+=("127.0.0.1:$ws") APIS+=("127.0.0.1:$api")
+done
+for i in "${!NODE_PIDS[@]}"; do
+	for _ in $(seq 100); do
+		grep -q ' listening: ' "$RUN_DIR/node-$i.log" && break
+		kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q ' listening: ' "$RUN_DIR/node-$i.log" || { echo "node $i did not start:" >&2; cat "$RUN_DIR/node-$i.log" >&2; exit 1; }
+done
+# Every node must be on the bus before the first trigger.
+for _ in $(seq 100); do
+	subs=$(redis-cli -p "$REDIS_PORT" --no-raw pubsub numsub "$PREFIX:bus" | tail -1 | tr -dc 0-9)
+	((${subs:-0} >= NODES)) && break
+	sleep 0.1
+done
+((${subs:-0} >= NODES)) || { echo "only ${subs:-0} of $NODES nodes subscribed to $PREFIX:bus" >&2; exit 1; }
+echo "redis pid $REDIS_PID on $REDIS_PORT; $NODES nodes: pids ${NODE_PIDS[*]}, WebSockets ${WS[*]}" >&2
+
+join() { local IFS=,; echo "$*"; }
+api=${APIS[0]}
+[[ $API_NODES == all ]] && api=$(join "${APIS[@]}")
+ARGS=(-mode fanout -conns "$CONNS" -procs "$PROCS" -ws "$(join "${WS[@]}")" -api "$api"
+	-pid "$(join "${NODE_PIDS[@]}")" -redis-pid "$REDIS_PID"
+	-channel "$CHANNEL" -events "$EVENTS" -publishers "$PUBLISHERS" -size "$SIZE"
+	-source-first "$SOURCE_FIRST" -concurrency "$CONCURRENCY" -drain "$DRAIN" -duration "$DURATION")
+if ((CLOSED)); then ARGS+=(-closed); else ARGS+=(-rate "$RATE"); fi
+((SOURCES > 0)) && ARGS+=(-sources "$SOURCES")
+
+per_proc=$(((CONNS + PROCS - 1) / PROCS))
+src_per_proc=$SOURCES
+((src_per_proc > 0)) || src_per_proc=$(((per_proc + 9999) / 10000))
+per_addr=$(((per_proc + src_per_proc - 1) / src_per_proc))
+idle=$(QUIET_WAIT=$QUIET_WAIT QUIET_IDLE=$QUIET_IDLE wait_quiet)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+MEM_BEFORE=$(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+echo "== machine ${idle}% idle, load average $LOAD_BEFORE: loadgen ${ARGS[*]}" >&2
+rc=0
+timeout -k 10 "$TIMEOUT" "$BIN/loadgen" "${ARGS[@]}" -json-file "$RUN_DIR/report.json" \
+	>"$RUN_DIR/report.txt" 2> >(tee "$RUN_DIR/loadgen.stderr" >&2) || rc=$?
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+cat "$RUN_DIR/report.txt" >&2
+
+alive=()
+for i in "${!NODE_PIDS[@]}"; do
+	if kill -0 "${NODE_PIDS[$i]}" 2>/dev/null; then alive+=(yes); else alive+=(no); fi
+done
+redis_alive=no
+kill -0 "$REDIS_PID" 2>/dev/null && redis_alive=yes
+REDIS_INFO=$(redis-cli -p "$REDIS_PORT" info stats 2>/dev/null | tr -d '\r' | grep -E '^(total_commands_processed|pubsub_channels|total_net_input_bytes|total_net_output_bytes|instantaneous_ops_per_sec):' | paste -sd' ' || true)
+REDIS_CLIENTS=$(redis-cli -p "$REDIS_PORT" info clients 2>/dev/null | tr -d '\r' | grep -E '^connected_clients:' || true)
+RUN_PIDS=("${NODE_PIDS[@]}")
+RUN_REDIS_PID=$REDIS_PID
+stop_cluster
+# What the nodes logged beyond their start lines (and the drain at stop).
+for i in $(seq 0 $((NODES - 1))); do
+	grep -v -E ' connections: at most | cluster: node | listening: |^  app id=|terminated: draining|stopped' "$RUN_DIR/node-$i.log" >"$RUN_DIR/node-$i.extra" || true
+done
+
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+COMMIT=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+BRANCH=$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+knobs="NODES=$NODES CONNS=$CONNS PROCS=$PROCS EVENTS=$EVENTS RATE=$RATE CLOSED=$CLOSED PUBLISHERS=$PUBLISHERS API_NODES=$API_NODES SIZE=$SIZE DRAIN=$DRAIN DURATION=$DURATION"
+J=$RUN_DIR/report.json
+[[ -s $J ]] || echo '{}' >"$J"
+ms() { jq -r "$1 // 0 | . * 1000 | round / 1000" "$J"; }
+mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
+
+{
+	echo "# revurb cluster at scale: $NODES nodes, $CONNS sockets, one channel — $DATE"
+	echo
+	echo "Made by \`$knobs perf/cluster.sh\` (perf/cluster.sh; the knobs are at its top)."
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |"
+	echo "| commit | $COMMIT (branch $BRANCH) |"
+	echo "| machine | $(nproc) CPUs ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM ($MEM_BEFORE available before), $(uname -sr) |"
+	echo "| go | $(go version) |"
+	echo "| redis | $(redis-server --version) |"
+	echo "| machine before | ${idle}% idle over 1 s, load average $LOAD_BEFORE (after: $LOAD_AFTER) |"
+	echo "| loadgen exit | $rc |"
+	echo
+	echo "## How"
+	echo
+	echo "- Redis: \`$(printf "%q " "${REDIS_CMD[@]}" | sed "s/ $//")\` (pid $RUN_REDIS_PID)."
+	echo "- $NODES nodes, each \`revurb start --host 127.0.0.1 --port WS --api-port API --redis $REDIS_URL --redis-prefix $PREFIX\` with \`ulimit -n 20000\`, built from this tree; node i on WS $BASE_PORT+2i, API $BASE_PORT+2i+1; each printed its start line and was on the Redis bus before the load."
+	echo "- The load, on the same machine (its CPU is in the figures):"
+	echo
+	echo '```'
+	echo "loadgen ${ARGS[*]} -json-file $(basename "$RUN_DIR")/report.json"
+	echo '```'
+	echo
+	echo "  Socket g of the run goes to node g mod $NODES ($per_node at most per node); $PROCS loadgen process(es) hold at most $per_proc sockets each from $src_per_proc source addresses of their own ($(jq -r '.source_addrs // "?"' "$J") in all from $(jq -r '.source_first // "?"' "$J")): at most $per_addr sockets per source address, spread over the $NODES ports. Triggers: \`POST /apps/app-id/events\` on $api; each event goes through Redis pub/sub to every node, the triggering node included."
+	echo
+	echo "## Figures"
+	echo
+	echo "| figure | value |"
+	echo "|---|---|"
+	jq -r '"| connections held | \(.connected) established, \(.subscribed) subscribed of \(.conns) requested, on \(.targets // [] | length) nodes |"' "$J"
+	jq -r '"| connect rate | \(.connects_per_sec | round) conn/s (\(.connect_sec * 100 | round / 100) s from first dial to the last connection_established) |"' "$J"
+	jq -r '"| events | \(.published) of \(.events) triggers answered 200 (\(.publish_status // {} | to_entries | map("\(.value) × \(.key)") | join(", "))), \(.event_size) bytes of data, \(if .closed then "closed loop" else "open loop at \(.rate)/s" end), \(.publishers) publisher(s) |"' "$J"
+	jq -r '"| delivered | \(.delivered) of \(.expected) expected; lost \(.lost), duplicates \(.duplicates), reordered \(.out_of_order), unexpected \(.unexpected) |"' "$J"
+	jq -r '"| sockets exact | \(.sockets_exact // 0) of \(.subscribed) sockets got every event once and in order |"' "$J"
+	echo "| deliveries/s | $(jq -r '.msgs_per_sec | round' "$J") over $(ms .delivery_sec) s (first trigger → last delivery) |"
+	echo "| delivery latency | p50 $(ms .latency.p50_ms) ms, p90 $(ms .latency.p90_ms) ms, p99 $(ms .latency.p99_ms) ms, max $(ms .latency.max_ms) ms |"
+	echo "| API trigger latency | p50 $(ms .publish_latency.p50_ms) ms, p99 $(ms .publish_latency.p99_ms) ms, max $(ms .publish_latency.max_ms) ms |"
+	jq -r '"| server CPU (sum over nodes) | \(.server_cpu_load_sec * 100 | round / 100) s during the load, \(.server_cpu_per_delivery_us // 0 | . * 100 | round / 100) µs per delivery (\(.server_cpu_sec * 100 | round / 100) s over the whole run, ramp included) |"' "$J"
+	jq -r '"| server write syscalls | \(.server_syscw_per_delivery // 0 | . * 1000 | round / 1000) syscw per delivery |"' "$J"
+	echo "| server RSS (sum) | $(mib .server_rss_before) MiB before, $(mib .server_rss_connected) MiB with the sockets in, $(mib .server_rss_peak) MiB peak during the load; $(jq -r '.server_bytes_per_conn // 0 | round' "$J") bytes per connection |"
+	jq -r '"| Redis | \(.redis_cpu_load_sec // 0) CPU-s during the load (\(.redis_cpu_per_event_us // 0 | round) µs per event published, heartbeats of the nodes included; /proc counts in 10 ms ticks), \(.redis_cpu_sec // 0) CPU-s over the whole run, ramp included; RSS \((.redis_rss_end // 0) / 1048576 | . * 10 | round / 10) MiB at the end |"' "$J"
+	echo "| Redis stats at the end | ${REDIS_INFO:-?} ${REDIS_CLIENTS:-} |"
+	echo "| loadgen | $(mib .loadgen_rss_peak) MiB peak RSS (sum of its processes), $(jq -r '.loadgen_cpu_load_sec // 0 | . * 100 | round / 100' "$J") CPU-s during the load |"
+	jq -r '"| machine CPU during the load | \(.machine_cpu_load_sec // 0 | . * 100 | round / 100) s busy, \(.other_cpu_load_sec // 0 | . * 100 | round / 100) s of it other work (neither the nodes, Redis nor loadgen) |"' "$J"
+	echo "| Redis alive at the end | $redis_alive |"
+	echo
+	echo "Per node (sockets and deliveries as loadgen saw them through that node; RSS and CPU from /proc):"
+	echo
+	echo "| node | WebSocket | pid | alive at the end | sockets (established / subscribed) | delivered of expected, lost | sockets exact | latency p50 / p99 / max (ms) | RSS before / connected / peak / end (MiB) | CPU-s during the load | log lines beyond start and stop |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	for i in $(seq 0 $((NODES - 1))); do
+		jq -r --argjson i "$i" --arg alive "${alive[$i]}" --arg pid "${RUN_PIDS[$i]}" --arg extra "$(wc -l <"$RUN_DIR/node-$i.extra")" '
+			def m: . / 1048576 | . * 10 | round / 10;
+			def r: . * 1000 | round / 1000;
+			(.targets // [])[$i] as $t | (.servers // [])[$i] as $s |
+			"| \($i) | \($t.addr // "?") | \($s.pid // $pid) | \($alive) | \($t.conns // 0) (\($t.connected // 0) / \($t.subscribed // 0)) | \($t.delivered // 0) of \($t.expected // 0), \($t.lost // 0) | \($t.sockets_exact // 0) | \($t.latency.p50_ms // 0 | r) / \($t.latency.p99_ms // 0 | r) / \($t.latency.max_ms // 0 | r) | \($s.rss_before // 0 | m) / \($s.rss_connected // 0 | m) / \($s.rss_peak // 0 | m) / \($s.rss_end // 0 | m) | \($s.cpu_load_sec // 0 | . * 100 | round / 100) | \($extra) |"' "$J"
+	done
+	echo
+	echo "## What the nodes logged"
+	echo
+	echo "Beyond the start lines and the drain at the end (full logs in \`$(basename "$RUN_DIR")/node-*.log\`):"
+	echo
+	any=0
+	for i in $(seq 0 $((NODES - 1))); do
+		if [[ -s $RUN_DIR/node-$i.extra ]]; then
+			any=1
+			echo "node $i ($(wc -l <"$RUN_DIR/node-$i.extra") lines; distinct messages, timestamps and numbers stripped, with counts):"
+			echo
+			echo '```'
+			sed -E 's/^revurb: [0-9\/]+ [0-9:.]+ //; s/[0-9]+/N/g' "$RUN_DIR/node-$i.extra" | sort | uniq -c | sort -rn | head -20
+			echo '```'
+			echo
+		fi
+	done
+	((any)) || echo "nothing."
+	echo
+	echo "## loadgen's report"
+	echo
+	echo '```'
+	cat "$RUN_DIR/report.txt"
+	echo '```'
+	if grep -qv '^loadgen: ' "$RUN_DIR/loadgen.stderr" 2>/dev/null; then
+		echo
+		echo "loadgen's stderr beyond its progress lines:"
+		echo
+		echo '```'
+		grep -v '^loadgen: ' "$RUN_DIR/loadgen.stderr" | head -40
+		echo '```'
+	fi
+} >"$OUT"
+rm -f "$RUN_DIR"/node-*.extra
+echo "results: $OUT" >&2
+exit "$rc"
