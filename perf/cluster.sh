@@ -143,11 +143,11 @@ done
 ((${subs:-0} >= NODES)) || { echo "only ${subs:-0} of $NODES nodes subscribed to $PREFIX:bus" >&2; exit 1; }
 echo "redis pid $REDIS_PID on $REDIS_PORT; $NODES nodes: pids ${NODE_PIDS[*]}, WebSockets ${WS[*]}" >&2
 
-join() { local IFS=,; echo "$*"; }
+commas() { local IFS=,; echo "$*"; }
 api=${APIS[0]}
-[[ $API_NODES == all ]] && api=$(join "${APIS[@]}")
-ARGS=(-mode fanout -conns "$CONNS" -procs "$PROCS" -ws "$(join "${WS[@]}")" -api "$api"
-	-pid "$(join "${NODE_PIDS[@]}")" -redis-pid "$REDIS_PID"
+[[ $API_NODES == all ]] && api=$(commas "${APIS[@]}")
+ARGS=(-mode fanout -conns "$CONNS" -procs "$PROCS" -ws "$(commas "${WS[@]}")" -api "$api"
+	-pid "$(commas "${NODE_PIDS[@]}")" -redis-pid "$REDIS_PID"
 	-channel "$CHANNEL" -events "$EVENTS" -publishers "$PUBLISHERS" -size "$SIZE"
 	-source-first "$SOURCE_FIRST" -concurrency "$CONCURRENCY" -drain "$DRAIN" -duration "$DURATION")
 if ((CLOSED)); then ARGS+=(-closed); else ARGS+=(-rate "$RATE"); fi
@@ -161,10 +161,18 @@ idle=$(QUIET_WAIT=$QUIET_WAIT QUIET_IDLE=$QUIET_IDLE wait_quiet)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 MEM_BEFORE=$(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 echo "== machine ${idle}% idle, load average $LOAD_BEFORE: loadgen ${ARGS[*]}" >&2
+# The kernel's TCP counters that tell a refused or dropped connection
+# (accept queue overflows, SYN queue drops, resets, retransmissions),
+# before and after the run; the machine is shared, so other work counts in.
+TCP_COUNTERS=(TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop TcpExtSyncookiesSent TcpAttemptFails TcpEstabResets TcpRetransSegs TcpExtTCPAbortOnMemory TcpExtTCPMemoryPressures)
+tcp_counters() { nstat -asz "${TCP_COUNTERS[@]}" 2>/dev/null | awk '!/^#/ {print $1, $2}'; }
+TCP_BEFORE=$(tcp_counters || true)
 rc=0
 timeout -k 10 "$TIMEOUT" "$BIN/loadgen" "${ARGS[@]}" -json-file "$RUN_DIR/report.json" \
 	>"$RUN_DIR/report.txt" 2> >(tee "$RUN_DIR/loadgen.stderr" >&2) || rc=$?
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+TCP_AFTER=$(tcp_counters || true)
+TCP_DELTA=$(join -a 2 <(sort <<<"$TCP_BEFORE") <(sort <<<"$TCP_AFTER") | awk 'NF == 3 {printf "%s%s +%d", sep, $1, $3 - $2; sep = ", "} NF == 2 {printf "%s%s %d", sep, $1, $2; sep = ", "}')
 cat "$RUN_DIR/report.txt" >&2
 
 alive=()
@@ -239,6 +247,7 @@ mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
 	echo "| loadgen | $(mib .loadgen_rss_peak) MiB peak RSS (sum of its processes), $(jq -r '.loadgen_cpu_load_sec // 0 | . * 100 | round / 100' "$J") CPU-s during the load |"
 	jq -r '"| machine CPU during the load | \(.machine_cpu_load_sec // 0 | . * 100 | round / 100) s busy, \(.other_cpu_load_sec // 0 | . * 100 | round / 100) s of it other work (neither the nodes, Redis nor loadgen) |"' "$J"
 	echo "| Redis alive at the end | $redis_alive |"
+	echo "| kernel TCP counters over the run (whole machine; loadgen closes its sockets with RST, so EstabResets is about twice the sockets) | ${TCP_DELTA:-?} |"
 	echo
 	echo "Per node (sockets and deliveries as loadgen saw them through that node; RSS and CPU from /proc):"
 	echo

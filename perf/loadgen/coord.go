@@ -189,7 +189,7 @@ func coordinate(cfg *config) *Report {
 	var pub *publishResult
 	switch cfg.mode {
 	case modeFanout:
-		how := fmt.Sprintf("at %.0f/s", cfg.rate)
+		how := fmt.Sprintf("at %g/s", cfg.rate)
 		if cfg.closed {
 			how = "closed loop"
 		}

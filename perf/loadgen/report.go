@@ -355,7 +355,7 @@ func (r *Report) writeTable(out io.Writer) {
 	}
 	switch r.Mode {
 	case modeFanout:
-		how := fmt.Sprintf("open loop at %.0f/s", r.Rate)
+		how := fmt.Sprintf("open loop at %g/s", r.Rate)
 		if r.Closed {
 			how = "closed loop"
 		}
