@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build test lint bench fuzz load profile deps system-deps clean
+.PHONY: run build test lint bench fuzz load load-cluster profile deps system-deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -78,6 +78,11 @@ fuzz:
 ## side by side (perf/run.sh; SERVER=revurb or SERVER=soketi for one side) → perf/results/<date>.md
 load:
 	perf/run.sh
+
+## load-cluster: build revurb fresh, start redis-server and 6 nodes on it, and spread 102,000 loadgen sockets
+## over them on one channel (perf/cluster.sh; NODES=, CONNS=, EVENTS=, RATE=... override) → perf/results/<date>-cluster.md
+load-cluster:
+	perf/cluster.sh
 
 ## profile: build revurb, run the standard fan-out load against it with --pprof, and write
 ## CPU, heap and allocs profiles with their `go tool pprof -top` summaries to perf/profiles/
