@@ -69,7 +69,8 @@ type fanout struct {
 	s    *Server
 	ch   *channel
 	loop int
-	cost int64 // what the publish bound counted for this task
+	cost int64 // what the publish bound counted for this task: deliveries
+	size int64 // and bytes
 	f    *sharedFrame
 	to   target
 }
@@ -81,7 +82,7 @@ func (t *fanout) Run(context.Context) error {
 	ls := t.s.enter(t.loop)
 	t.ch.write(t.loop, t.f.bytes(), &t.to)
 	t.s.leave(ls)
-	t.s.gate.done(t.loop, t.cost)
+	t.s.gate.done(t.loop, t.cost, t.size)
 	t.f.release()
 	*t = fanout{}
 	fanoutPool.Put(t)
@@ -152,10 +153,10 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep 
 			ch.write(i, f.bytes(), &to)
 			continue
 		}
-		cost := int64(counts[i])
-		s.gate.add(i, cost)
+		cost, size := int64(counts[i]), int64(len(f.bytes()))
+		s.gate.add(i, cost, size)
 		t := fanoutPool.Get().(*fanout)
-		*t = fanout{s: s, ch: ch, loop: i, cost: cost, f: f, to: to}
+		*t = fanout{s: s, ch: ch, loop: i, cost: cost, size: size, f: f, to: to}
 		f.refs.Add(1)
 		// An error means the engine is shutting down. gnet may have queued
 		// the task all the same, so neither it nor the frame's reference is

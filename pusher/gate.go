@@ -57,8 +57,9 @@ type gate struct {
 }
 
 type loopCount struct {
-	n atomic.Int64
-	_ [56]byte
+	n     atomic.Int64 // deliveries
+	bytes atomic.Int64 // the frames the queued tasks hold, each counted once per task
+	_     [48]byte
 }
 
 func newGate(loops int, limit int64, maxWait time.Duration, maxWaiters int) *gate {
@@ -120,13 +121,28 @@ func (g *gate) room(cost int64) bool {
 	return n < g.limit || n <= cost
 }
 
-// add counts cost deliveries queued for loop i.
-func (g *gate) add(i int, cost int64) { g.queued[i].n.Add(cost) }
+// pendingBytes is the size of the frames the work queued for all loops
+// holds: what it costs in memory, which deliveries alone do not say for
+// many small channels.
+func (g *gate) pendingBytes() int64 {
+	var n int64
+	for i := range g.queued {
+		n += g.queued[i].bytes.Load()
+	}
+	return n
+}
 
-// done uncounts cost deliveries that loop i has run, and wakes the waiting
-// publishers. Each of them looks again against its own bound.
-func (g *gate) done(i int, cost int64) {
+// add counts cost deliveries of a frame of size bytes queued for loop i.
+func (g *gate) add(i int, cost, size int64) {
+	g.queued[i].n.Add(cost)
+	g.queued[i].bytes.Add(size)
+}
+
+// done uncounts what add counted once loop i has run it, and wakes the
+// waiting publishers. Each of them looks again against its own bound.
+func (g *gate) done(i int, cost, size int64) {
 	g.queued[i].n.Add(-cost)
+	g.queued[i].bytes.Add(-size)
 	if g.waiters.Load() == 0 {
 		return
 	}

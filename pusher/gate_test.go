@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,5 +225,35 @@ func TestRemoteBroadcastOverload(t *testing.T) {
 	}
 	if s.overloadCloses.Load() != 2 {
 		t.Fatalf("counted %d overload closes", s.overloadCloses.Load())
+	}
+}
+
+// TestRemoteBroadcastOverloadBytes: many large events queued, few
+// deliveries each, are bounded by the memory their frames hold too.
+func TestRemoteBroadcastOverloadBytes(t *testing.T) {
+	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1 << 20, PublishWait: 20 * time.Millisecond}, 2)
+	data := []byte(`"` + strings.Repeat("x", 10000) + `"`)
+	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: data}
+	for s.gate.pendingBytes() <= overloadBytes {
+		s.Broadcast(b)
+		if s.overloadCloses.Load() != 0 {
+			t.Fatalf("closed with %d bytes queued", s.gate.pendingBytes())
+		}
+	}
+	if q := s.PublishStats().Queued; q > overloadFactor*s.gate.limit {
+		t.Fatalf("the deliveries' bound came first: %d queued", q)
+	}
+	s.Broadcast(b)
+	loops.run()
+	for _, c := range clients {
+		if c.conn.closeCode != CodeOverCapacity {
+			t.Fatalf("subscriber closed with %d, want 4100", c.conn.closeCode)
+		}
+	}
+	if s.overloadCloses.Load() != 2 {
+		t.Fatalf("counted %d overload closes", s.overloadCloses.Load())
+	}
+	if q, n := s.PublishStats().Queued, s.gate.pendingBytes(); q != 0 || n != 0 {
+		t.Fatalf("after the loops ran: %d deliveries, %d bytes still counted", q, n)
 	}
 }
