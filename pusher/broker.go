@@ -38,9 +38,11 @@ type Broker interface {
 	// other nodes only.
 	//
 	// Publish returns once the broadcast is on its way, or ErrBrokerDown
-	// when the cluster cannot be reached (the caller delivers to this
-	// node's subscribers itself, and the other nodes miss it), or
-	// ErrBrokerFull when the broker cannot take it before ctx is done. An
+	// when the cluster cannot be reached, or not in time: the caller
+	// delivers to this node's subscribers itself, the broker never hands
+	// this node the broadcast again, and the other nodes get it late or
+	// miss it. ErrBrokerFull: the broker could not take it before ctx was
+	// done. An
 	// event loop passes a ctx that is done already, so that Publish never
 	// waits there.
 	Publish(ctx context.Context, b *Broadcast) error

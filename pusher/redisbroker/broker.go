@@ -81,6 +81,10 @@ type Broker struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
+	seq     atomic.Uint64 // numbers this node's broadcasts
+	skipMu  sync.Mutex
+	skipped map[uint64]struct{} // this node's broadcasts it delivered itself when Redis was slow
+
 	lost   atomic.Uint64 // work that could not reach Redis
 	logged atomic.Bool   // the last transition logged was "down"
 	ready  atomic.Bool   // the first resync is done: the node has the cluster's view
@@ -162,9 +166,14 @@ func ParseURL(raw string) (rueidis.ClientOption, error) {
 	}
 	opt.ForceSingleClient = true
 	opt.DisableCache = true
-	// Fail fast while Redis is away, so that nothing waits on it long.
-	opt.Dialer.Timeout = time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
+	// Find out within seconds that Redis is gone (a refused or reset
+	// connection is found at once; these bound a silent one), but not so
+	// fast that a starved box — a node at full CPU, 100k sockets closing —
+	// takes a slow answer for an outage: at 1 s and 2 s it did, once, in
+	// the 100k-socket benchmark. Publish has its own deadline (publishWait),
+	// so no trigger waits this long.
+	opt.Dialer.Timeout = 3 * time.Second
+	opt.ConnWriteTimeout = 5 * time.Second
 	return opt, nil
 }
 
@@ -240,7 +249,8 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 		b.lost.Add(1)
 		return pusher.ErrBrokerDown
 	}
-	payload := appendBroadcast(nil, bc)
+	seq := b.seq.Add(1)
+	payload := appendBroadcast(nil, bc, seq)
 	o := op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(payload)).Build()}
 	wait := ctx.Err() == nil
 	if wait {
@@ -258,7 +268,7 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 			one := *bc
 			one.Channels = []string{ch}
 			key := b.p + ":cache:" + bc.App + ":" + ch
-			b.queue(op{cmd: c.B().Set().Key(key).Value(rueidis.BinaryString(appendBroadcast(nil, &one))).PxMilliseconds(ttl).Build()}, false)
+			b.queue(op{cmd: c.B().Set().Key(key).Value(rueidis.BinaryString(appendBroadcast(nil, &one, 0))).PxMilliseconds(ttl).Build()}, false)
 		}
 	}
 	if !wait {
@@ -273,12 +283,41 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 		}
 		return nil
 	case <-t.C:
-		// Redis stuck rather than gone: the event may still go out, late.
-		return pusher.ErrBrokerDown
 	case <-ctx.Done():
-		return pusher.ErrBrokerFull
 	}
+	// Redis stuck rather than gone, or the caller gone: the broadcast may
+	// still go out, late. This node's subscribers get it now, from the
+	// caller (ErrBrokerDown), and not again from the bus.
+	b.skip(seq)
+	return pusher.ErrBrokerDown
 }
+
+// skip marks this node's broadcast seq as delivered here already. The
+// marks are bounded: those of broadcasts that never reached Redis are
+// dropped when it goes down, and all of them past maxSkipped.
+func (b *Broker) skip(seq uint64) {
+	b.skipMu.Lock()
+	if b.skipped == nil || len(b.skipped) >= maxSkipped {
+		b.skipped = make(map[uint64]struct{})
+	}
+	b.skipped[seq] = struct{}{}
+	b.skipMu.Unlock()
+}
+
+// skippedOwn reports, once, whether this node's broadcast seq was marked
+// by skip.
+func (b *Broker) skippedOwn(seq uint64) bool {
+	b.skipMu.Lock()
+	defer b.skipMu.Unlock()
+	if _, ok := b.skipped[seq]; ok {
+		delete(b.skipped, seq)
+		return true
+	}
+	return false
+}
+
+// maxSkipped bounds the broadcasts skip remembers.
+const maxSkipped = 4096
 
 // eval builds a command running one of the scripts with args.
 func (b *Broker) eval(c rueidis.Client, script string, args ...string) rueidis.Completed {
@@ -426,6 +465,9 @@ func (b *Broker) finish(batch []op, results []rueidis.RedisResult, all error) {
 // down records that Redis is away, logging it once.
 func (b *Broker) down(err error) {
 	b.up.Store(false)
+	b.skipMu.Lock()
+	b.skipped = nil // what was waiting on the lost connection is lost with it
+	b.skipMu.Unlock()
 	if !b.logged.Swap(true) {
 		b.cfg.Log.Warn("redisbroker: Redis is unreachable: serving this node's clients alone until it is back", "error", err)
 	}
@@ -731,6 +773,9 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 	defer b.cmu.Unlock()
 	switch m.kind {
 	case kindBroadcast:
+		if m.origin == b.node && b.skippedOwn(m.seq) {
+			return
+		}
 		b.cluster.Broadcast(&m.broadcast)
 	case kindCounts:
 		b.cluster.Counts(&m.counts)

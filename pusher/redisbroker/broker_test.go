@@ -344,3 +344,48 @@ func TestRedisRestart(t *testing.T) {
 		return nodes[1].s.Channel(nodes[1].app, "feed").SubscriptionCount == 3
 	})
 }
+
+// TestSlowRedis: while Redis answers nothing for longer than Publish
+// waits, a trigger is still answered and delivered to the node's own
+// subscribers; once Redis wakes the other nodes get it, and the node's own
+// subscribers do not get it a second time from the bus.
+func TestSlowRedis(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := cluster(t, r, 2, nodeConfig{})
+	here, there := nodes[0].dial(0), nodes[1].dial(1)
+	here.subscribe("feed")
+	there.subscribe("feed")
+	if err := nodes[0].publish("feed", "tick", "0", ""); err != nil {
+		t.Fatal(err)
+	}
+	here.wait("tick", nil)
+	there.wait("tick", nil)
+
+	r.Stall(3 * time.Second)
+	if err := nodes[0].publish("feed", "tick", "1", ""); err != nil {
+		t.Fatal(err)
+	}
+	here.wait("tick", func(f frame) bool { return f.dataString() == "1" })
+	nodes[0].broker.skipMu.Lock()
+	marked := len(nodes[0].broker.skipped)
+	nodes[0].broker.skipMu.Unlock()
+	if marked != 1 {
+		t.Fatalf("%d broadcasts marked as delivered here while Redis slept, want 1", marked)
+	}
+	there.wait("tick", func(f frame) bool { return f.dataString() == "1" })
+	// One more, through Redis awake: everything before it has been read off the bus.
+	if err := nodes[0].publish("feed", "tick", "2", ""); err != nil {
+		t.Fatal(err)
+	}
+	here.wait("tick", func(f frame) bool { return f.dataString() == "2" })
+	there.wait("tick", func(f frame) bool { return f.dataString() == "2" })
+	for name, c := range map[string]*client{"here": here, "there": there} {
+		var got []string
+		for _, f := range c.events("tick") {
+			got = append(got, f.dataString())
+		}
+		if !slices.Equal(got, []string{"0", "1", "2"}) {
+			t.Errorf("%s got ticks %v, want 0 1 2 once each", name, got)
+		}
+	}
+}

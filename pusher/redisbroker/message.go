@@ -30,8 +30,8 @@ const flagClientEvent byte = 1
 
 var errMessage = errors.New("redisbroker: malformed bus message")
 
-// appendBroadcast appends b as a bus message.
-func appendBroadcast(dst []byte, b *pusher.Broadcast) []byte {
+// appendBroadcast appends b as a bus message, numbered seq by its node.
+func appendBroadcast(dst []byte, b *pusher.Broadcast, seq uint64) []byte {
 	dst = append(dst, kindBroadcast)
 	dst = appendString(dst, b.Origin)
 	dst = appendString(dst, b.App)
@@ -48,7 +48,8 @@ func appendBroadcast(dst []byte, b *pusher.Broadcast) []byte {
 		flags |= flagClientEvent
 	}
 	dst = append(dst, flags)
-	return appendString(dst, b.User)
+	dst = appendString(dst, b.User)
+	return binary.AppendUvarint(dst, seq)
 }
 
 // appendCounts appends c as a bus message.
@@ -99,6 +100,7 @@ type message struct {
 	kind      byte // a binary kind, or 'm' (member) and 'g' (gone) for JSON ones
 	origin    string
 	broadcast pusher.Broadcast
+	seq       uint64 // of a broadcast: its number on its node
 	counts    pusher.Counts
 	member    pusher.Membership
 	app, user string // terminate
@@ -163,6 +165,7 @@ func decode(b []byte, m *message) error {
 		flags := r.byte()
 		bc.ClientEvent = flags&flagClientEvent != 0
 		bc.User = r.string()
+		m.seq = r.uvarint()
 		m.origin = bc.Origin
 	case kindCounts:
 		c := &m.counts

@@ -12,7 +12,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	b := pusher.Broadcast{Origin: "n1", App: "app", Channels: []string{"a", "cache-b"}, Event: "e",
 		Data: []byte(`{"x":"ü"}`), Except: "1.2", CacheUntil: 1700000000123, ClientEvent: true, User: "u"}
 	var m message
-	if err := decode(appendBroadcast(nil, &b), &m); err != nil || m.kind != kindBroadcast || !reflect.DeepEqual(m.broadcast, b) {
+	if err := decode(appendBroadcast(nil, &b, 1<<40+3), &m); err != nil || m.kind != kindBroadcast || !reflect.DeepEqual(m.broadcast, b) || m.seq != 1<<40+3 {
 		t.Fatalf("broadcast: %v %+v", err, m.broadcast)
 	}
 	c := pusher.Counts{Node: "n2", App: "app", Full: true, Connections: 7,
@@ -46,7 +46,7 @@ func TestMessageJSON(t *testing.T) {
 // TestMessageMalformed: a message cut short, padded, or of an unknown kind
 // is refused.
 func TestMessageMalformed(t *testing.T) {
-	b := appendBroadcast(nil, &pusher.Broadcast{Origin: "n", App: "a", Channels: []string{"c"}, Event: "e", Data: []byte("d")})
+	b := appendBroadcast(nil, &pusher.Broadcast{Origin: "n", App: "a", Channels: []string{"c"}, Event: "e", Data: []byte("d")}, 7)
 	var m message
 	for i := 0; i < len(b); i++ {
 		if decode(b[:i], &m) == nil {
@@ -63,7 +63,7 @@ func TestMessageMalformed(t *testing.T) {
 // FuzzDecode: whatever arrives on the bus, decode neither panics nor
 // accepts a message it would not write the same way again.
 func FuzzDecode(f *testing.F) {
-	f.Add(appendBroadcast(nil, &pusher.Broadcast{Origin: "n", App: "a", Channels: []string{"c"}, Event: "e", Data: []byte("d"), CacheUntil: 5}))
+	f.Add(appendBroadcast(nil, &pusher.Broadcast{Origin: "n", App: "a", Channels: []string{"c"}, Event: "e", Data: []byte("d"), CacheUntil: 5}, 9))
 	f.Add(appendCounts(nil, &pusher.Counts{Node: "n", App: "a", Channels: []pusher.ChannelCount{{Channel: "c", Count: 2}}}))
 	f.Add(appendTerminate(nil, "n", "a", "u"))
 	f.Add(appendHello(nil, "n"))
@@ -76,7 +76,7 @@ func FuzzDecode(f *testing.F) {
 		var again []byte
 		switch m.kind {
 		case kindBroadcast:
-			again = appendBroadcast(nil, &m.broadcast)
+			again = appendBroadcast(nil, &m.broadcast, m.seq)
 		case kindCounts:
 			again = appendCounts(nil, &m.counts)
 		case kindTerminate:

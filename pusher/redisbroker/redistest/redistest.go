@@ -4,6 +4,7 @@
 package redistest
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -49,7 +50,8 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.t.Fatal("redis-server is needed (make test installs Debian's redis-server): ", err)
 	}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--enable-debug-command", "local") // Stall
 	s.cmd.Stdout, s.cmd.Stderr = io.Discard, io.Discard
 	s.cmd.SysProcAttr = procAttr()
 	if err := s.cmd.Start(); err != nil {
@@ -67,6 +69,37 @@ func (s *Server) Restart() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Stall makes redis-server answer nothing for d, as a server stuck in a
+// slow command or swapping would (DEBUG SLEEP); it returns once a PING
+// goes unanswered, and d must be well over 100 ms.
+func (s *Server) Stall(d time.Duration) {
+	s.t.Helper()
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "DEBUG SLEEP %.3f\r\n", d.Seconds()); err != nil {
+		s.t.Fatal(err)
+	}
+	// The answer comes once the sleep is over; nobody waits for it.
+	s.t.Cleanup(func() { c.Close() })
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		_, _ = p.Write([]byte("PING\r\n"))
+		_ = p.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		_, err = p.Read(make([]byte, 16))
+		p.Close()
+		if err != nil {
+			return // no answer: asleep
+		}
+	}
+	s.t.Fatal("redis-server did not stall")
 }
 
 // Kill stops redis-server as a crash would.
