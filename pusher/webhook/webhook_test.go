@@ -137,6 +137,9 @@ func TestBatchSignedAndFiltered(t *testing.T) {
 	if string(got) != string(wantJSON) {
 		t.Fatalf("events\n got %s\nwant %s", got, wantJSON)
 	}
+	// The receiver records a request before its answer reaches the
+	// dispatcher, so the count of sent follows a moment later.
+	waitFor(t, "the count of sent", func() bool { return d.Stats().Sent == 1 })
 	if st := d.Stats(); st.Sent != 1 || st.Failed != 0 || st.Queue != 0 {
 		t.Fatalf("stats %+v", st)
 	}
