@@ -22,8 +22,9 @@ type AppConfig struct {
 	// AllowedOrigins lists the Origin hosts that may connect; "*" allows any,
 	// "*.example.com" any subdomain of example.com. A refused origin gets 4009.
 	AllowedOrigins []string `json:"allowed_origins" yaml:"allowed_origins"`
-	// MaxConnections caps the app's open connections on this node (0: no cap);
-	// over it a connection gets 4004.
+	// MaxConnections caps the app's open connections (0: no cap), counted
+	// cluster-wide when clustered (the other nodes' counts as they last told
+	// this one); over it a connection gets 4004.
 	MaxConnections int `json:"max_connections" yaml:"max_connections"`
 	// MaxMessageSize caps one inbound WebSocket message, in bytes; over it the
 	// connection is closed with 1009.
@@ -85,7 +86,7 @@ type App struct {
 	AppConfig
 
 	connections atomic.Int64
-	sentConns   int // connections last told the broker; the cluster's ticker alone touches it
+	sentConns   atomic.Int64 // connections last told the broker, by the ticker or in State
 	hub         *hub
 	hooks       map[string]bool // the webhook event types some webhook of the app takes
 }

@@ -122,17 +122,22 @@ func (s *Server) runCluster(done <-chan struct{}) {
 // changing.
 func (s *Server) sendCounts(full bool) {
 	for _, app := range s.apps {
-		c := s.counts(app, full)
-		if full || len(c.Channels) > 0 || c.Connections != app.sentConns {
-			app.sentConns = c.Connections
+		c, connsChanged := s.counts(app, full)
+		if full || len(c.Channels) > 0 || connsChanged {
 			s.broker.Counts(c)
 		}
 	}
 }
 
-// counts collects app's counts: of the channels marked dirty, or of all.
-func (s *Server) counts(app *App, full bool) *Counts {
-	c := &Counts{Node: s.broker.Node(), App: app.ID, Full: full, Connections: app.Connections()}
+// counts collects app's counts, of the channels marked dirty or of all,
+// for the broker to send, and says whether the connections differ from
+// what was last collected. Whatever collects counts sends them (the ticker
+// or State), so a connection that opens and closes between two ticks,
+// seen by a State in between, is still sent as closed.
+func (s *Server) counts(app *App, full bool) (*Counts, bool) {
+	n := app.Connections()
+	c := &Counts{Node: s.broker.Node(), App: app.ID, Full: full, Connections: n}
+	changed := app.sentConns.Swap(int64(n)) != int64(n)
 	for i := range app.hub.shards {
 		sh := &app.hub.shards[i]
 		sh.mu.Lock()
@@ -152,7 +157,7 @@ func (s *Server) counts(app *App, full bool) *Counts {
 		clear(sh.dirty)
 		sh.mu.Unlock()
 	}
-	return c
+	return c, changed
 }
 
 // Counts records another node's counts (Cluster) and, for the channels
@@ -378,7 +383,8 @@ func (s *Server) State() *NodeState {
 			as.Users = append(as.Users, id)
 		}
 		h.usersMu.Unlock()
-		as.Counts = *s.counts(app, true)
+		c, _ := s.counts(app, true)
+		as.Counts = *c
 		st.Apps = append(st.Apps, as)
 	}
 	return st
@@ -539,9 +545,14 @@ func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
 
 // Connections is the open connections of app, cluster-wide.
 func (s *Server) Connections(app *App) int {
-	n := app.Connections()
-	if s.clustered {
-		n += app.hub.remote.connections()
+	return app.Connections() + s.remoteConnections(app)
+}
+
+// remoteConnections is the open connections of app on the other nodes, as
+// they last told this one; 0 on a single node.
+func (s *Server) remoteConnections(app *App) int {
+	if !s.clustered {
+		return 0
 	}
-	return n
+	return app.hub.remote.connections()
 }

@@ -209,7 +209,7 @@ func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin str
 		err = &Error{Code: CodeAppDisabled, Message: "Application disabled"}
 	case !app.OriginAllowed(origin):
 		err = &Error{Code: CodeUnauthorized, Message: "Origin not allowed"}
-	case app.MaxConnections > 0 && app.connections.Add(1) > int64(app.MaxConnections):
+	case app.MaxConnections > 0 && app.connections.Add(1)+int64(s.remoteConnections(app)) > int64(app.MaxConnections):
 		app.connections.Add(-1)
 		err = &Error{Code: CodeOverQuota, Message: "Application is over connection quota"}
 	case app.MaxConnections <= 0:

@@ -25,11 +25,12 @@ import (
 )
 
 // startCluster starts n revurb nodes meeting at r, under a prefix of the
-// test's own, each with the extra config-file lines given.
-func startCluster(t *testing.T, r *redistest.Server, n int, config string) []*server {
+// test's own, each with the extra config-file lines given and the app's
+// extra settings (", max_connections: 2").
+func startCluster(t *testing.T, r *redistest.Server, n int, config, app string) []*server {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "revurb.yaml")
-	body := config + "\napps:\n  - {id: app-id, key: app-key, secret: app-secret}\n"
+	body := config + "\napps:\n  - {id: app-id, key: app-key, secret: app-secret" + app + "}\n"
 	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func (d *driver) events(id, event, channel string, count int) []map[string]any {
 func TestClusterDelivery(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 3, "")
+	nodes := startCluster(t, r, 3, "", "")
 	d := startDriver(t, nodes)
 	var ids []string
 	for i := range nodes {
@@ -215,7 +216,7 @@ func TestClusterDelivery(t *testing.T) {
 func TestClusterPresenceAndUsers(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 3, "")
+	nodes := startCluster(t, r, 3, "", "")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "watcher", "node": 2, "user": "watcher", "watch": []string{"ann"}})
 	d.do("subscribe", map[string]any{"id": "watcher", "channel": "presence-room"})
@@ -304,7 +305,7 @@ func TestClusterPresenceAndUsers(t *testing.T) {
 func TestClusterNodeDeath(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 3, "node_timeout: 3s")
+	nodes := startCluster(t, r, 3, "node_timeout: 3s", "")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "watcher", "node": 0, "user": "watcher"})
 	d.do("subscribe", map[string]any{"id": "watcher", "channel": "presence-room"})
@@ -327,6 +328,30 @@ func TestClusterNodeDeath(t *testing.T) {
 	})
 }
 
+// TestClusterMaxConnections: an app's max_connections counts every node's
+// connections: with one open on each of two nodes and a cap of 2, a third
+// is refused with 4004 on either node, and once one closes a new one is
+// taken on the other node.
+func TestClusterMaxConnections(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, 2, "", ", max_connections: 2")
+	count := func(node int) string {
+		_, body := signedGet(t, nodes[node], "/apps/app-id/connections", "")
+		return body
+	}
+	first, _ := joinApp(t, nodes[0], defaultRawApp)
+	second, _ := joinApp(t, nodes[1], defaultRawApp)
+	for i := range nodes {
+		waitFor(t, "both connections counted on node "+strconv.Itoa(i), func() bool { return count(i) == `{"connections":2}` })
+		dialWS(t, nodes[i], defaultRawApp.path()).expectErrorThenClose(4004)
+	}
+	first.expectAlive()
+	second.c.Close()
+	waitFor(t, "node 0 to learn node 1's connection closed", func() bool { return count(0) == `{"connections":1}` })
+	joinApp(t, nodes[0], defaultRawApp)
+}
+
 // TestClusterRedisRestart: Redis killed while triggers flow: each node
 // keeps delivering to its own clients and answers every trigger promptly;
 // /up stays 200; once Redis is back (empty), delivery crosses nodes again
@@ -334,7 +359,7 @@ func TestClusterNodeDeath(t *testing.T) {
 func TestClusterRedisRestart(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 2, "")
+	nodes := startCluster(t, r, 2, "", "")
 	d := startDriver(t, nodes)
 	d.do("connect", map[string]any{"id": "a", "node": 0, "user": "ann"})
 	d.do("subscribe", map[string]any{"id": "a", "channel": "feed"})
