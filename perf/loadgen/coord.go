@@ -126,14 +126,14 @@ func coordinate(cfg *config) *Report {
 	}
 	rep.RedisPID = cfg.redisPID
 	rssBefore := probe.rssEach()
-	cpu0, cpuEach0 := probe.cpu(), probe.cpuEach()
+	cpu0, cpuEach0 := probe.cpu()
 	for i, n := range rssBefore {
 		rep.RSSBefore += n
 		if n == 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("cannot read /proc/%d/status", cfg.pids[i]))
 		}
 	}
-	redisCPU0 := redis.cpu()
+	redisCPU0, _ := redis.cpu()
 	if cfg.redisPID != 0 && redis.rss() == 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("-redis-pid: cannot read /proc/%d/status", cfg.redisPID))
 	}
@@ -179,8 +179,8 @@ func coordinate(cfg *config) *Report {
 			rep.Notes = append(rep.Notes, "-pprof: "+err.Error())
 		}
 	}
-	cpuGo, cpuEachGo := probe.cpu(), probe.cpuEach()
-	redisGo := redis.cpu()
+	cpuGo, cpuEachGo := probe.cpu()
+	redisGo, _ := redis.cpu()
 	selfGo, _ := cpuSeconds(os.Getpid())
 	machineGo, machineErr := machineBusy()
 	syscr0, syscw0, ioOK := probe.io()
@@ -231,8 +231,8 @@ func coordinate(cfg *config) *Report {
 	if !f.wait(rankDrained, drainUntil.Add(20*time.Second)) {
 		rep.Notes = append(rep.Notes, "a worker did not finish draining in time")
 	}
-	cpuDrained, cpuEachDrained := probe.cpu(), probe.cpuEach()
-	redisDrained := redis.cpu()
+	cpuDrained, cpuEachDrained := probe.cpu()
+	redisDrained, _ := redis.cpu()
 	selfDrained, _ := cpuSeconds(os.Getpid())
 	machineDrained, machineErr1 := machineBusy()
 	syscr1, syscw1, ioOK1 := probe.io()
@@ -256,8 +256,8 @@ func coordinate(cfg *config) *Report {
 	if !f.wait(rankReported, time.Now().Add(30*time.Second)) {
 		rep.Notes = append(rep.Notes, "a worker did not report in time; its sockets are missing")
 	}
-	cpuEnd, cpuEachEnd := probe.cpu(), probe.cpuEach()
-	redisEnd := redis.cpu()
+	cpuEnd, cpuEachEnd := probe.cpu()
+	redisEnd, _ := redis.cpu()
 	rssEnd := probe.rssEach()
 	for _, n := range rssEnd {
 		rep.RSSEnd += n

@@ -81,21 +81,16 @@ func (p serverProbe) rssEach() []int64 {
 	return out
 }
 
-func (p serverProbe) cpu() float64 {
+// cpu is the CPU seconds of the processes, summed and each in the order
+// of p.pids, from one reading.
+func (p serverProbe) cpu() (float64, []float64) {
 	var sum float64
-	for _, s := range p.cpuEach() {
-		sum += s
-	}
-	return sum
-}
-
-// cpuEach is the CPU seconds of each process, in the order of p.pids.
-func (p serverProbe) cpuEach() []float64 {
-	out := make([]float64, len(p.pids))
+	each := make([]float64, len(p.pids))
 	for i, pid := range p.pids {
-		out[i], _ = cpuSeconds(pid)
+		each[i], _ = cpuSeconds(pid)
+		sum += each[i]
 	}
-	return out
+	return sum, each
 }
 
 // ioCounts returns the read and write system calls of pid so far, syscr
