@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Listen opens the API's listening socket on addr (host:port) for Serve.
@@ -20,28 +22,33 @@ import (
 // rides out a lack of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) by
 // waiting and trying again, where fasthttp would stop serving.
 func (s *Server) Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: reusePort}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := ListenReusePort(addr)
 	if err != nil {
 		return nil, err
 	}
 	return &listener{Listener: ln, s: s, slots: make(chan struct{}, s.concurrency), closed: make(chan struct{})}, nil
 }
 
+// ListenReusePort listens on addr (host:port) with SO_REUSEPORT, so that
+// a new revurb process binds the same port while this one drains. The
+// process's other HTTP listeners (metrics, profiles) use it too, so that
+// no listener of revurb stands in the way of a restart.
+func ListenReusePort(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
 // reusePort sets SO_REUSEPORT on a socket before it binds.
 func reusePort(_, _ string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 	})
 	if err != nil {
 		return err
 	}
 	return serr
 }
-
-// soReusePort is SO_REUSEPORT on Linux.
-const soReusePort = 0xf
 
 // listener caps the connections it hands out and waits out a lack of
 // descriptors.

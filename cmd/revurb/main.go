@@ -301,10 +301,11 @@ func servePprof(addr string, logger *slog.Logger) (*http.Server, net.Addr, error
 	return serveHTTP(addr, mux, logger, "pprof")
 }
 
-// serveHTTP serves h on a listener of its own at addr, logging through
-// logger.
+// serveHTTP serves h on a listener of its own at addr (with SO_REUSEPORT,
+// as every listener of revurb, so a restart can bind it while this
+// process drains), logging through logger.
 func serveHTTP(addr string, h http.Handler, logger *slog.Logger, what string) (*http.Server, net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := api.ListenReusePort(addr)
 	if err != nil {
 		return nil, nil, err
 	}

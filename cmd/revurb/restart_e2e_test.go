@@ -16,7 +16,8 @@ import (
 )
 
 // TestRestartWithoutDowntime is a rolling restart: a second revurb starts
-// on the first one's ports (SO_REUSEPORT) and says it shares them, then the
+// on the first one's ports (SO_REUSEPORT; its metrics and profile ports
+// too) and says it shares them, then the
 // first gets SIGTERM while a backend triggers back to back over keep-alive
 // and pusher-js clients listen. No trigger fails; every event acknowledged
 // before the signal reaches every client; every client reconnects, to the
@@ -24,7 +25,10 @@ import (
 // its grace period.
 func TestRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
-	first := startServer(t, serverConfig{})
+	// The metrics and profile listeners are shared too, or the second
+	// process could not start.
+	extra := []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--pprof", "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	first := startServer(t, serverConfig{Args: extra})
 	ports := [2]int{first.wsPort, first.apiPort}
 
 	node := needNode(t)
@@ -88,7 +92,7 @@ func TestRestartWithoutDowntime(t *testing.T) {
 	}
 	acked(30)
 
-	second := startServer(t, serverConfig{Ports: &ports})
+	second := startServer(t, serverConfig{Ports: &ports, Args: extra})
 	if !strings.Contains(second.out.String(), sharedWarning) {
 		t.Errorf("the second server did not say it shares the ports:\n%s", second.out.String())
 	}
