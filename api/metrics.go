@@ -43,7 +43,7 @@ type TransportStats struct {
 type WebhookStats struct {
 	Sent    uint64 // POSTs answered 2xx
 	Failed  uint64 // attempts that failed: non-2xx or no answer, each retry counted
-	Dropped uint64 // events that did not fit in the queue
+	Dropped uint64 // events that did not fit in the queue, or whose batch ran out of retries
 	Queue   int    // events waiting now
 }
 
@@ -125,17 +125,18 @@ var (
 	descQueued         = prometheus.NewDesc("revurb_publish_queue_deliveries", "Deliveries waiting for the event loops now.", nil, nil)
 	descWebhooksSent   = prometheus.NewDesc("revurb_webhooks_sent_total", "Webhook POSTs answered 2xx.", nil, nil)
 	descWebhooksFailed = prometheus.NewDesc("revurb_webhooks_failed_total", "Webhook attempts that failed (non-2xx or no answer), each retry counted.", nil, nil)
-	descWebhooksDrop   = prometheus.NewDesc("revurb_webhooks_dropped_total", "Webhook events dropped because the queue was full.", nil, nil)
+	descWebhooksDrop   = prometheus.NewDesc("revurb_webhooks_dropped_total", "Webhook events dropped because the queue was full or their batch ran out of retries.", nil, nil)
 	descWebhookQueue   = prometheus.NewDesc("revurb_webhook_queue_depth", "Webhook events waiting to be sent.", nil, nil)
 	descRedisUp        = prometheus.NewDesc("revurb_cluster_redis_up", "1 while this node reaches the cluster's Redis, else 0.", nil, nil)
 	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
+	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
 )
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
-	descRedisUp, descOverload}
+	descRedisUp, descOverload, descClientDropped}
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -172,6 +173,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descRedisUp, up)
 		counter(descOverload, st.OverloadCloses)
+		counter(descClientDropped, st.ClientEventsDropped)
 	}
 	if c.src.Transport != nil {
 		t := c.src.Transport()

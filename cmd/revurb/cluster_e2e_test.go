@@ -476,4 +476,7 @@ func TestClusterWebhooks(t *testing.T) {
 	if f := m["revurb_cluster_redis_up"]; f == nil || f.Metric[0].Gauge.GetValue() != 1 {
 		t.Errorf("revurb_cluster_redis_up %v", f)
 	}
+	if f := m["revurb_cluster_client_events_dropped_total"]; f == nil || f.Metric[0].Counter.GetValue() != 0 {
+		t.Errorf("revurb_cluster_client_events_dropped_total %v", f)
+	}
 }
