@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"net"
@@ -169,14 +170,7 @@ func scalingEnv(getenv func(string) string) (redisURL, prefix string) {
 	if u := getenv("REDIS_URL"); u != "" {
 		return u, prefix
 	}
-	host := getenv("REDIS_HOST")
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	port := getenv("REDIS_PORT")
-	if port == "" {
-		port = "6379"
-	}
+	host, port := cmp.Or(getenv("REDIS_HOST"), "127.0.0.1"), cmp.Or(getenv("REDIS_PORT"), "6379")
 	u := url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port), Path: "/" + getenv("REDIS_DB")}
 	if user, pass := getenv("REDIS_USERNAME"), getenv("REDIS_PASSWORD"); user != "" || pass != "" {
 		u.User = url.UserPassword(user, pass)
@@ -187,13 +181,7 @@ func scalingEnv(getenv func(string) string) (redisURL, prefix string) {
 // defaultApp is the one app served without a config file: app-id, app-key,
 // app-secret, or Laravel's REVERB_APP_* variables.
 func defaultApp(getenv func(string) string) (pusher.AppConfig, error) {
-	or := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	a := pusher.DefaultApp(or("REVERB_APP_ID", "app-id"), or("REVERB_APP_KEY", "app-key"), or("REVERB_APP_SECRET", "app-secret"))
+	a := pusher.DefaultApp(cmp.Or(getenv("REVERB_APP_ID"), "app-id"), cmp.Or(getenv("REVERB_APP_KEY"), "app-key"), cmp.Or(getenv("REVERB_APP_SECRET"), "app-secret"))
 	// Laravel's names for the app's limits (config/reverb.php).
 	for _, v := range []struct {
 		name string

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,9 +159,9 @@ func launch(t *testing.T, cfg serverConfig) *server {
 		host:    "127.0.0.1",
 		wsPort:  freePort(t),
 		apiPort: freePort(t),
-		appID:   cmp(cfg.AppID, "app-id"),
-		appKey:  cmp(cfg.AppKey, "app-key"),
-		secret:  cmp(cfg.Secret, "app-secret"),
+		appID:   cmp.Or(cfg.AppID, "app-id"),
+		appKey:  cmp.Or(cfg.AppKey, "app-key"),
+		secret:  cmp.Or(cfg.Secret, "app-secret"),
 		out:     &syncBuffer{},
 		exited:  make(chan struct{}),
 	}

@@ -1,10 +1,11 @@
 // Command revurb is a Pusher-protocol WebSocket server.
 //
-//	revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
-//	revurb version
+// Its flags, settings and environment are in the README; `revurb` alone
+// prints the synopsis (usage below).
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -31,7 +32,9 @@ var version = "0.1.0-dev"
 const usage = `revurb is a Pusher-protocol WebSocket server.
 
 Usage:
-  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--config FILE] [--debug] [--pprof ADDR]
+  revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--path PREFIX] [--config FILE]
+               [--log-format text|json] [--log-level LEVEL] [--debug] [--metrics-addr ADDR] [--pprof ADDR]
+               [--redis URL] [--redis-prefix PREFIX]
   revurb version
 `
 
@@ -48,7 +51,12 @@ func main() {
 			os.Exit(2)
 		}
 		if err := run(cfg); err != nil {
-			fmt.Fprintln(os.Stderr, "revurb:", err)
+			if cfg.LogFormat == "json" {
+				// run made the JSON logger the default one.
+				slog.Error("revurb: stopped", "error", err.Error())
+			} else {
+				fmt.Fprintln(os.Stderr, "revurb:", err)
+			}
 			os.Exit(1)
 		}
 	case "version", "--version", "-v":
@@ -75,12 +83,13 @@ func run(cfg *config) error {
 		return err
 	}
 	fds := newFDBudget(limit, cfg.Server.MaxConnections, cfg.Server.APIConcurrency)
+	// Below the API's cap, so that waiting triggers never stop it
+	// answering other routes.
 	waiters := cfg.Server.PublishWaiters
 	if waiters <= 0 {
-		// Below the API's cap, so that waiting triggers never stop it
-		// answering other routes.
-		waiters = max(fds.api/2, 1)
+		waiters = fds.api / 2
 	}
+	waiters = max(min(waiters, fds.api-1), 1)
 	var broker pusher.Broker
 	if cfg.Redis != "" {
 		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout, Log: logger})
@@ -163,7 +172,7 @@ func run(cfg *config) error {
 	}
 	logger.Info("connections: "+fds.String(), "websockets", fds.conns, "api", fds.api, "rlimit_nofile", fds.limit, "reserve", fds.reserve)
 	if cfg.Redis != "" {
-		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp(cfg.RedisPrefix, redisbroker.DefaultPrefix))
+		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}
 	banner(cfg, logger, wsAddr, apiAddr, profAddr, metricsAddr)
 
@@ -274,13 +283,6 @@ func redactURL(u string) string {
 		return p.Redacted()
 	}
 	return "(unparsable URL)"
-}
-
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // drainMoment is how long the API answers with Connection: close before it

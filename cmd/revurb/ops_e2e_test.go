@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -64,6 +66,36 @@ func TestPathPrefixEndToEnd(t *testing.T) {
 	line, _ := bufio.NewReader(w).ReadString('\n')
 	if !strings.Contains(line, "404") {
 		t.Fatalf("the endpoint without the prefix: %q", line)
+	}
+}
+
+// TestJSONLogsFatal: with --log-format json, the error a start fails on
+// is a JSON record too.
+func TestJSONLogsFatal(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0") // no SO_REUSEPORT: nobody else binds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cmd := exec.Command(revurbBin, "start", "--host", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), "--api-port", strconv.Itoa(freePort(t)),
+		"--log-format", "json", "--metrics-addr", held.Addr().String())
+	cmd.Env = cleanEnv("REVERB_")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("started on a port in use:\n%s", out)
+	}
+	var sawErr bool
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a line that is not one JSON object: %q", line)
+		}
+		e, _ := rec["error"].(string)
+		sawErr = sawErr || rec["level"] == "ERROR" && strings.Contains(e, "address already in use")
+	}
+	if !sawErr {
+		t.Fatalf("no error record for the port in use:\n%s", out)
 	}
 }
 
