@@ -170,12 +170,21 @@ func (s *Server) Counts(c *Counts) {
 	}
 	r := &app.hub.remote
 	var changed []string
+	var listed map[string]struct{} // a full count's channels, to find those it no longer has
+	if c.Full {
+		listed = make(map[string]struct{}, len(c.Channels))
+		for _, cc := range c.Channels {
+			listed[cc.Channel] = struct{}{}
+		}
+	}
 	r.mu.Lock()
 	if c.Full {
 		for ch, byNode := range r.channels {
-			if _, ok := byNode[c.Node]; ok && !hasChannel(c.Channels, ch) {
-				r.set(ch, c.Node, 0)
-				changed = append(changed, ch)
+			if _, ok := byNode[c.Node]; ok {
+				if _, still := listed[ch]; !still {
+					r.set(ch, c.Node, 0)
+					changed = append(changed, ch)
+				}
 			}
 		}
 	}
@@ -195,14 +204,6 @@ func (s *Server) Counts(c *Counts) {
 	}
 }
 
-func hasChannel(list []ChannelCount, name string) bool {
-	for _, cc := range list {
-		if cc.Channel == name {
-			return true
-		}
-	}
-	return false
-}
 
 // remoteCountChanged sends pusher_internal:subscription_count with the
 // cluster's count to this node's subscribers of channel name, if any.

@@ -147,15 +147,15 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 		}
 		// Connected here already, m is in the lists of those who
 		// subscribed since: they are not told again.
-		if tell = !m.visible(); !tell {
-			// Only those numbered up to since, if any, lack it.
-			tell, upto = m.since != 0, m.since
+		if !m.visible() {
+			m.since = sh.seq
 		}
 		m.info = info
 		r.change(m, func() { m.listed = true })
-		if m.since == 0 {
-			m.since = sh.seq
-		}
+		// Only the subscriptions numbered up to since lack m, and the bound
+		// is fixed here, under the lock: one that comes after it lists m
+		// and is not told (none, if the shard never had a subscription).
+		tell, upto = m.since != 0, m.since
 	case !added && m != nil && m.listed:
 		if r.change(m, func() { m.listed = false }) {
 			delete(sh.rosters, name)
