@@ -204,7 +204,6 @@ func (s *Server) Counts(c *Counts) {
 	}
 }
 
-
 // remoteCountChanged sends pusher_internal:subscription_count with the
 // cluster's count to this node's subscribers of channel name, if any.
 func (s *Server) remoteCountChanged(app *App, name string) {

@@ -81,8 +81,11 @@ type Broker struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	seq     atomic.Uint64 // numbers this node's broadcasts
-	skipMu  sync.Mutex
+	seq    atomic.Uint64 // numbers this node's broadcasts
+	skipMu sync.Mutex
+	// waiting holds this node's broadcasts whose Publish waits for Redis's
+	// answer: true once the bus has handed one back.
+	waiting map[uint64]bool
 	skipped map[uint64]struct{} // this node's broadcasts it delivered itself when Redis was slow
 
 	lost   atomic.Uint64 // work that could not reach Redis
@@ -255,8 +258,10 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	wait := ctx.Err() == nil
 	if wait {
 		o.done = make(chan error, 1)
+		b.await(seq)
 	}
 	if !b.queue(o, wait) {
+		b.settle(seq, false)
 		return pusher.ErrBrokerFull
 	}
 	if bc.CacheUntil > 0 {
@@ -278,37 +283,62 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	defer t.Stop()
 	select {
 	case err := <-o.done:
-		if err != nil {
-			return pusher.ErrBrokerDown
+		if err == nil {
+			b.settle(seq, false)
+			return nil
 		}
-		return nil
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	// Redis stuck rather than gone, or the caller gone: the broadcast may
-	// still go out, late. This node's subscribers get it now, from the
-	// caller (ErrBrokerDown), and not again from the bus.
-	b.skip(seq)
+	// Redis stuck rather than gone, or the connection or the caller gone:
+	// the broadcast may still go out, late. Unless the bus has handed it
+	// back already, this node's subscribers get it now, from the caller
+	// (ErrBrokerDown), and not again from the bus.
+	if b.settle(seq, true) {
+		return nil
+	}
 	return pusher.ErrBrokerDown
 }
 
-// skip marks this node's broadcast seq as delivered here already. The
-// marks are bounded: those of broadcasts that never reached Redis are
-// dropped when it goes down, and all of them past maxSkipped.
-func (b *Broker) skip(seq uint64) {
+// await records that Publish waits for Redis's answer to broadcast seq.
+func (b *Broker) await(seq uint64) {
 	b.skipMu.Lock()
+	if b.waiting == nil {
+		b.waiting = make(map[uint64]bool)
+	}
+	b.waiting[seq] = false
+	b.skipMu.Unlock()
+}
+
+// settle ends the wait for broadcast seq and reports whether the bus has
+// handed it back meanwhile. If it has not and skip is set, the bus's copy,
+// should it still come, is skipped: the caller delivers it here. The marks
+// are bounded: those of broadcasts that never reached Redis are dropped
+// when it goes down, and all of them past maxSkipped.
+func (b *Broker) settle(seq uint64, skip bool) (seen bool) {
+	b.skipMu.Lock()
+	defer b.skipMu.Unlock()
+	seen = b.waiting[seq]
+	delete(b.waiting, seq)
+	if seen || !skip {
+		return seen
+	}
 	if b.skipped == nil || len(b.skipped) >= maxSkipped {
 		b.skipped = make(map[uint64]struct{})
 	}
 	b.skipped[seq] = struct{}{}
-	b.skipMu.Unlock()
+	return false
 }
 
-// skippedOwn reports, once, whether this node's broadcast seq was marked
-// by skip.
+// skippedOwn reports, once, whether this node's broadcast seq, handed
+// back by the bus, was delivered here already (settle); it notes for a
+// Publish still waiting that its broadcast has come back.
 func (b *Broker) skippedOwn(seq uint64) bool {
 	b.skipMu.Lock()
 	defer b.skipMu.Unlock()
+	if _, ok := b.waiting[seq]; ok {
+		b.waiting[seq] = true
+	}
 	if _, ok := b.skipped[seq]; ok {
 		delete(b.skipped, seq)
 		return true
