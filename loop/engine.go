@@ -223,7 +223,7 @@ type taskQueue struct {
 // Run drains the queue on its loop: one turn, whose writes leave together
 // at its end.
 func (q *taskQueue) Run(ctx context.Context) error {
-	defer q.l.st.flush()
+	defer q.l.flushSafely()
 	q.mu.Lock()
 	batch := q.tasks
 	q.tasks, q.spare = q.spare[:0], nil
@@ -251,16 +251,31 @@ func (l *loopState) run(ctx context.Context, t pusher.Task) {
 	_ = t.Run(ctx)
 }
 
-// flushAfterPanic sends what the loop's turn had staged for other
-// connections, or, if that panics too, drops it.
-func (l *loopState) flushAfterPanic() {
+// flushSafely sends what the loop's turn has staged, at the end of a task
+// turn and after a panic serving a connection. A write that panics is
+// logged and loses that connection's frames; the others still go, by
+// flushing again (each pass gets past at least one connection), and
+// should that not end, the rest is dropped.
+func (l *loopState) flushSafely() {
+	for range len(l.st.dirty) + 1 {
+		if l.tryFlush() {
+			return
+		}
+	}
+	l.st.reset()
+}
+
+// tryFlush flushes the staged frames and reports whether it got through
+// without a panic.
+func (l *loopState) tryFlush() (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.e.cfg.Log.Error("loop: panic flushing after a panic; dropping the staged frames", "loop", l.index, "panic", fmt.Sprint(r))
-			l.st.reset()
+			l.e.cfg.Log.Error("loop: panic flushing the turn's writes; going on with the other connections", "loop", l.index, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			ok = false
 		}
 	}()
 	l.st.flush()
+	return true
 }
 
 // loopIndex returns the index of el, giving it the next one the first time.
@@ -454,7 +469,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 				c.l.countClose(int(ws.StatusInternalServerError))
 			}
 			c.state = stateClosing
-			c.l.flushAfterPanic()
+			c.l.flushSafely()
 			action = gnet.Close
 		}
 	}()

@@ -82,6 +82,44 @@ func TestPanicClosesOneConnection(t *testing.T) {
 	}
 }
 
+// panicConn panics when written to, as a bug reached inside gnet's
+// close of a failed write would.
+type panicConn struct{ recordConn }
+
+func (*panicConn) Write([]byte) (int, error) { panic("a bug in a write") }
+
+// TestPanicInFlush: a write that panics while a turn's staged frames
+// leave is survived — after a connection's traffic and at the end of a
+// task turn — and the frames staged for the other connections still go.
+func TestPanicInFlush(t *testing.T) {
+	logs := &syncLog{}
+	e := &Engine{cfg: Config{MaxOutbound: 1 << 20, Log: slog.New(slog.NewTextHandler(logs, nil))}}
+	l := &loopState{e: e, st: newStager()}
+	broken := &conn{gc: &panicConn{}, l: l, state: stateOpen}
+	other := &conn{gc: &recordConn{}, l: l, state: stateOpen}
+	broken.Write([]byte("to the broken one"))
+	other.Write([]byte("to another"))
+	reader := &peekConn{in: codec.AppendMaskedFrame(nil, ws.OpBinary, true, [4]byte{1, 2, 3, 4}, []byte("x"))}
+	reader.ctx = &conn{gc: reader, l: l, state: stateOpen}
+	e.OnTraffic(reader) // its own panic (no protocol core), then the flush's
+	if got := other.gc.(*recordConn).buf.String(); got != "to another" {
+		t.Fatalf("the other connection got %q after a traffic turn", got)
+	}
+
+	broken.Write([]byte("again"))
+	other.Write([]byte(", and more"))
+	q := &taskQueue{l: l}
+	if err := q.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := other.gc.(*recordConn).buf.String(); got != "to another, and more" {
+		t.Fatalf("the other connection got %q after a task turn", got)
+	}
+	if !strings.Contains(logs.String(), "panic flushing") {
+		t.Fatalf("log %q: want the flush's panic", logs.String())
+	}
+}
+
 // panicTask is a task with a bug.
 type panicTask struct{}
 

@@ -118,7 +118,9 @@ func (st *stager) forget(c *conn) {
 // reset drops everything staged, for every connection.
 func (st *stager) reset() {
 	for _, c := range st.dirty {
-		st.forget(c)
+		if c != nil {
+			st.forget(c)
+		}
 	}
 	clear(st.dirty)
 	st.dirty = st.dirty[:0]
@@ -131,7 +133,8 @@ func (st *stager) reset() {
 // empties the staging. A write that fails closes its connection at once,
 // inside gnet, and what that close stages is flushed in the same pass: a
 // flush asked for meanwhile (by OnClose, or by stage at its bounds) is
-// this one.
+// this one. A write that panics leaves the connections already written as
+// nil entries, which a flush or reset after the panic passes over.
 func (st *stager) flush() {
 	if st.flushing {
 		return
@@ -141,7 +144,7 @@ func (st *stager) flush() {
 	for i := 0; i < len(st.dirty); i++ {
 		c := st.dirty[i]
 		st.dirty[i] = nil
-		if c.head != 0 {
+		if c != nil && c.head != 0 {
 			c.write(st.take(c))
 		}
 	}
