@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -117,19 +118,31 @@ func (d *Decoder) view() *decodeState {
 	return d.s
 }
 
-// state returns the decoder's state for writing, making it if need be.
+// statePool holds decodeStates between messages: a text frame split
+// across reads, common under load, takes one and gives it back when it is
+// in, so that neither an idle decoder holds one nor a busy one allocates.
+var statePool = sync.Pool{New: func() any { return new(decodeState) }}
+
+// state returns the decoder's state for writing, taking one if need be.
 func (d *Decoder) state() *decodeState {
 	if d.s == nil {
-		d.s = new(decodeState)
+		d.s = statePool.Get().(*decodeState)
 	}
 	return d.s
 }
 
-// tidy lets the state go once nothing is in progress.
+// tidy gives the state back once nothing is in progress.
 func (d *Decoder) tidy() {
 	if s := d.s; s != nil && s.fragOp == 0 && s.partialChecked == 0 {
-		d.s = nil
+		d.release()
 	}
+}
+
+// release gives the state back to statePool, empty.
+func (d *Decoder) release() {
+	*d.s = decodeState{}
+	statePool.Put(d.s)
+	d.s = nil
 }
 
 // Decode decodes at most one frame from the start of b and reports in n how
@@ -306,7 +319,9 @@ func (d *Decoder) Decode(b []byte) (m Message, n int, err error) {
 // Reset drops any fragment state and what is known of a frame not all in,
 // making d ready for a new connection. MaxMessage is kept.
 func (d *Decoder) Reset() {
-	d.s = nil
+	if d.s != nil {
+		d.release()
+	}
 }
 
 // scratchSize is how many payload bytes validArrived unmasks at a time: a
