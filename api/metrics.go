@@ -32,6 +32,7 @@ type Sources struct {
 // TransportStats is what the event loops have seen.
 type TransportStats struct {
 	Opened            uint64
+	Refused           uint64            // over the connection cap, or while draining
 	Closed            map[string]uint64 // by close code
 	MessagesIn        uint64
 	MessagesOut       uint64
@@ -110,6 +111,7 @@ type collector struct {
 var (
 	descConnections    = prometheus.NewDesc("revurb_connections", "WebSocket connections open on this node, by app.", []string{"app"}, nil)
 	descOpened         = prometheus.NewDesc("revurb_connections_opened_total", "WebSocket connections opened (handshake done).", nil, nil)
+	descRefused        = prometheus.NewDesc("revurb_connections_refused_total", "WebSocket connections refused: over the connection cap (4100, or closed at once in a storm), or while draining (4200).", nil, nil)
 	descClosed         = prometheus.NewDesc("revurb_connections_closed_total", "WebSocket connections closed, by close code (1006: without a close frame).", []string{"code"}, nil)
 	descMsgsIn         = prometheus.NewDesc("revurb_messages_received_total", "WebSocket messages received.", nil, nil)
 	descMsgsOut        = prometheus.NewDesc("revurb_messages_sent_total", "WebSocket messages sent.", nil, nil)
@@ -133,7 +135,7 @@ var (
 )
 
 // descs are every family the collector makes.
-var descs = []*prometheus.Desc{descConnections, descOpened, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
+var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
 	descRedisUp, descOverload, descClientDropped}
@@ -178,6 +180,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Transport != nil {
 		t := c.src.Transport()
 		counter(descOpened, t.Opened)
+		counter(descRefused, t.Refused)
 		for code, n := range t.Closed {
 			counter(descClosed, n, code)
 		}

@@ -24,8 +24,8 @@
 // payload in place inside it once the frame is whole (never while it
 // returns ErrNeedMore) and returns slices that alias it (or the decoder's
 // fragment buffer); they are valid only until the next Decode call or until
-// the caller discards or reuses the buffer. Request fields are strings
-// copied out of the buffer and stay valid.
+// the caller discards or reuses the buffer. A Request's strings alias the
+// buffer too (Handshake.Parse).
 //
 // A Decoder checks the UTF-8 of a text frame as it arrives and remembers how
 // far it got, so after ErrNeedMore its next call must start with the same

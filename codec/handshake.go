@@ -25,8 +25,8 @@ const MaxHandshakeSize = 8 << 10
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // Request is the part of a WebSocket upgrade request (RFC 6455 §4.1) that a
-// server needs after the handshake. Its strings are copies and outlive the
-// buffer they were parsed from.
+// server needs after the handshake. Its strings alias the buffer they were
+// parsed from (see Handshake.Parse): copy what must outlive it.
 type Request struct {
 	// Method is the request method; a successful Parse only returns "GET".
 	Method string
@@ -82,8 +82,7 @@ var crlfcrlf = []byte("\r\n\r\n")
 // the blank line that ends it: the caller must check before buffering more.
 // On success n is the length of the request through the blank line; the
 // bytes after n (a frame the client pipelined behind its request) belong to
-// the caller. The Request's strings, and an error's reason, alias b[:n]:
-// they are valid until the caller discards or changes those bytes (as
+// the caller. The Request's strings alias b[:n]: they are valid until the caller discards or changes those bytes (as
 // gnet's Reader hands out its buffer). Copy what must outlive that.
 //
 // Every other failure is a *HTTPError:

@@ -37,7 +37,7 @@ func (s connState) String() string { return stateNames[s] }
 type conn struct {
 	gc       gnet.Conn
 	l        *loopState
-	deadline int64 // unix nanoseconds: the handshake's, then the close's once stateClosing (0: none)
+	deadline int64 // unix nanoseconds: the handshake's, then the sign-in's (user_authentication_timeout), then the close's once stateClosing (0: none)
 	slot     int32 // index in l.conns
 
 	// Frames staged in this loop turn (write.go): a chain of segments.
@@ -114,7 +114,9 @@ func (c *conn) traffic(buf []byte) int {
 			return len(buf)
 		}
 		used += n
-		c.l.msgsIn.Add(1)
+		if m.Op != 0 { // a whole message or a control frame, not a fragment of one
+			c.l.msgsIn.Add(1)
+		}
 		c.l.bytesIn.Add(uint64(n))
 		switch m.Op {
 		case ws.OpText:

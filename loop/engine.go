@@ -352,7 +352,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 // Stats is what the engine has seen since it started.
 type Stats struct {
-	Conns         int64  // connections held now, refused ones included
 	Refused       uint64 // connections refused: over MaxConns, or while stopping
 	SlowConsumers uint64 // connections closed with 4100 for their unsent backlog
 	Opened        uint64 // WebSocket connections opened (handshake done)
@@ -360,14 +359,14 @@ type Stats struct {
 	// of the close frame sent (the client's own, echoed), 1006 for one gone
 	// without a close frame; "other" for codes not in closeCodes.
 	Closed            map[string]uint64
-	MessagesIn        uint64 // WebSocket messages received (data and control)
+	MessagesIn        uint64 // WebSocket messages received (data and control; a fragmented one once)
 	MessagesOut       uint64 // WebSocket messages sent
 	BytesIn, BytesOut uint64
 }
 
 // Stats reports on the engine, summing its loops' counters.
 func (e *Engine) Stats() Stats {
-	st := Stats{Conns: e.open.Load(), Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), Closed: map[string]uint64{}}
+	st := Stats{Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), Closed: map[string]uint64{}}
 	for _, l := range e.loops {
 		st.Opened += l.opened.Load()
 		st.MessagesIn += l.msgsIn.Load()

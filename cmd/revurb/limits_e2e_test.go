@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,17 @@ func TestFDLimit(t *testing.T) {
 	case <-srv.exited:
 		t.Fatalf("revurb exited: %v", srv.err)
 	default:
+	}
+	// The refusals are counted, and the API, at its own cap, still answers.
+	code, metrics := apis[0].get("/metrics")
+	var refused float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, "revurb_connections_refused_total "); ok {
+			refused, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if code != 200 || refused < 40 {
+		t.Errorf("GET /metrics %d: revurb_connections_refused_total %v, want at least the 40 refused", code, refused)
 	}
 	if strings.Contains(srv.out.String(), "too many open files") {
 		t.Errorf("the server ran out of descriptors:\n%s", srv.out.String())
@@ -162,15 +174,22 @@ func dialAPI(t *testing.T, srv *server) *apiConn {
 // up sends GET /up on the connection and returns the status.
 func (a *apiConn) up() int {
 	a.t.Helper()
+	code, _ := a.get("/up")
+	return code
+}
+
+// get sends GET path on the connection and returns the status and body.
+func (a *apiConn) get(path string) (int, string) {
+	a.t.Helper()
 	_ = a.c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(a.c, "GET /up HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(a.c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		a.t.Fatal(err)
 	}
 	res, err := http.ReadResponse(a.br, nil)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
+	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	return res.StatusCode
+	return res.StatusCode, string(body)
 }

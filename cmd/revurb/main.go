@@ -128,7 +128,7 @@ func run(cfg *config) error {
 		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api, Path: cfg.Path,
 		Sources: api.Sources{Transport: func() api.TransportStats {
 			st := eng.Stats()
-			return api.TransportStats{Opened: st.Opened, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
+			return api.TransportStats{Opened: st.Opened, Refused: st.Refused, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
 				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers}
 		}, Webhooks: webhookStats(hooks)},
 		MetricsElsewhere: cfg.MetricsAddr != "",
