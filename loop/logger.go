@@ -26,5 +26,7 @@ func (g gnetLogger) Fatalf(format string, args ...any) {
 }
 
 func (g gnetLogger) log(level slog.Level, format string, args []any) {
-	g.l.Log(context.Background(), level, "gnet: "+fmt.Sprintf(format, args...))
+	if ctx := context.Background(); g.l.Enabled(ctx, level) {
+		g.l.Log(ctx, level, "gnet: "+fmt.Sprintf(format, args...))
+	}
 }
