@@ -28,7 +28,8 @@ const (
 // time, and a frame of 1 KiB costs little more to send than one of 64 B.
 //
 // A publisher is admitted at once while the queued work is below the
-// limit, or no more than the deliveries of its own broadcast; otherwise it
+// limit, or no more than the deliveries of its own broadcast (so one with
+// no subscribers here at all is never held up); otherwise it
 // waits until it is, for maxWait at most, and is then refused with
 // ErrBusy. The second rule lets a broadcast to a channel bigger than the
 // limit wait behind one predecessor of its size, which keeps the loops busy
@@ -38,9 +39,10 @@ const (
 // (client events, broadcasts from other nodes) is counted without waiting,
 // so that it delays publishers in turn.
 //
-// Counters are per loop, each on its own cache line, and each written by
-// the loop itself and by the goroutines that queue work for it: the loops
-// never contend with each other for the bound.
+// Counters are per loop, each on its own cache line, written by the loop
+// itself and by the goroutines that queue work for it (a publisher, or
+// another loop relaying a client event): a loop's own fan-out never writes
+// another loop's counter.
 type gate struct {
 	limit      int64
 	maxWait    time.Duration
@@ -118,7 +120,7 @@ func (g *gate) admit(ctx context.Context, cost int64) error {
 // room reports whether a broadcast of cost deliveries may be queued now.
 func (g *gate) room(cost int64) bool {
 	n := g.pending()
-	return n < g.limit || n <= cost
+	return n < g.limit || n <= cost || cost == 0
 }
 
 // pendingBytes is the size of the frames the work queued for all loops

@@ -175,6 +175,31 @@ func TestPublishBigBroadcast(t *testing.T) {
 	}
 }
 
+// TestPublishToNobodyHere: with the queue full, a broadcast to a channel
+// with no subscribers here costs the loops nothing and is admitted at once.
+func TestPublishToNobodyHere(t *testing.T) {
+	s, app, _, _ := gateServer(t, Options{PublishQueue: 1, PublishWait: time.Minute}, 1)
+	ctx := context.Background()
+	for n := 0; n < 2; n++ { // the second waits behind the first, its size
+		if err := s.Publish(ctx, app, newsEvent(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Publish(ctx, app, []Event{{Channels: []string{"empty"}, Name: "e", Data: []byte("x")}}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a broadcast to nobody waited for the loops")
+	}
+	if st := s.PublishStats(); st.Waits != 0 {
+		t.Fatalf("stats %+v: it waited", st)
+	}
+}
+
 // TestClientEventsCountTowardTheBound: a client event fanned out to other
 // loops is never refused, and delays publishers like any other work.
 func TestClientEventsCountTowardTheBound(t *testing.T) {
