@@ -132,15 +132,7 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep 
 	// The subscribers each loop has now, read under the lock: what the
 	// publish bound counts for the loop and uncounts when it has written.
 	var counts [maxLoops]int32
-	var mask uint64
-	if ch != nil {
-		for i, n := range ch.perLoop {
-			if n > 0 {
-				counts[i] = n
-				mask |= 1 << i
-			}
-		}
-	}
+	mask := ch.loops(&counts)
 	sh.mu.Unlock()
 	if keep != nil {
 		h.cache.admit(h, keep)
@@ -164,6 +156,25 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep 
 		_ = s.loops.Execute(i, t)
 	}
 	f.release()
+}
+
+// loops returns the mask of the loops where c, which may be nil, has
+// subscribers, and their number on each in counts if it is not nil. The
+// caller holds c's shard lock.
+func (c *channel) loops(counts *[maxLoops]int32) uint64 {
+	if c == nil {
+		return 0
+	}
+	var mask uint64
+	for i, n := range c.perLoop {
+		if n > 0 {
+			if counts != nil {
+				counts[i] = n
+			}
+			mask |= 1 << i
+		}
+	}
+	return mask
 }
 
 // appendEvent appends a server event {"event","channel","data"} whose data

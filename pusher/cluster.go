@@ -403,8 +403,16 @@ func (s *Server) Broadcast(b *Broadcast) {
 		return
 	}
 	if s.gate.pending() > overloadFactor*s.gate.limit || s.gate.pendingBytes() > overloadBytes {
+		// The cache channels still keep the event, as every other node's
+		// do: their subscribers, reconnecting, are replayed it.
+		e := Event{Name: b.Event, Data: b.Data}
+		ec := eventCache{until: b.CacheUntil * int64(time.Millisecond)}
 		for _, ch := range b.Channels {
-			s.overloaded(app, ch)
+			var keep *cachedEvent
+			if !b.ClientEvent {
+				keep = ec.entry(app, &e, ch)
+			}
+			s.overloaded(app, ch, keep)
 		}
 		return
 	}
@@ -436,20 +444,21 @@ const (
 )
 
 // overloaded closes this node's subscribers of channel name with 4100: it
-// is too far behind to deliver to them.
-func (s *Server) overloaded(app *App, name string) {
-	sh := app.hub.shard(name)
+// is too far behind to deliver to them. keep, if not nil, becomes the
+// channel's cached event all the same.
+func (s *Server) overloaded(app *App, name string, keep *cachedEvent) {
+	h := app.hub
+	sh := h.shard(name)
 	sh.mu.Lock()
-	ch := sh.channels[name]
-	var mask uint64
-	if ch != nil {
-		for i, n := range ch.perLoop {
-			if n > 0 {
-				mask |= 1 << i
-			}
-		}
+	if keep != nil {
+		h.cache.keep(sh, keep)
 	}
+	ch := sh.channels[name]
+	mask := ch.loops(nil)
 	sh.mu.Unlock()
+	if keep != nil {
+		h.cache.admit(h, keep)
+	}
 	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 != 0 {
 			_ = s.loops.Execute(i, &overloadTask{s: s, ch: ch, loop: i})

@@ -215,6 +215,7 @@ func TestClientEventsCountTowardTheBound(t *testing.T) {
 	for _, x := range []*client{a, b, c} {
 		x.subscribe("private-chat")
 	}
+	a.subscribe("news") // the publish below costs 1 delivery
 	a.send(`{"event":"client-typing","channel":"private-chat","data":{}}`)
 	if q := s.PublishStats().Queued; q != 2 {
 		t.Fatalf("queued %d", q)
@@ -250,6 +251,19 @@ func TestRemoteBroadcastOverload(t *testing.T) {
 	}
 	if s.overloadCloses.Load() != 2 {
 		t.Fatalf("counted %d overload closes", s.overloadCloses.Load())
+	}
+
+	// A cache channel keeps an event it could not deliver, as the other
+	// nodes' do: a subscriber who reconnects is replayed it.
+	for s.PublishStats().Queued <= overloadFactor*1 {
+		s.Broadcast(b)
+	}
+	s.Broadcast(&Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"cache-news"}, Event: "headline", Data: []byte("kept")})
+	loops.run()
+	late := dial(t, s, 0)
+	late.subscribe("cache-news")
+	if m := late.mustEvent("headline"); m["data"] != "kept" {
+		t.Fatalf("replay %v", m)
 	}
 }
 

@@ -95,23 +95,34 @@ func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
 		// An id that does not parse is no session's here: nobody is left out.
 		to.except, _ = ParseSocketID(e.Except)
 	}
-	var data *cacheData // the event's data, once for all its cache channels
+	ec := eventCache{until: cacheUntil}
 	for _, ch := range e.Channels {
 		f := newFrame()
 		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
 		f.seal()
-		var keep *cachedEvent
-		if _, cache := ChannelKind(ch); cache {
-			if data == nil {
-				data = &cacheData{b: append([]byte(nil), e.Data...)}
-				if cacheUntil == 0 {
-					cacheUntil = time.Now().Add(app.cacheTTL()).UnixNano()
-				}
-			}
-			keep = &cachedEvent{channel: ch, event: e.Name, data: data, expires: cacheUntil}
-		}
-		s.broadcast(app.hub, ch, f, to, keep)
+		s.broadcast(app.hub, ch, f, to, ec.entry(app, e, ch))
 	}
+}
+
+// eventCache makes what an event's cache channels keep of it, sharing one
+// copy of its data.
+type eventCache struct {
+	data  *cacheData
+	until int64 // unix nanoseconds; 0: the app's cache_ttl from the first entry
+}
+
+// entry is what channel ch keeps of e: nil unless it is a cache channel.
+func (c *eventCache) entry(app *App, e *Event, ch string) *cachedEvent {
+	if _, cache := ChannelKind(ch); !cache {
+		return nil
+	}
+	if c.data == nil {
+		c.data = &cacheData{b: append([]byte(nil), e.Data...)}
+		if c.until == 0 {
+			c.until = time.Now().Add(app.cacheTTL()).UnixNano()
+		}
+	}
+	return &cachedEvent{channel: ch, event: e.Name, data: c.data, expires: c.until}
 }
 
 // subscribers is how many connections of this node are in channel name.
