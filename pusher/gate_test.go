@@ -186,7 +186,9 @@ func TestPublishToNobodyHere(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Publish(ctx, app, []Event{{Channels: []string{"empty"}, Name: "e", Data: []byte("x")}}) }()
+	go func() {
+		done <- s.Publish(ctx, app, []Event{{Channels: []string{"empty"}, Name: "e", Data: []byte("x")}})
+	}()
 	select {
 	case err := <-done:
 		if err != nil {

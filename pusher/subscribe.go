@@ -190,6 +190,9 @@ func (s *Server) occupied(app *App, name string, yes bool) {
 	if s.obs == nil || !app.wants(ChannelOccupied) && !app.wants(ChannelVacated) {
 		return
 	}
+	if kind, _ := ChannelKind(name); kind == ServerOnly {
+		return // a #server-to-user channel is the server's, not an app's channel
+	}
 	if s.clustered {
 		m := &Membership{App: app.ID, Channel: occupancy + name, User: occupant, Added: yes}
 		if yes {
@@ -303,10 +306,11 @@ func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 	s.send(sess, "pusher_internal:subscription_succeeded", ch.name, presence)
 }
 
-// countChanged sends pusher_internal:subscription_count to a non-presence
-// channel when its app asks for it.
+// countChanged sends pusher_internal:subscription_count to a public,
+// private or cache channel when its app asks for it (never to presence or
+// #server-to-user channels).
 func (s *Server) countChanged(sess *Session, ch *channel, count int, upto seqNum) {
-	if ch.kind == Presence {
+	if ch.kind == Presence || ch.kind == ServerOnly {
 		return
 	}
 	if s.clustered {

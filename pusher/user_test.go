@@ -3,6 +3,8 @@ package pusher
 import (
 	"context"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -121,4 +123,49 @@ func TestServerToUserAnyID(t *testing.T) {
 	publish(s, app, []string{"#server-to-user-ann:smith 1"}, "hi", []byte("x"), "")
 	c.mustEvent("hi")
 	c.none()
+}
+
+// moments records what a server reports for webhooks.
+type moments struct {
+	mu  sync.Mutex
+	got []Moment
+}
+
+func (m *moments) Observe(e *Moment) {
+	m.mu.Lock()
+	m.got = append(m.got, *e)
+	m.mu.Unlock()
+}
+
+// TestServerToUserNotReported: a user's #server-to-user channel is the
+// server's own: signing in and leaving report no channel_occupied,
+// channel_vacated or subscription_count for it, while an app channel's are
+// reported in pairs.
+func TestServerToUserNotReported(t *testing.T) {
+	app := DefaultApp("app-id", "app-key", "app-secret")
+	app.Webhooks = []Webhook{{URL: "http://127.0.0.1:1/hook", EventTypes: []string{"channel_occupied", "channel_vacated", "subscription_count"}}}
+	rec := &moments{}
+	s, err := NewServer([]AppConfig{app}, Options{Observer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Attach(syncLoops{n: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a := dial(t, s, 0)
+	a.signin(`{"id":"42"}`)
+	a.mustEvent("pusher:signin_success")
+	a.subscribe("#server-to-user-42") // pusher-js's own subscribe
+	a.subscribe("news")
+	s.Close(&a.sess)
+	var names []string
+	for _, m := range rec.got {
+		if strings.HasPrefix(m.Channel, "#") {
+			t.Errorf("reported %s for %s", m.Name, m.Channel)
+		}
+		names = append(names, string(m.Name)+" "+m.Channel)
+	}
+	if want := "channel_occupied news,subscription_count news,channel_vacated news,subscription_count news"; strings.Join(names, ",") != want {
+		t.Errorf("reported %q, want %q", strings.Join(names, ","), want)
+	}
 }
