@@ -2,7 +2,10 @@
 
 package pusher
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 func TestClientEventAllocs(t *testing.T) {
 	s, _ := newServer(t, 1, func(a *AppConfig) { a.ClientEventRate = 0; a.MaxMessageRate = 0 })
@@ -37,5 +40,13 @@ func TestPingAllocs(t *testing.T) {
 	msg := []byte(`{"event":"pusher:ping","data":{}}`)
 	if allocs := testing.AllocsPerRun(1000, func() { s.Handle(sess, msg) }); allocs != 0 {
 		t.Fatalf("pusher:ping allocates %.1f times, want 0", allocs)
+	}
+}
+
+// TestLoopStateSize: each loop's state fills one cache line, so that loops
+// entering and leaving the server never write a line another loop uses.
+func TestLoopStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(loopState{}); n != 64 {
+		t.Fatalf("loopState is %d bytes, want 64: mend its padding", n)
 	}
 }
