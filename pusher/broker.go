@@ -25,7 +25,7 @@ type Broker interface {
 
 	// Start begins handing what the cluster does to c, one call at a time
 	// and in the order it happened, until Close. Server calls it once,
-	// from NewServer.
+	// from Attach.
 	Start(c Cluster) error
 
 	// Publish sends b to every node of the cluster. A broadcast from the
@@ -41,10 +41,9 @@ type Broker interface {
 	// when the cluster cannot be reached, or not in time: the caller
 	// delivers to this node's subscribers itself, the broker never hands
 	// this node the broadcast again, and the other nodes get it late or
-	// miss it. ErrBrokerFull: the broker could not take it before ctx was
-	// done. An
-	// event loop passes a ctx that is done already, so that Publish never
-	// waits there.
+	// miss it. ErrBrokerFull: the broker's queue had no room in time, and
+	// nobody gets it. An event loop passes a ctx that is done already, so
+	// that Publish never waits there.
 	Publish(ctx context.Context, b *Broadcast) error
 
 	// Join says that m.User's first connection on this node entered a
@@ -188,7 +187,8 @@ func (LocalBroker) Close(context.Context) error                     { return nil
 
 // Errors of Broker.Publish.
 var (
-	// ErrBrokerFull: the broker's queue stayed full until ctx was done.
+	// ErrBrokerFull: the broker's queue stayed full for as long as the
+	// broker waits for room (redisbroker: a second).
 	ErrBrokerFull = errors.New("pusher: the cluster is not taking broadcasts as fast as they come")
 	// ErrBrokerDown: the other nodes cannot be reached now.
 	ErrBrokerDown = errors.New("pusher: the cluster cannot be reached")

@@ -57,7 +57,8 @@
 // event (and whose member list or cache replay already reflects it) is
 // skipped when the task arrives later on its loop. Frames are reference
 // counted and pooled: steady publishing and client-event relay allocate
-// nothing. Broadcasts from other nodes take the same path, and count
+// nothing on a single node (in a cluster a client event also becomes a
+// Broadcast for the broker). Broadcasts from other nodes take the same path, and count
 // toward the same bound, as this node's.
 //
 // # Lock order

@@ -26,8 +26,14 @@ type Event struct {
 // Publish first waits for room in the publish bound: it returns ErrBusy,
 // having sent nothing, if the event loops stay too far behind for longer
 // than Options.PublishWait or ctx ends first. Once it returns nil every
-// subscriber gets every event. Publish is safe for concurrent use; the
-// caller validates names and sizes.
+// subscriber of this node gets every event. In a cluster the others' get
+// them through the broker, in the one order every node delivers in, except
+// while the broker cannot take them: an event it refuses is delivered here
+// alone, possibly ahead of earlier events of the batch still on their way
+// back from Redis, and the broker counts what the other nodes miss (if the
+// first event is refused the call returns ErrBusy, having sent nothing).
+// Publish is safe for concurrent use; the caller validates names and
+// sizes.
 func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	// Below the bound a publisher is admitted whatever its cost, so its
 	// deliveries are counted (a shard lock per channel) only when the loops
@@ -43,11 +49,11 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 			return err
 		}
 	}
-	s.broadcasts.Add(uint64(len(events)))
 	if !s.clustered {
 		for i := range events {
 			s.deliver(app, &events[i], 0)
 		}
+		s.broadcasts.Add(uint64(len(events)))
 		return nil
 	}
 	// Through the cluster, this node included, so that every node
@@ -70,6 +76,7 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 			// Some of the batch went out: the rest still goes, here.
 			s.deliver(app, e, cacheUntil*int64(time.Millisecond))
 		}
+		s.broadcasts.Add(1)
 	}
 	return nil
 }
