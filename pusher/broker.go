@@ -42,7 +42,7 @@ type Broker interface {
 	// delivers to this node's subscribers itself, the broker never hands
 	// this node the broadcast again, and the other nodes get it late or
 	// miss it. ErrBrokerFull: the broker's queue had no room in time, and
-	// nobody gets it. An event loop passes a ctx that is done already, so
+	// it sent nothing. An event loop passes a ctx that is done already, so
 	// that Publish never waits there.
 	Publish(ctx context.Context, b *Broadcast) error
 
