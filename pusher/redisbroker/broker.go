@@ -254,7 +254,7 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	}
 	seq := b.seq.Add(1)
 	payload := appendBroadcast(nil, bc, seq)
-	o := op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(payload)).Build()}
+	o := op{cmd: b.pub(c, payload)}
 	wait := ctx.Err() == nil
 	if wait {
 		o.done = make(chan error, 1)
@@ -349,6 +349,18 @@ func (b *Broker) skippedOwn(seq uint64) bool {
 // maxSkipped bounds the broadcasts skip remembers.
 const maxSkipped = 4096
 
+// pub builds the command publishing msg on the bus.
+func (b *Broker) pub(c rueidis.Client, msg []byte) rueidis.Completed {
+	return c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(msg)).Build()
+}
+
+// publishCounts queues st's counts, app by app, for the bus.
+func (b *Broker) publishCounts(c rueidis.Client, st *pusher.NodeState) {
+	for i := range st.Apps {
+		b.queue(op{cmd: b.pub(c, appendCounts(nil, &st.Apps[i].Counts))}, true)
+	}
+}
+
 // eval builds a command running one of the scripts with args.
 func (b *Broker) eval(c rueidis.Client, script string, args ...string) rueidis.Completed {
 	return c.B().Eval().Script(script).Numkeys(0).Arg(args...).Build()
@@ -384,7 +396,7 @@ func (b *Broker) membership(cmd rueidis.Completed) {
 // Counts queues this node's counts for the bus.
 func (b *Broker) Counts(ct *pusher.Counts) {
 	if c := b.redis(); c != nil && b.up.Load() {
-		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, ct))).Build()}, false)
+		b.queue(op{cmd: b.pub(c, appendCounts(nil, ct))}, false)
 	}
 }
 
@@ -394,7 +406,7 @@ func (b *Broker) Terminate(ctx context.Context, app, user string) error {
 	if c == nil || !b.up.Load() {
 		return errors.New("redisbroker: Redis is unreachable")
 	}
-	if !b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendTerminate(nil, b.node, app, user))).Build()}, ctx.Err() == nil) {
+	if !b.queue(op{cmd: b.pub(c, appendTerminate(nil, b.node, app, user))}, ctx.Err() == nil) {
 		return pusher.ErrBrokerFull
 	}
 	return nil
@@ -636,6 +648,16 @@ func (b *Broker) resync(c rueidis.Client, first bool) {
 	b.cmu.Lock()
 	st := b.cluster.State()
 	b.cmu.Unlock()
+	// What Redis has of this node that its state no longer holds — a
+	// channel whose last member here left while Redis was away, or whose
+	// leave a full queue dropped — is emptied.
+	if known, err := c.Do(b.ctx, c.B().Smembers().Key(b.p+":k:"+b.node).Build()).AsStrSlice(); err == nil {
+		for _, key := range known {
+			if app, ch, ok := strings.Cut(key, "\n"); ok && ch != "" && !holds(st, app, ch) {
+				b.sync(c, app, ch, nil)
+			}
+		}
+	}
 	for _, as := range st.Apps {
 		for ch, members := range as.Presence {
 			b.sync(c, as.App, ch, members)
@@ -645,21 +667,33 @@ func (b *Broker) resync(c rueidis.Client, first bool) {
 			users[i] = pusher.Member{User: u}
 		}
 		b.sync(c, as.App, "", users)
-		counts := as.Counts
-		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, &counts))).Build()}, true)
 	}
+	b.publishCounts(c, st)
 	if first {
-		b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendHello(nil, b.node))).Build()}, true)
+		b.queue(op{cmd: b.pub(c, appendHello(nil, b.node))}, true)
 		b.loadCache(c, st)
 		b.reload(c, st)
 		b.ready.Store(true)
 		return
 	}
-	time.AfterFunc(reloadDelay, func() {
-		if b.ctx.Err() == nil && b.up.Load() {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if b.sleep(reloadDelay) && b.up.Load() {
 			b.reload(c, st)
 		}
-	})
+	}()
+}
+
+// holds reports whether st has members in channel ch of app.
+func holds(st *pusher.NodeState, app, ch string) bool {
+	for _, as := range st.Apps {
+		if as.App == app {
+			_, ok := as.Presence[ch]
+			return ok
+		}
+	}
+	return false
 }
 
 // sync queues the resync script for one channel (or the users, "") of app.
@@ -683,7 +717,11 @@ func (b *Broker) reload(c rueidis.Client, st *pusher.NodeState) {
 		prefix := b.p + ":m:" + as.App + ":"
 		presence := map[string][]pusher.Member{}
 		var users []pusher.Member
-		for _, key := range b.scan(c, globEscape(prefix)+"*") {
+		keys, err := b.scan(c, globEscape(prefix)+"*")
+		if err != nil {
+			return // Redis went away again: the next resync reloads
+		}
+		for _, key := range keys {
 			h, err := c.Do(b.ctx, c.B().Hgetall().Key(key).Build()).AsStrMap()
 			if err != nil {
 				return // Redis went away again: the next resync reloads
@@ -710,7 +748,8 @@ func (b *Broker) reload(c rueidis.Client, st *pusher.NodeState) {
 // loadCache gives this node, just started, the cache channels' last events.
 func (b *Broker) loadCache(c rueidis.Client, st *pusher.NodeState) {
 	for _, as := range st.Apps {
-		for _, key := range b.scan(c, globEscape(b.p+":cache:"+as.App+":")+"*") {
+		keys, _ := b.scan(c, globEscape(b.p+":cache:"+as.App+":")+"*") // none if Redis went away: they come as they are published
+		for _, key := range keys {
 			v, err := c.Do(b.ctx, c.B().Get().Key(key).Build()).AsBytes()
 			var m message
 			if err != nil || decode(v, &m) != nil || m.kind != kindBroadcast {
@@ -723,18 +762,19 @@ func (b *Broker) loadCache(c rueidis.Client, st *pusher.NodeState) {
 	}
 }
 
-// scan returns the keys matching pattern.
-func (b *Broker) scan(c rueidis.Client, pattern string) []string {
+// scan returns the keys matching pattern, or an error if Redis did not
+// answer every step.
+func (b *Broker) scan(c rueidis.Client, pattern string) ([]string, error) {
 	var keys []string
 	var cursor uint64
 	for {
 		e, err := c.Do(b.ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
 		if err != nil {
-			return keys
+			return nil, err
 		}
 		keys = append(keys, e.Elements...)
 		if cursor = e.Cursor; cursor == 0 {
-			return keys
+			return keys, nil
 		}
 	}
 }
@@ -812,8 +852,11 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 	case kindTerminate:
 		b.cluster.Terminate(m.app, m.user)
 	case kindHello:
-		// A new node: tell it our counts now rather than in fullCountsEvery.
+		// A new node: tell it our counts now rather than in fullCountsEvery
+		// (off the bus, which holds cmu, as the queue may make it wait).
+		b.wg.Add(1)
 		go func() {
+			defer b.wg.Done()
 			c := b.redis()
 			if c == nil {
 				return
@@ -821,10 +864,7 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 			b.cmu.Lock()
 			st := b.cluster.State()
 			b.cmu.Unlock()
-			for _, as := range st.Apps {
-				counts := as.Counts
-				b.queue(op{cmd: c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(appendCounts(nil, &counts))).Build()}, true)
-			}
+			b.publishCounts(c, st)
 		}()
 	case 'm':
 		b.cluster.Member(&m.member)

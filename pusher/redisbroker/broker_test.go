@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"testing"
@@ -297,6 +298,27 @@ func TestGracefulLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	watcher.wait("pusher_internal:member_removed", func(f frame) bool { return contains(f.dataString(), `"leaver"`) })
+}
+
+// TestResyncEmptiesChannels: a member whose last connection on a node
+// left while that node could not reach Redis (its leave lost) is removed
+// for the cluster by the node's resync once Redis answers again.
+func TestResyncEmptiesChannels(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := cluster(t, r, 2, nodeConfig{nodeTimeout: time.Hour})
+	watcher := nodes[1].dial(0)
+	watcher.join("presence-room", "watcher")
+	leaver := nodes[0].dial(0)
+	leaver.join("presence-room", "leaver")
+	watcher.wait("pusher_internal:member_added", func(f frame) bool { return contains(f.dataString(), `"leaver"`) })
+	// Node 0 takes Redis for gone (a blip): the leave cannot reach it. Its
+	// next heartbeat finds Redis answering and resyncs.
+	nodes[0].broker.down(errors.New("a blip, for the test"))
+	leaver.close()
+	watcher.wait("pusher_internal:member_removed", func(f frame) bool { return contains(f.dataString(), `"leaver"`) })
+	waitFor(t, "node 1's roster without leaver", func() bool {
+		return !slices.Contains(nodes[1].s.Users(nodes[1].app, "presence-room"), "leaver")
+	})
 }
 
 // TestRedisRestart: with Redis gone, each node goes on serving its own

@@ -14,8 +14,9 @@
 // scripts publish. Every node subscribes to it on one connection, so every
 // node sees the bus in one order — Redis's order of execution — and a node
 // that publishes a broadcast sees it after its own earlier ones. A node
-// ignores what it published itself, except member events, which reach
-// every node, its own included, only through the bus.
+// ignores what it published itself, except member events and the HTTP
+// API's broadcasts, which reach every node, its own included, only through
+// the bus.
 //
 // # Presence and users, exact
 //
@@ -54,7 +55,10 @@
 // Join, Leave, Counts...) in order, a batch per round trip; the heartbeat,
 // which connects, beats, resyncs and reaps; and the bus, which hands
 // messages to the pusher.Cluster one at a time (under cmu, which resync's
-// reload also holds, so that a reload and the bus never interleave).
+// reload also holds, so that a reload and the bus never interleave). Two
+// short-lived ones join them: the reload a few seconds after a resync, and
+// the answer of counts to a new node's hello. Close waits for all of them,
+// so nothing reaches the Cluster after it returns.
 // Nothing the Server's event loops call waits: the queue is bounded and a
 // full one drops, counts and, for membership, is made up for by the next
 // resync.

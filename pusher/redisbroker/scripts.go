@@ -55,7 +55,8 @@ return 0
 
 // luaResync: ARGV = P, N, A, C, then user, info pairs. Makes N's set of C
 // exactly those users — after Redis lost it, or lost touch with N — with
-// the member events that changes. Idempotent.
+// the member events that changes; with no users, N no longer lists C in
+// P:k:N. Idempotent.
 const luaResync = `
 local p, node, app, ch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nk, ck, mk, bus = p..':n:'..node..':'..app..':'..ch, p..':c:'..app..':'..ch, p..':m:'..app..':'..ch, p..':bus'
@@ -80,6 +81,7 @@ for u, info in pairs(want) do
     end
   end
 end
+if next(want) == nil then redis.call('SREM', p..':k:'..node, app..'\n'..ch) end
 return 0
 `
 
