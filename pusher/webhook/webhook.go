@@ -157,24 +157,35 @@ func (d *Dispatcher) Observe(m *pusher.Moment) {
 			if t := d.pending[key]; t != nil {
 				t.Stop()
 			}
-			d.pending[key] = time.AfterFunc(d.cfg.Delay, func() {
+			var t *time.Timer
+			t = time.AfterFunc(d.cfg.Delay, func() {
+				// Under mu, and only if still this key's timer: an addition
+				// that came back meanwhile took it away (and is not sent),
+				// so nothing of the two can go out in the wrong order.
 				d.mu.Lock()
-				delete(d.pending, key)
-				d.mu.Unlock()
-				d.enqueue(m.App, e)
+				defer d.mu.Unlock()
+				if d.pending[key] == t && !d.closed {
+					delete(d.pending, key)
+					d.put(m.App, e)
+				}
 			})
+			d.pending[key] = t
 		}
 		d.mu.Unlock()
 		return
 	case pusher.ChannelOccupied, pusher.MemberAdded:
 		key := pendingKey{m.App, m.Channel, m.User}
 		d.mu.Lock()
-		t := d.pending[key]
-		delete(d.pending, key)
-		d.mu.Unlock()
-		if t != nil && t.Stop() {
-			return // back within the delay: neither went, as far as the app can tell
+		defer d.mu.Unlock()
+		if t := d.pending[key]; t != nil {
+			t.Stop()
+			delete(d.pending, key)
+			return // back within the delay: neither goes, as far as the app can tell
 		}
+		if !d.closed {
+			d.put(m.App, toEvent(m))
+		}
+		return
 	}
 	d.enqueue(m.App, toEvent(m))
 }
@@ -239,8 +250,9 @@ func (d *Dispatcher) Stats() Stats {
 	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(), Queue: int(d.queued.Load())}
 }
 
-// Close stops the senders, once what they hold has been tried once more or
-// ctx is done; removals still waiting their delay are sent at once.
+// Close stops the senders once they have sent what they hold, retrying
+// as usual, or when ctx is done, whichever comes first; removals still
+// waiting their delay are sent at once.
 func (d *Dispatcher) Close(ctx context.Context) {
 	d.mu.Lock()
 	for key, t := range d.pending {
@@ -255,10 +267,8 @@ func (d *Dispatcher) Close(ctx context.Context) {
 	d.pending = map[pendingKey]*time.Timer{}
 	d.closed = true
 	d.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		d.cancel()
-	}()
+	stop := context.AfterFunc(ctx, d.cancel)
+	defer stop()
 	d.mu.Lock()
 	for _, eps := range d.hooks {
 		for _, ep := range eps {
