@@ -131,6 +131,7 @@ var (
 	descWebhookQueue   = prometheus.NewDesc("revurb_webhook_queue_depth", "Webhook events waiting to be sent.", nil, nil)
 	descRedisUp        = prometheus.NewDesc("revurb_cluster_redis_up", "1 while this node reaches the cluster's Redis, else 0.", nil, nil)
 	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
+	descClusterLost    = prometheus.NewDesc("revurb_cluster_lost_total", "Broadcasts and membership changes that could not reach Redis (Redis away, or the broker's queue full); a resync makes up for the membership changes.", nil, nil)
 	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
 )
 
@@ -138,7 +139,7 @@ var (
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
-	descRedisUp, descOverload, descClientDropped}
+	descRedisUp, descOverload, descClientDropped, descClusterLost}
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -176,6 +177,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRedisUp, up)
 		counter(descOverload, st.OverloadCloses)
 		counter(descClientDropped, st.ClientEventsDropped)
+		counter(descClusterLost, st.ClusterLost)
 	}
 	if c.src.Transport != nil {
 		t := c.src.Transport()

@@ -23,6 +23,9 @@ type Stats struct {
 	// ClusterUp says whether the broker reaches the other nodes now (when
 	// Clustered).
 	ClusterUp bool
+	// ClusterLost counts the work the broker could not hand to the other
+	// nodes (broadcasts, membership changes), if it counts that.
+	ClusterLost uint64
 }
 
 // AppStats is one app's part of Stats.
@@ -53,6 +56,9 @@ func (s *Server) Stats() Stats {
 	}
 	if up, ok := s.broker.(interface{ Up() bool }); ok {
 		st.ClusterUp = up.Up()
+	}
+	if lost, ok := s.broker.(interface{ Lost() uint64 }); ok {
+		st.ClusterLost = lost.Lost()
 	}
 	for _, app := range s.apps {
 		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections()})

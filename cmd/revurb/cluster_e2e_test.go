@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
 
@@ -477,6 +478,9 @@ func TestClusterWebhooks(t *testing.T) {
 		t.Errorf("revurb_cluster_redis_up %v", f)
 	}
 	if f := m["revurb_cluster_client_events_dropped_total"]; f == nil || f.Metric[0].Counter.GetValue() != 0 {
-		t.Errorf("revurb_cluster_client_events_dropped_total %v", f)
+		t.Errorf("revurb_cluster_client_events_dropped_total %v on a quiet cluster", f)
+	}
+	if f := m["revurb_cluster_lost_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER {
+		t.Errorf("revurb_cluster_lost_total %v", f)
 	}
 }
