@@ -11,8 +11,8 @@ import (
 
 // The bus carries two encodings. What a node publishes itself —
 // broadcasts, counts, terminate and hello — is binary: a kind byte, then
-// fields as uvarint-prefixed strings and uvarints, read back without a
-// copy of the event's data beyond the one Broadcast keeps. What the Lua
+// fields as uvarint-prefixed strings and uvarints; the event's data is
+// read back as a slice of the message, not copied. What the Lua
 // scripts publish — member events and a dead node's goodbye — is JSON,
 // which Redis's Lua can write (cjson); it starts with '{', never a kind
 // byte.
@@ -119,7 +119,7 @@ type memberJSON struct {
 	Node    string `json:"n"`
 }
 
-// decode reads one bus message.
+// decode reads one bus message; a broadcast's Data aliases b.
 func decode(b []byte, m *message) error {
 	*m = message{}
 	if len(b) == 0 {
@@ -159,7 +159,7 @@ func decode(b []byte, m *message) error {
 			bc.Channels[i] = r.string()
 		}
 		bc.Event = r.string()
-		bc.Data = []byte(r.string())
+		bc.Data = r.bytes()
 		bc.Except = r.string()
 		bc.CacheUntil = r.varint()
 		flags := r.byte()
@@ -229,6 +229,19 @@ func (r *reader) byte() byte {
 	c := r.b[0]
 	r.b = r.b[1:]
 	return c
+}
+
+// bytes is the next uvarint-prefixed field, aliasing the message: decode's
+// callers hand it a buffer of their own.
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.bad, r.b = true, nil
+		return nil
+	}
+	b := r.b[:n:n]
+	r.b = r.b[n:]
+	return b
 }
 
 func (r *reader) string() string {
