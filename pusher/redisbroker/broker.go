@@ -836,7 +836,7 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 	}
 	// What this node published itself it has delivered already — all but
 	// the HTTP API's broadcasts, which every node delivers from the bus.
-	if m.origin == b.node && m.kind != 'm' && (m.kind != kindBroadcast || m.broadcast.ClientEvent) {
+	if m.origin == b.node && m.kind != kindMember && (m.kind != kindBroadcast || m.broadcast.ClientEvent) {
 		return
 	}
 	b.cmu.Lock()
@@ -866,16 +866,13 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 			b.cmu.Unlock()
 			b.publishCounts(c, st)
 		}()
-	case 'm':
+	case kindMember:
 		b.cluster.Member(&m.member)
-	case 'g':
+	case kindGone:
 		if m.node == b.node {
 			// Taken for dead while alive (cut off longer than the node
 			// timeout): tell Redis everything again.
-			select {
-			case b.resyncs <- false:
-			default:
-			}
+			b.askResync(false)
 			return
 		}
 		b.cluster.Forget(m.node)

@@ -25,6 +25,12 @@ const (
 	kindHello
 )
 
+// Kinds of the JSON messages the scripts publish, after their "k" field.
+const (
+	kindMember byte = 'm'
+	kindGone   byte = 'g'
+)
+
 // Flags of a broadcast.
 const flagClientEvent byte = 1
 
@@ -97,7 +103,7 @@ func appendBytes(dst, b []byte) []byte {
 
 // message is one bus message, decoded: the kind says which fields hold.
 type message struct {
-	kind      byte // a binary kind, or 'm' (member) and 'g' (gone) for JSON ones
+	kind      byte // a binary kind, or kindMember or kindGone for JSON ones
 	origin    string
 	broadcast pusher.Broadcast
 	seq       uint64 // of a broadcast: its number on its node
@@ -132,13 +138,13 @@ func decode(b []byte, m *message) error {
 		}
 		switch j.Kind {
 		case "m":
-			m.kind = 'm'
+			m.kind = kindMember
 			m.member = pusher.Membership{App: j.App, Channel: j.Channel, User: j.User, Added: j.Added == 1, Except: j.Except, Node: j.Node}
 			if j.Info != "" {
 				m.member.Info = []byte(j.Info)
 			}
 		case "g":
-			m.kind, m.node = 'g', j.Node
+			m.kind, m.node = kindGone, j.Node
 		default:
 			return errMessage
 		}
