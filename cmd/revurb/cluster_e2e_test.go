@@ -225,6 +225,12 @@ func TestClusterPresenceAndUsers(t *testing.T) {
 	d.do("connect", map[string]any{"id": "ann0", "node": 0, "user": "ann", "info": map[string]string{"name": "Ann"}})
 	d.do("subscribe", map[string]any{"id": "ann0", "channel": "presence-room"})
 	d.do("signin", map[string]any{"id": "ann0"})
+	// Each node reads the bus at its own pace: wait until node 1 knows of
+	// both before ann's second connection joins there.
+	waitFor(t, "node 1 to know watcher and ann", func() bool {
+		r := d.do("get", map[string]any{"node": 1, "path": "/channels/presence-room/users"})
+		return slices.Equal(userIDs(t, r), []any{"ann", "watcher"})
+	})
 	d.do("connect", map[string]any{"id": "ann1", "node": 1, "user": "ann", "info": map[string]string{"name": "Ann"}})
 	sub := d.do("subscribe", map[string]any{"id": "ann1", "channel": "presence-room"})
 	members := sub["data"].(map[string]any)["members"].(map[string]any)

@@ -157,6 +157,11 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	ann0 := nodes[0].dial(0)
 	ann0.join("presence-room", "ann")
 	watcher.wait("pusher_internal:member_added", func(f frame) bool { return contains(f.dataString(), `"ann"`) })
+	// Each node reads the bus at its own pace: node 1 knows both once it
+	// has read as far as node 2 has.
+	waitFor(t, "node 1 to know watcher and ann", func() bool {
+		return slices.Equal(nodes[1].s.Users(nodes[1].app, "presence-room"), []string{"ann", "watcher"})
+	})
 	ann1 := nodes[1].dial(1)
 	if got := ann1.join("presence-room", "ann"); !slices.Contains(got, "watcher") || !slices.Contains(got, "ann") || len(got) != 2 {
 		t.Fatalf("ann's second connection listed %v", got)
@@ -182,6 +187,9 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	if n := len(watcher.events("pusher_internal:member_removed")); n != 2 {
 		t.Fatalf("watcher heard %d leaves, want bob's and ann's", n)
 	}
+	waitFor(t, "node 0 to know only watcher", func() bool {
+		return slices.Equal(nodes[0].s.Users(nodes[0].app, "presence-room"), []string{"watcher"})
+	})
 	late := nodes[0].dial(1)
 	if got := late.join("presence-room", "late"); !slices.Equal(sorted(got), []string{"late", "watcher"}) {
 		t.Fatalf("late's list %v", got)
