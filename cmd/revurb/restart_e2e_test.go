@@ -32,12 +32,12 @@ func TestRestartWithoutDowntime(t *testing.T) {
 	ports := [2]int{first.wsPort, first.apiPort}
 
 	node := needNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "restart.mjs")
 	cmd.Dir = "testdata"
 	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort),
-		"TIMEOUT_MS=30000", "AFTER_MS=3000")
+		"TIMEOUT_MS=40000", "AFTER_MS=3000")
 	cmd.SysProcAttr = childProcAttr()
 	cmd.WaitDelay = 2 * time.Second
 	stdin, err := cmd.StdinPipe()
