@@ -167,7 +167,7 @@ func (e *Engine) Run() error {
 	)
 }
 
-// Ready is closed once the engine listens.
+// Ready is closed once the engine listens on every loop's socket.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
 // Len is the number of event loops.
@@ -386,10 +386,11 @@ func (e *Engine) Stats() Stats {
 	return st
 }
 
-// OnBoot keeps the engine handle and signals readiness.
+// OnBoot keeps the engine handle. gnet calls it before it binds the
+// listening sockets of loops 1..n-1 (one each, SO_REUSEPORT), so readiness
+// waits for the first OnTick: the ticker starts once every loop listens.
 func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
 	e.eng = eng
-	close(e.ready)
 	return gnet.None
 }
 
@@ -494,6 +495,9 @@ const expireEvery = 30
 
 // OnTick asks every loop to check its connections.
 func (e *Engine) OnTick() (time.Duration, gnet.Action) {
+	if e.ticks == 0 {
+		close(e.ready)
+	}
 	now := time.Now().UnixNano()
 	e.eachLoop(func(i int) { e.sweep(i, now) })
 	if e.ticks++; e.ticks%expireEvery == 0 {

@@ -15,23 +15,14 @@ import (
 // kernel then shares new connections between the two. It reads
 // /proc/net/tcp{,6} and this process's descriptors (Linux).
 func sharedPorts(ports []int) ([]int, error) {
-	own := map[string]bool{}
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	for _, fd := range fds {
-		if link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil {
-			if inode, ok := strings.CutPrefix(link, "socket:["); ok {
-				own[strings.TrimSuffix(inode, "]")] = true
-			}
-		}
-	}
 	want := map[int]bool{}
 	for _, p := range ports {
 		want[p] = true
 	}
-	shared := map[int]bool{}
+	// The listening sockets first, this process's own after: a listener
+	// this process opens meanwhile is then in both, never taken for
+	// another process's.
+	listening := map[string]int{} // inode → port
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(table)
 		if err != nil {
@@ -47,12 +38,27 @@ func sharedPorts(ports []int) ([]int, error) {
 			}
 			i := strings.LastIndexByte(fields[1], ':')
 			port, err := strconv.ParseUint(fields[1][i+1:], 16, 16)
-			if err != nil || !want[int(port)] || own[fields[9]] {
+			if err != nil || !want[int(port)] {
 				continue
 			}
-			shared[int(port)] = true
+			listening[fields[9]] = int(port)
 		}
 		f.Close()
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	for _, fd := range fds {
+		if link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil {
+			if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+				delete(listening, strings.TrimSuffix(inode, "]"))
+			}
+		}
+	}
+	shared := map[int]bool{}
+	for _, port := range listening {
+		shared[port] = true
 	}
 	var out []int
 	for _, p := range ports {
