@@ -43,9 +43,10 @@ type conn struct {
 	// Frames staged in this loop turn (write.go): a chain of segments.
 	head, tail, staged int32
 
-	hs     codec.Handshake
-	state  connState
-	refuse int16 // a close code to refuse the connection with after its handshake, or 0
+	hs        codec.Handshake
+	state     connState
+	throttled bool  // over its message budget: its bytes wait unread (budget.go), and it is in l.throttled
+	refuse    int16 // a close code to refuse the connection with after its handshake, or 0
 
 	dec  codec.Decoder
 	sess pusher.Session
@@ -100,7 +101,12 @@ func (c *conn) traffic(buf []byte) int {
 			c.deadline = time.Now().Add(time.Duration(t) * time.Second).UnixNano()
 		}
 	}
+	now := time.Now().UnixNano()
 	for c.state == stateOpen && used < len(buf) {
+		if !c.sess.CanRead(now) {
+			c.throttle()
+			break
+		}
 		m, n, err := c.dec.Decode(buf[used:])
 		if err == codec.ErrNeedMore {
 			break
@@ -116,6 +122,7 @@ func (c *conn) traffic(buf []byte) int {
 		used += n
 		if m.Op != 0 { // a whole message or a control frame, not a fragment of one
 			c.l.msgsIn.Add(1)
+			c.sess.Read(now)
 		}
 		c.l.bytesIn.Add(uint64(n))
 		switch m.Op {

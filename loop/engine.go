@@ -43,6 +43,9 @@ type Config struct {
 	// are refused (0: 16). Each holds a descriptor for at most
 	// refuseTimeout.
 	Refusing int
+	// MaxInbound is how many bytes a connection over its message budget
+	// may have sent unread before it is closed with 4100 (0: 1 MiB).
+	MaxInbound int
 	// Path is a prefix in front of the WebSocket endpoint, /app/{key}
 	// ("" or "/ws": then /ws/app/{key}), for a proxy that forwards a
 	// sub-path.
@@ -71,6 +74,7 @@ type Engine struct {
 	refusing      atomic.Int64 // connections held only to be refused
 	refused       atomic.Uint64
 	slowConsumers atomic.Uint64
+	inboundCloses atomic.Uint64
 	ticks         int // OnTick calls; only the ticker goroutine touches it
 }
 
@@ -86,6 +90,10 @@ type loopState struct {
 	sweep   []*conn // the sweep's copy of conns, reused
 	scratch []byte  // for a frame built on the loop and staged at once
 
+	throttled      []*conn // connections over their message budget (budget.go)
+	spareThrottled []*conn // the list a resume turn drained, reused
+	resume         resumer
+
 	// Counters, written by the loop alone and read by Stats from anywhere:
 	// an atomic each, on this loop's own cache lines, so that counting
 	// costs a message no contended write.
@@ -93,6 +101,8 @@ type loopState struct {
 	closed            [len(closeCodes) + 1]atomic.Uint64 // by closeCodes, then any other
 	msgsIn, msgsOut   atomic.Uint64
 	bytesIn, bytesOut atomic.Uint64
+	throttles         atomic.Uint64 // connections that went over their message budget
+	nThrottled        atomic.Int32  // len(throttled), for the ticker
 	_                 [64]byte
 }
 
@@ -126,6 +136,9 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	if cfg.MaxOutbound <= 0 {
 		cfg.MaxOutbound = 1 << 20
 	}
+	if cfg.MaxInbound <= 0 {
+		cfg.MaxInbound = 1 << 20
+	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
@@ -141,6 +154,7 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	for i := range e.loops {
 		l := &loopState{e: e, index: i, st: newStager()}
 		l.q.l = l
+		l.resume.l = l
 		e.loops[i] = l
 	}
 	if err := srv.Attach(e); err != nil {
@@ -354,6 +368,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 type Stats struct {
 	Refused       uint64 // connections refused: over MaxConns, or while stopping
 	SlowConsumers uint64 // connections closed with 4100 for their unsent backlog
+	InboundCloses uint64 // connections closed with 4100 for what they sent unread past MaxInbound
+	Throttles     uint64 // times a connection went over its message budget and was read more slowly
 	Opened        uint64 // WebSocket connections opened (handshake done)
 	// Closed counts WebSocket connections closed, by close code: the code
 	// of the close frame sent (the client's own, echoed), 1006 for one gone
@@ -366,9 +382,10 @@ type Stats struct {
 
 // Stats reports on the engine, summing its loops' counters.
 func (e *Engine) Stats() Stats {
-	st := Stats{Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), Closed: map[string]uint64{}}
+	st := Stats{Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), InboundCloses: e.inboundCloses.Load(), Closed: map[string]uint64{}}
 	for _, l := range e.loops {
 		st.Opened += l.opened.Load()
+		st.Throttles += l.throttles.Load()
 		st.MessagesIn += l.msgsIn.Load()
 		st.MessagesOut += l.msgsOut.Load()
 		st.BytesIn += l.bytesIn.Load()
@@ -455,32 +472,50 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 
 // OnTraffic decodes what arrived and hands complete messages to the
 // protocol core.
-func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
-	c := gc.Context().(*conn)
+func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
+	if gc.Context().(*conn).serve() {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// serve reads what c has received and not consumed yet, as far as its
+// message budget allows, and flushes the turn's writes. It reports whether
+// c must be closed at once: a bug reached by one client's bytes must not
+// take every other connection down with the process, so a panic is
+// logged, that client is told 1011 and dropped.
+func (c *conn) serve() (closeNow bool) {
 	defer func() {
-		// A bug reached by one client's bytes must not take every other
-		// connection down with the process: log it, tell that client 1011
-		// and drop it.
 		if r := recover(); r != nil {
-			e.cfg.Log.Error("loop: panic serving a connection; closing it with 1011", "remote", fmt.Sprint(gc.RemoteAddr()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.l.e.cfg.Log.Error("loop: panic serving a connection; closing it with 1011", "remote", fmt.Sprint(c.gc.RemoteAddr()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.l.st.forget(c)
 			if c.state == stateOpen {
-				_, _ = gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
+				_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
 				c.l.countClose(int(ws.StatusInternalServerError))
 			}
 			c.state = stateClosing
 			c.l.flushSafely()
-			action = gnet.Close
+			closeNow = true
 		}
 	}()
-	buf, _ := gc.Peek(-1)
+	if c.throttled {
+		// Still waiting for its budget: what arrived waits too, up to the
+		// cap. (A resume turn takes it off the list first.)
+		c.overInbound()
+		c.l.st.flush()
+		return false
+	}
+	buf, _ := c.gc.Peek(-1)
 	// Discard(0) would drop everything buffered: gnet treats n <= 0 as
 	// "all". A partial request or frame must stay for the next read.
 	if n := c.traffic(buf); n > 0 {
-		_, _ = gc.Discard(n)
+		_, _ = c.gc.Discard(n)
+	}
+	if c.throttled {
+		c.overInbound()
 	}
 	c.l.st.flush()
-	return gnet.None
+	return false
 }
 
 // sweepEvery is how often each loop checks its connections' keepalive
@@ -488,22 +523,34 @@ func (e *Engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 // connections is precise enough and costs no timer per connection.
 const sweepEvery = time.Second
 
+// sweepTicks is how many ticks, resumeEvery apart, make a sweepEvery.
+const sweepTicks = int(sweepEvery / resumeEvery)
+
 // expireEvery is how many sweeps pass between purges of expired cache-channel
 // events: a purge walks every cached event, and a late purge only holds
 // memory a little longer (an expired event is never replayed).
-const expireEvery = 30
+const expireEvery = 30 * sweepTicks
 
-// OnTick asks every loop to check its connections.
+// OnTick queues, every resumeEvery, a resume turn on each loop with
+// throttled connections, and every sweepEvery a sweep of every loop's
+// connections.
 func (e *Engine) OnTick() (time.Duration, gnet.Action) {
 	if e.ticks == 0 {
 		close(e.ready)
 	}
 	now := time.Now().UnixNano()
-	e.eachLoop(func(i int) { e.sweep(i, now) })
+	for i, l := range e.loops {
+		if l.nThrottled.Load() > 0 {
+			_ = e.Execute(i, l.resume)
+		}
+	}
+	if e.ticks%sweepTicks == 0 {
+		e.eachLoop(func(i int) { e.sweep(i, now) })
+	}
 	if e.ticks++; e.ticks%expireEvery == 0 {
 		e.srv.Expire(now)
 	}
-	return sweepEvery, gnet.None
+	return resumeEvery, gnet.None
 }
 
 // sweep runs on loop i: keepalive for open sessions, a deadline for

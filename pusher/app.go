@@ -46,13 +46,13 @@ type AppConfig struct {
 	ClientEventRate int `json:"client_event_rate" yaml:"client_event_rate"`
 	// MaxPresenceMembers caps the users of one presence channel.
 	MaxPresenceMembers int `json:"max_presence_members" yaml:"max_presence_members"`
-	// MaxMessageRate caps the messages one connection may send per second
-	// (0: no cap). The first over it gets pusher:error 4301 and the rest of
-	// that second's are dropped; going on in the next second closes the
-	// connection with 4100.
+	// MaxMessageRate is the messages one connection may send per second
+	// after a burst of at least the subscription cap (0: no cap). A
+	// connection over it is read more slowly, never refused (budget.go).
 	MaxMessageRate int `json:"max_messages_per_second" yaml:"max_messages_per_second"`
 	// MaxSubscriptions caps the channels one connection may be in (0: no
-	// cap); one more gets pusher:subscription_error LimitReached.
+	// cap; DefaultMaxSubscriptions); one more gets
+	// pusher:subscription_error LimitReached for that channel.
 	MaxSubscriptions int `json:"max_subscriptions" yaml:"max_subscriptions"`
 	// MaxUserInfoSize caps a presence member's user_info, in bytes.
 	MaxUserInfoSize int `json:"max_user_info_size" yaml:"max_user_info_size"`
@@ -109,7 +109,7 @@ func DefaultApp(id, key, secret string) AppConfig {
 		ClientEvents:         true,
 		ClientEventRate:      10,
 		MaxPresenceMembers:   100,
-		MaxSubscriptions:     200,
+		MaxSubscriptions:     DefaultMaxSubscriptions,
 		MaxMessageRate:       100,
 		MaxUserInfoSize:      1 << 10,
 		ActivityTimeout:      120,

@@ -108,13 +108,9 @@ func (r *rateWindow) allowClientEvent(now int64, limit int) bool {
 }
 
 // roll starts a new window when now (unix nanoseconds) is in another second
-// than the counts are for. A connection over its message limit in the second
-// that ended is marked, so that going on in the next one closes it.
+// than the count is for.
 func (r *rateWindow) roll(now int64) {
-	sec := int32(now / int64(time.Second))
-	if sec == r.second {
-		return
+	if sec := int32(now / int64(time.Second)); sec != r.second {
+		r.second, r.clientEvents = sec, 0
 	}
-	r.over = r.second+1 == sec && r.refused
-	r.second, r.messages, r.clientEvents, r.refused = sec, 0, 0, false
 }

@@ -70,46 +70,62 @@ func TestManySubscriptionsIndexed(t *testing.T) {
 	}
 }
 
-// TestMessageRate: past max_messages_per_second a connection gets one
-// pusher:error 4301 and the rest of that second's messages are dropped; if
-// it goes on in the next second it is closed with 4100.
-func TestMessageRate(t *testing.T) {
-	s, _ := newServer(t, 1, func(a *AppConfig) { a.MaxMessageRate = 5 })
-	c := dial(t, s, 0)
-	for i := 0; i < 5; i++ {
-		c.send(`{"event":"pusher:ping","data":{}}`)
-		c.mustEvent("pusher:pong")
+// TestMessageBudget: a connection may send a burst of at least the
+// subscription cap at once, then max_messages_per_second a second; past
+// its budget CanRead says no (the loop then leaves its bytes unread), and
+// the budget comes back with time, one message per interval. Nothing is
+// refused or answered with an error on the way.
+func TestMessageBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		rate, subs       int
+		wantBurst        int
+		wantPerSecondish int
+	}{
+		{name: "defaults", rate: 100, subs: DefaultMaxSubscriptions, wantBurst: DefaultMaxSubscriptions + 100, wantPerSecondish: 100},
+		{name: "low subscription cap still bursts the default", rate: 10, subs: 50, wantBurst: DefaultMaxSubscriptions + 10, wantPerSecondish: 10},
+		{name: "high subscription cap bursts it all", rate: 5, subs: 5000, wantBurst: 5005, wantPerSecondish: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newServer(t, 1, func(a *AppConfig) { a.MaxMessageRate, a.MaxSubscriptions = tc.rate, tc.subs })
+			c := dial(t, s, 0)
+			now := int64(1_000_000) * 1e9
+			n := 0
+			for c.sess.CanRead(now) {
+				c.sess.Read(now)
+				if n++; n > 100000 {
+					t.Fatal("the budget never ran out")
+				}
+			}
+			if n != tc.wantBurst {
+				t.Fatalf("burst of %d messages, want %d", n, tc.wantBurst)
+			}
+			// A second later, a second's worth more, one interval apart.
+			got := 0
+			for step := int64(0); step <= 1e9; step += 1e6 {
+				for c.sess.CanRead(now + step) {
+					c.sess.Read(now + step)
+					got++
+				}
+			}
+			if got != tc.wantPerSecondish {
+				t.Fatalf("%d messages in the next second, want %d", got, tc.wantPerSecondish)
+			}
+			if c.conn.closeCode != 0 || len(c.conn.frames) != 0 { // dial took connection_established
+				t.Fatalf("the budget answered: close %d, %d frames", c.conn.closeCode, len(c.conn.frames))
+			}
+		})
 	}
-	for i := 0; i < 10; i++ {
-		c.send(`{"event":"pusher:ping","data":{}}`)
-	}
-	if got := c.errorCode(); got != CodeClientEventLimit {
-		t.Fatalf("over the rate: code %d, want 4301", got)
-	}
-	c.none() // the rest were dropped unread, with no more errors
-	if c.conn.closeCode != 0 {
-		t.Fatal("closed in its first second over the rate")
-	}
-	// The next second: a fresh allowance, but going over again closes.
-	// (The limiter is driven with its clock, lastSeen, set by hand.)
-	next := (c.sess.lastSeen/1e9 + 1) * 1e9
-	for i := 0; i < 5; i++ {
-		c.sess.lastSeen = next + int64(i)
-		if !s.allowMessage(&c.sess) {
-			t.Fatalf("message %d of the next second refused", i+1)
+	t.Run("no cap", func(t *testing.T) {
+		s, _ := newServer(t, 1, func(a *AppConfig) { a.MaxMessageRate = 0 })
+		c := dial(t, s, 0)
+		for i := 0; i < 100000; i++ {
+			if !c.sess.CanRead(1) {
+				t.Fatalf("message %d refused with no cap", i)
+			}
+			c.sess.Read(1)
 		}
-	}
-	c.sess.lastSeen = next + 5
-	if s.allowMessage(&c.sess) || c.conn.closeCode != CodeOverCapacity {
-		t.Fatalf("going on over the rate: close %d, want 4100", c.conn.closeCode)
-	}
-	// A connection that kept to the limit for a second starts afresh.
-	d := dial(t, s, 0)
-	d.sess.rate = rateWindow{second: int32(next/1e9) - 1, refused: true}
-	d.sess.lastSeen = next + 2e9 // a second with nothing refused in between
-	if !s.allowMessage(&d.sess) || d.sess.rate.over {
-		t.Fatal("a connection quiet for a second is still marked over the rate")
-	}
+	})
 }
 
 // TestSocketIDsUnpredictable: consecutive socket ids share no relation a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -356,9 +355,6 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 	defer s.leave(s.enter(int(sess.loop)))
 	sess.lastSeen = time.Now().UnixNano()
 	sess.pingSent = 0
-	if !s.allowMessage(sess) {
-		return
-	}
 	if s.debug {
 		s.log.Debug("recv", "socket_id", sess.id.String(), "message", string(msg))
 	}
@@ -384,34 +380,6 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 		}
 		s.refuse(sess, &Error{Message: "Unknown event " + string(e.event)})
 	}
-}
-
-// allowMessage counts one inbound message against the app's limit per
-// second. The first message over it is answered with pusher:error 4301 and
-// the rest of that second's are dropped unread; a connection that goes on
-// in the next second is closed with 4100, so that pusher-js backs off
-// before it reconnects.
-func (s *Server) allowMessage(sess *Session) bool {
-	limit := sess.app.MaxMessageRate
-	if limit <= 0 {
-		return true
-	}
-	r := &sess.rate
-	r.roll(sess.lastSeen)
-	if r.messages < math.MaxUint16 {
-		r.messages++
-	}
-	if int(r.messages) <= limit {
-		return true
-	}
-	switch {
-	case r.over:
-		s.fail(sess, &Error{Code: CodeOverCapacity, Message: "Too many messages: over " + strconv.Itoa(limit) + " per second for two seconds"})
-	case !r.refused:
-		r.refused = true
-		s.refuse(sess, &Error{Code: CodeClientEventLimit, Message: "Too many messages: at most " + strconv.Itoa(limit) + " per second; the rest of this second's are dropped"})
-	}
-	return false
 }
 
 func hasPrefix(b []byte, p string) bool {

@@ -17,8 +17,9 @@ type Session struct {
 	byName map[string]int32 // index of subs by channel name, once there are more than linearSubs
 	user   *user            // nil until pusher:signin
 
-	lastSeen int64 // unix nanoseconds of the last inbound message
-	pingSent int64 // unix nanoseconds the server pinged, 0 when not waiting
+	lastSeen    int64 // unix nanoseconds of the last inbound message
+	pingSent    int64 // unix nanoseconds the server pinged, 0 when not waiting
+	nextMessage int64 // the inbound budget: unix nanoseconds of the next message's turn (budget.go)
 
 	rate    rateWindow
 	loop    uint8
@@ -32,14 +33,11 @@ type user struct {
 	watchlist []string // user ids this user watches
 }
 
-// rateWindow counts a session's inbound messages and client events in the
-// current wall-clock second.
+// rateWindow counts a session's client events in the current wall-clock
+// second.
 type rateWindow struct {
-	second       int32 // unix second the counts are for (only equality and succession matter)
-	messages     uint16
+	second       int32 // unix second the count is for (only equality matters)
 	clientEvents uint16
-	refused      bool // messages were refused in this second
-	over         bool // and in the second before it
 }
 
 // subscription is one channel a session is in. idx is its position in the

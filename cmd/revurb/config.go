@@ -54,6 +54,7 @@ type processConfig struct {
 	EventLoops        int           `yaml:"event_loops"`
 	MaxConnections    int           `yaml:"max_connections"` // WebSocket connections held at once
 	MaxOutbound       int           `yaml:"max_outbound"`
+	MaxInbound        int           `yaml:"max_inbound"`
 	HandshakeTimeout  time.Duration `yaml:"handshake_timeout"`
 	MaxRequestBody    int           `yaml:"max_request_body"`
 	MaxRequestHeaders int           `yaml:"max_request_headers"`

@@ -118,7 +118,7 @@ func run(cfg *config) error {
 	wsAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	apiAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))
 	eng, err := loop.New(srv, loop.Config{
-		Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound,
+		Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: fds.conns, Path: cfg.Path, Log: logger,
 	})
 	if err != nil {
