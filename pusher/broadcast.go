@@ -77,16 +77,23 @@ type fanout struct {
 
 var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
 
-// Run writes the frame on the loop that owns the subscribers.
+// Run writes the frame on the loop that owns the subscribers. What it
+// holds (the loop's bracket, the publish bound's count, the frame) is given
+// back in a defer, so that a panic in a write, which the loop recovers,
+// leaves nothing charged.
 func (t *fanout) Run(context.Context) error {
-	ls := t.s.enter(t.loop)
+	defer t.finish(t.s.enter(t.loop))
 	t.ch.write(t.loop, t.f.bytes(), &t.to)
+	return nil
+}
+
+// finish ends a fan-out task's bracket and returns what it held.
+func (t *fanout) finish(ls *loopState) {
 	t.s.leave(ls)
 	t.s.gate.done(t.loop, t.cost, t.size)
 	t.f.release()
 	*t = fanout{}
 	fanoutPool.Put(t)
-	return nil
 }
 
 // write sends frame to the subscribers of c on loop that to reaches. It
