@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"slices"
 
 	json "github.com/goccy/go-json"
 )
@@ -12,6 +13,10 @@ const serverToUserPrefix = "#server-to-user-"
 
 // maxWatchlist caps the user ids one user may watch.
 const maxWatchlist = 100
+
+// maxUserID caps the length of a user id, a signed-in user's or one it
+// watches, as a presence member's (Pusher: user ids up to 128 characters).
+const maxUserID = 128
 
 type signinData struct {
 	Auth     string `json:"auth"`
@@ -42,8 +47,16 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "user_data must be a JSON object with a non-empty string id"})
 		return
 	}
+	if len(*u.ID) > maxUserID {
+		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "user_data id is longer than 128 characters"})
+		return
+	}
 	if len(u.Watchlist) > maxWatchlist {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "watchlist has more than 100 user ids"})
+		return
+	}
+	if msg := dedupeWatchlist(&u.Watchlist); msg != "" {
+		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: msg})
 		return
 	}
 	if sess.user != nil && sess.user.id != *u.ID {
@@ -60,6 +73,24 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 	s.join(sess, serverToUserPrefix+sess.user.id, "", nil)
 	s.online(sess)
 	s.watch(sess, u.Watchlist)
+}
+
+// dedupeWatchlist keeps the first of each id in list, so that a watcher
+// hears one event per change of each user however often it names it, and
+// says what is wrong with an id too long or empty.
+func dedupeWatchlist(list *[]string) string {
+	ids := *list
+	kept := ids[:0]
+	for _, id := range ids {
+		if id == "" || len(id) > maxUserID {
+			return "watchlist ids must be 1 to 128 characters"
+		}
+		if !slices.Contains(kept, id) {
+			kept = append(kept, id)
+		}
+	}
+	*list = kept
+	return ""
 }
 
 // online registers sess as one of its user's connections. The user's

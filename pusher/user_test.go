@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,14 @@ func TestSigninRefused(t *testing.T) {
 			ud := `{"id":1}`
 			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID().String()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
 		},
+		"id over 128 characters": func(c *client) string {
+			ud := `{"id":"` + strings.Repeat("u", 129) + `"}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID().String()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+		},
+		"watchlist id over 128 characters": func(c *client) string {
+			ud := `{"id":"1","watchlist":["` + strings.Repeat("u", 129) + `"]}`
+			return `{"event":"pusher:signin","data":{"auth":"app-key:` + Sign("app-secret", c.sess.ID().String()+"::user::"+ud) + `","user_data":` + strconv.Quote(ud) + `}}`
+		},
 		"user_data object": func(c *client) string {
 			return `{"event":"pusher:signin","data":{"auth":"app-key:00","user_data":{"id":"1"}}}`
 		},
@@ -111,6 +120,29 @@ func TestWatchlist(t *testing.T) {
 		t.Fatalf("offline %v", d)
 	}
 	ann.none()
+}
+
+// TestWatchlistDuplicates: a watchlist naming one user many times hears
+// one event per change of that user, and lists it once.
+func TestWatchlistDuplicates(t *testing.T) {
+	s, _ := newServer(t, 1)
+	bob := dial(t, s, 0)
+	bob.signin(`{"id":"bob"}`)
+	bob.mustEvent("pusher:signin_success")
+	ann := dial(t, s, 0)
+	ann.signin(`{"id":"ann","watchlist":["bob","cid","bob","bob","cid"]}`)
+	ann.mustEvent("pusher:signin_success")
+	if d := data(t, ann.mustEvent("pusher_internal:watchlist_events")); fmt.Sprint(d) != "map[events:[map[name:online user_ids:[bob]]]]" {
+		t.Fatalf("initial watchlist events %v", d)
+	}
+	s.Close(&bob.sess)
+	if d := data(t, ann.mustEvent("pusher_internal:watchlist_events")); fmt.Sprint(d) != "map[events:[map[name:offline user_ids:[bob]]]]" {
+		t.Fatalf("offline %v", d)
+	}
+	ann.none()
+	if got := ann.sess.user.watchlist; fmt.Sprint(got) != "[bob cid]" {
+		t.Fatalf("watchlist kept as %v", got)
+	}
 }
 
 func TestServerToUserAnyID(t *testing.T) {
