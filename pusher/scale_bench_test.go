@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -120,4 +121,59 @@ func gcPauseP99(f func()) time.Duration {
 		}
 	}
 	return time.Duration(h.Buckets[len(h.Buckets)-1] * float64(time.Second))
+}
+
+// BenchmarkSubscriptionMemory reports the heap bytes one subscription
+// costs where a connection has many (README: max_subscriptions): 100
+// sessions each in 2,000 channels of their own (B/sub-own: the channel
+// and its shard entry come with each), and 100 sessions each in the same
+// 2,000 channels (B/sub-shared: the subscription alone, in the session's
+// list and index and in the channel's list). Each iteration is one such
+// set-up, measured after a full collection.
+func BenchmarkSubscriptionMemory(b *testing.B) {
+	const sessions, channels = 100, 2000
+	subs := make([][]byte, sessions*channels)
+	for i := range subs {
+		subs[i] = []byte(`{"event":"pusher:subscribe","data":{"channel":"c-` + strconv.Itoa(i) + `"}}`)
+	}
+	measure := func(shared bool) float64 {
+		s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Attach(&heldLoops{n: 2}); err != nil {
+			b.Fatal(err)
+		}
+		ss := make([]Session, sessions)
+		conns := make([]countConn, sessions)
+		for i := range ss {
+			if !s.Open(&ss[i], &conns[i], i%2, "app-key", "7", "") {
+				b.Fatal("open refused")
+			}
+		}
+		before := heapLive()
+		for i := range ss {
+			for k := range channels {
+				msg := subs[i*channels+k]
+				if shared {
+					msg = subs[k]
+				}
+				s.Handle(&ss[i], msg)
+			}
+			if len(ss[i].subs) != channels {
+				b.Fatalf("session %d in %d channels, want %d", i, len(ss[i].subs), channels)
+			}
+		}
+		per := float64(heapLive()-before) / (sessions * channels)
+		runtime.KeepAlive(ss)
+		runtime.KeepAlive(conns)
+		return per
+	}
+	var own, shared float64
+	for range b.N {
+		own += measure(false)
+		shared += measure(true)
+	}
+	b.ReportMetric(own/float64(b.N), "B/sub-own")
+	b.ReportMetric(shared/float64(b.N), "B/sub-shared")
 }
