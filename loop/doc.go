@@ -14,4 +14,10 @@
 // deadlines are checked by one sweep per loop per second, not by timers per
 // connection. A connection whose unsent backlog passes Config.MaxOutbound is
 // closed with 4100 (slow consumer).
+//
+// A connection that sends faster than its message budget (pusher's
+// Session.CanRead) is read more slowly rather than refused: its bytes wait
+// unread in gnet's inbound buffer, in order, and a resume turn every 100 ms
+// reads it again as far as the budget allows; past Config.MaxInbound unread
+// it is closed with 4100 (budget.go).
 package loop
