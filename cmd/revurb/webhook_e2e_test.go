@@ -5,14 +5,21 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	pushersdk "github.com/pusher/pusher-http-go/v5"
 )
 
 // stuckReceiver is a webhook endpoint that never answers: every request
@@ -156,5 +163,139 @@ func TestWebhookShutdownWithinGrace(t *testing.T) {
 	t.Logf("exited %v after SIGTERM", time.Since(start).Round(10*time.Millisecond))
 	if out := srv.out.String(); !strings.Contains(out, "webhook: ") {
 		t.Errorf("nothing logged of the webhooks left unsent:\n%s", out)
+	}
+}
+
+// sdkReceiver is an app's webhook endpoint built on the official Go SDK
+// (pusher-http-go v5): it parses each request with Client.Webhook, with
+// the encryption master key configured, and keeps what was sent and the
+// SDK's verdict.
+type sdkReceiver struct {
+	mu   sync.Mutex
+	sdk  *pushersdk.Client // Webhook caches the parsed key: used under mu
+	reqs []sdkRequest
+	srv  *httptest.Server
+}
+
+type sdkRequest struct {
+	events []map[string]any // as sent
+	err    error            // the SDK's
+	read   int              // events the SDK returned
+}
+
+func newSDKReceiver(t *testing.T, masterKey string) *sdkReceiver {
+	h := &sdkReceiver{sdk: &pushersdk.Client{AppID: "app-id", Key: "app-key", Secret: "app-secret", EncryptionMasterKeyBase64: masterKey}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p struct {
+			Events []map[string]any `json:"events"`
+		}
+		_ = json.Unmarshal(body, &p)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		hook, err := h.sdk.Webhook(r.Header, body)
+		req := sdkRequest{events: p.Events, err: err}
+		if hook != nil {
+			req.read = len(hook.Events)
+		}
+		h.reqs = append(h.reqs, req)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// count is how many events named name on channel were sent.
+func (h *sdkReceiver) count(name, channel string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.reqs {
+		for _, e := range r.events {
+			if e["name"] == name && e["channel"] == channel {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestWebhooksEncryptedChannels: pusher-js clients on public, cache,
+// private and private-encrypted channels, all subscribed at once, a
+// whisper and an encrypted trigger; the app's webhooks go to a receiver
+// that parses every request with the official Go SDK. No request that
+// holds events of other channels is rejected: the encrypted channels'
+// events, which carry no data and which that SDK rejects wherever they
+// are (as it rejects Pusher's own), travel in requests of their own. And
+// every event arrives.
+func TestWebhooksEncryptedChannels(t *testing.T) {
+	t.Parallel()
+	needNode(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	masterKey := base64.StdEncoding.EncodeToString(key)
+	h := newSDKReceiver(t, masterKey)
+	cfg := writeConfig(t, "webhook_delay: 300ms", ", webhooks: [{url: \""+h.srv.URL+"/hook\", event_types: "+allHooks+"}]")
+	srv := startServer(t, serverConfig{Args: []string{"--config", cfg}})
+	env := srv.nodeEnv()
+	env["MASTER_KEY"] = masterKey
+	obs := runNode(t, "webhooks.mjs", env)
+	for _, c := range []string{"a", "b"} {
+		wantJSON(t, "connection errors of "+c, at(t, obs, c, "errors"), `[]`)
+	}
+	wantJSON(t, "the encrypted trigger", at(t, obs, "trigger"), `{"status":200,"body":"{}","json":{}}`)
+
+	channels := []string{"news", "cache-news", "private-chat", "private-encrypted-vault", "private-encrypted-cache-prices"}
+	waitFor(t, "every channel vacated", func() bool {
+		for _, ch := range channels {
+			if h.count("channel_vacated", ch) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, want := range []struct {
+		name, channel string
+		n             int
+	}{
+		{"channel_occupied", "news", 1}, {"channel_occupied", "cache-news", 1}, {"channel_occupied", "private-chat", 1},
+		{"channel_occupied", "private-encrypted-vault", 1}, {"channel_occupied", "private-encrypted-cache-prices", 1},
+		{"channel_vacated", "news", 1}, {"channel_vacated", "cache-news", 1}, {"channel_vacated", "private-chat", 1},
+		{"channel_vacated", "private-encrypted-vault", 1}, {"channel_vacated", "private-encrypted-cache-prices", 1},
+		{"cache_miss", "cache-news", 1}, {"cache_miss", "private-encrypted-cache-prices", 1},
+		{"client_event", "private-chat", 1},
+	} {
+		if got := h.count(want.name, want.channel); got != want.n {
+			t.Errorf("%s on %s: %d, want %d", want.name, want.channel, got, want.n)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var plain, encrypted int
+	for i, r := range h.reqs {
+		enc := 0
+		for _, e := range r.events {
+			if ch, _ := e["channel"].(string); strings.HasPrefix(ch, "private-encrypted-") {
+				enc++
+			}
+			if e["name"] == "client_event" && (e["data"] != `{"who":"a"}` || e["event"] != "client-typing") {
+				t.Errorf("client_event %v", e)
+			}
+		}
+		switch {
+		case enc == 0:
+			plain++
+			if r.err != nil || r.read != len(r.events) {
+				t.Errorf("request %d %v: the SDK read %d events, error %v", i, r.events, r.read, r.err)
+			}
+		case enc != len(r.events):
+			t.Errorf("request %d mixes an encrypted channel's events with others: %v", i, r.events)
+		default:
+			encrypted++
+		}
+	}
+	if plain == 0 || encrypted == 0 {
+		t.Errorf("%d requests without encrypted channels' events and %d with", plain, encrypted)
 	}
 }
