@@ -15,8 +15,9 @@ import (
 
 const (
 	firstRetry    = time.Second
-	maxBatch      = 100     // events in one POST
-	maxBatchBytes = 1 << 20 // what the events of one POST hold (queued.size), unless one alone holds more
+	maxBatch      = 100              // events in one POST
+	maxBatchBytes = 1 << 20          // what the events of one POST hold (queued.size), unless one alone holds more
+	warnEvery     = 10 * time.Second // an endpoint dropping events says so at most this often
 )
 
 // endpoint is one webhook of one app: its queue and its sender.
@@ -26,9 +27,10 @@ type endpoint struct {
 	want map[string]bool
 
 	mu     sync.Mutex
-	q      []queued // waiting, oldest first
-	bytes  int      // what q and the batch being sent hold (its events, then its body)
-	full   bool     // the last event that came was dropped (to log once a spell)
+	q      []queued  // waiting, oldest first
+	bytes  int       // what q and the batch being sent hold (its events, then its body)
+	drops  int       // events dropped since the last warning
+	warned time.Time // when that was
 	closed bool
 	wake   chan struct{} // a token when q or closed changed
 }
@@ -69,25 +71,28 @@ func newEndpoint(d *Dispatcher, h pusher.Webhook) *endpoint {
 func (e *endpoint) put(q queued) {
 	e.mu.Lock()
 	ok := !e.closed && len(e.q) < e.d.cfg.Queue && e.bytes+q.size <= e.d.cfg.QueueBytes
-	first := !ok && !e.full
-	e.full = !ok
 	if ok {
 		e.q = append(e.q, q)
 		e.bytes += q.size
-	}
-	events, held := len(e.q), e.bytes
-	e.mu.Unlock()
-	if !ok {
-		e.d.dropped.Add(1)
-		if first {
-			e.d.cfg.Log.Warn("webhook: queue full, dropping events until it has room", "url", e.hook.URL,
-				"events", events, "bytes", held, "max_events", e.d.cfg.Queue, "max_bytes", e.d.cfg.QueueBytes)
-		}
+		e.mu.Unlock()
+		e.d.queued.Add(1)
+		e.d.queuedBytes.Add(int64(q.size))
+		e.poke()
 		return
 	}
-	e.d.queued.Add(1)
-	e.d.queuedBytes.Add(int64(q.size))
-	e.poke()
+	e.d.dropped.Add(1)
+	e.drops++
+	var drops, events, held int
+	if now := time.Now(); now.Sub(e.warned) >= warnEvery {
+		e.warned = now
+		drops, events, held = e.drops, len(e.q), e.bytes
+		e.drops = 0
+	}
+	e.mu.Unlock()
+	if drops > 0 {
+		e.d.cfg.Log.Warn("webhook: queue full, dropping events", "url", e.hook.URL, "dropped", drops,
+			"events", events, "bytes", held, "max_events", e.d.cfg.Queue, "max_bytes", e.d.cfg.QueueBytes)
+	}
 }
 
 // poke tells the sender that something changed.
