@@ -247,9 +247,9 @@ func TestQueueBytesBound(t *testing.T) {
 	waitFor(t, "the first POST", func() bool { return len(r.requests()) > 0 || r.waiting() > 0 })
 	grown := int64(heap()) - int64(before)
 	st := d.Stats()
-	// The first batch went out before the queue filled; the bound holds
-	// the rest. What JSON adds to a batch's body is less than the slots
-	// its events held, so the body never takes the count past the bound.
+	// The batch in flight counts too, its body in place of its events:
+	// what JSON adds to them is less than the slots they held, so the
+	// body never takes the count past the bound.
 	if peak > bound {
 		t.Errorf("queue held %d bytes at its peak, bound %d", peak, bound)
 	}
