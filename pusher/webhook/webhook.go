@@ -32,7 +32,10 @@ type Config struct {
 	RetryFor time.Duration // how long a batch is retried
 	Queue    int           // events waiting, at most, per endpoint
 	// QueueBytes is what the events of one endpoint may hold, at most:
-	// those waiting and the batch being sent (see queued.size).
+	// those waiting and the batch being sent (see newQueued); an event
+	// that does not fit is dropped. Once a batch's body is made it counts
+	// in place of the batch's events, and may pass the bound by what
+	// JSON's escapes add to them.
 	QueueBytes int
 	Client     *http.Client
 	Log        *slog.Logger
