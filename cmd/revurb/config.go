@@ -68,6 +68,7 @@ type processConfig struct {
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
 	NodeTimeout       time.Duration `yaml:"node_timeout"`
 	WebhookDelay      time.Duration `yaml:"webhook_delay"`
+	WebhookQueueBytes int           `yaml:"webhook_queue_bytes"` // per endpoint: what its waiting events may hold
 }
 
 // defaultShutdownGrace is how long a stopping process may take.

@@ -102,7 +102,7 @@ func run(cfg *config) error {
 	var observer pusher.Observer
 	for _, a := range cfg.Apps {
 		if len(a.Webhooks) > 0 {
-			hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, Log: logger})
+			hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, QueueBytes: cfg.Server.WebhookQueueBytes, Log: logger})
 			observer = hooks
 			break
 		}
@@ -182,13 +182,15 @@ func run(cfg *config) error {
 	case err := <-errc:
 		return err
 	}
-	err = drain(srv, eng, httpAPI, cfg.Server.ShutdownGrace)
+	// One deadline for the whole stop: the drain, then the webhooks.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	err = drain(ctx, srv, eng, httpAPI, cfg.Server.ShutdownGrace)
 	if hooks != nil {
 		// What the drain reported (members leaving, channels vacated) goes
-		// out before the process does, within a few seconds.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// out before the process does, in what is left of the grace; what
+		// is still unsent then is dropped and counted.
 		hooks.Close(ctx)
-		cancel()
 	}
 	return err
 }
@@ -212,10 +214,9 @@ func webhookStats(d *webhook.Dispatcher) func() api.WebhookStats {
 // move over between requests rather than find their connection gone; then
 // idle connections close and requests in flight finish. Meanwhile every
 // WebSocket client is told 4200 after the broadcasts already queued for it,
-// and reconnects at once, to the next process. All within grace.
-func drain(srv *pusher.Server, eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
+// and reconnects at once, to the next process. All before ctx ends (grace
+// from the signal).
+func drain(ctx context.Context, srv *pusher.Server, eng *loop.Engine, httpAPI *api.Server, grace time.Duration) error {
 	httpAPI.Drain()
 	apiDone := make(chan error, 1)
 	go func() {

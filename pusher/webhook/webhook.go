@@ -1,24 +1,6 @@
-// Package webhook sends an app's webhooks (Pusher webhooks): it is the
-// pusher.Observer that batches the moments the protocol core reports,
-// signs them and POSTs them to the app's endpoints, retrying with back-off,
-// all off the event loops.
-//
-// Each endpoint gets {"time_ms": <unix ms>, "events": [...]} with
-// X-Pusher-Key (the app key) and X-Pusher-Signature (hex HMAC-SHA256 of
-// the raw body under the app secret), as Pusher sends them, plus the
-// endpoint's own headers. Events are batched over Window; an answer other
-// than 2xx, or none within Timeout, is retried after 1 s, 2 s, 4 s… for up
-// to RetryFor, each failed attempt counted. channel_vacated and
-// member_removed wait Delay and are dropped, with the channel_occupied or
-// member_added that undoes them, if the channel or member comes back
-// meanwhile (as Pusher does, so that a page reload is not a leave).
-//
-// Nothing here blocks its caller: Observe queues, bounded by Queue; what
-// does not fit is dropped and counted.
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -34,13 +16,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultWindow   = 500 * time.Millisecond
-	DefaultDelay    = 3 * time.Second
-	DefaultTimeout  = 5 * time.Second
-	DefaultRetryFor = 5 * time.Minute
-	DefaultQueue    = 10000
-	firstRetry      = time.Second
-	maxBatch        = 100 // events in one POST
+	DefaultWindow     = 500 * time.Millisecond
+	DefaultDelay      = 3 * time.Second
+	DefaultTimeout    = 5 * time.Second
+	DefaultRetryFor   = 5 * time.Minute
+	DefaultQueue      = 10000
+	DefaultQueueBytes = 4 << 20
 )
 
 // Config tunes a Dispatcher; zero values are the defaults.
@@ -50,8 +31,14 @@ type Config struct {
 	Timeout  time.Duration // how long a POST may take
 	RetryFor time.Duration // how long a batch is retried
 	Queue    int           // events waiting, at most, per endpoint
-	Client   *http.Client
-	Log      *slog.Logger
+	// QueueBytes is what the events of one endpoint may hold, at most:
+	// those waiting and the batch being sent (see newQueued); an event
+	// that does not fit is dropped. Once a batch's body is made it counts
+	// in place of the batch's events, and may pass the bound by what
+	// JSON's escapes add to them.
+	QueueBytes int
+	Client     *http.Client
+	Log        *slog.Logger
 }
 
 // Dispatcher is the pusher.Observer that sends webhooks.
@@ -64,7 +51,7 @@ type Dispatcher struct {
 	closed  bool
 
 	sent, failed, dropped atomic.Uint64
-	queued                atomic.Int64
+	queued, queuedBytes   atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,20 +65,6 @@ var _ pusher.Observer = (*Dispatcher)(nil)
 type pendingKey struct {
 	app           *pusher.App
 	channel, user string
-}
-
-// endpoint is one webhook of one app, with its queue and sender.
-type endpoint struct {
-	d    *Dispatcher
-	hook pusher.Webhook
-	want map[string]bool
-	in   chan queued
-}
-
-// queued is an event and the app it is of.
-type queued struct {
-	app *pusher.App
-	ev  event
 }
 
 // event is one webhook event as Pusher sends it.
@@ -123,6 +96,9 @@ func New(apps []pusher.AppConfig, cfg Config) *Dispatcher {
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultQueue
 	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout}
 	}
@@ -133,10 +109,7 @@ func New(apps []pusher.AppConfig, cfg Config) *Dispatcher {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, app := range apps {
 		for _, h := range app.Webhooks {
-			e := &endpoint{d: d, hook: h, want: map[string]bool{}, in: make(chan queued, cfg.Queue)}
-			for _, t := range h.EventTypes {
-				e.want[t] = true
-			}
+			e := newEndpoint(d, h)
 			d.hooks[app.ID] = append(d.hooks[app.ID], e)
 			d.wg.Add(1)
 			go e.run()
@@ -222,17 +195,12 @@ func (d *Dispatcher) enqueue(app *pusher.App, e event) {
 	}
 }
 
-// put queues e; the caller holds mu.
+// put queues e on each endpoint of app that wants it; the caller holds mu.
 func (d *Dispatcher) put(app *pusher.App, e event) {
+	q := newQueued(app, e)
 	for _, ep := range d.hooks[app.ID] {
-		if !ep.want[e.Name] || !ep.hook.Filter.Matches(e.Channel) {
-			continue
-		}
-		select {
-		case ep.in <- queued{app, e}:
-			d.queued.Add(1)
-		default:
-			d.dropped.Add(1)
+		if ep.want[e.Name] && ep.hook.Filter.Matches(e.Channel) {
+			ep.put(q)
 		}
 	}
 }
@@ -241,19 +209,27 @@ func (d *Dispatcher) put(app *pusher.App, e event) {
 type Stats struct {
 	Sent    uint64 // POSTs answered 2xx
 	Failed  uint64 // attempts that failed, each retry counted
-	Dropped uint64 // events dropped: the queue was full, or a batch ran out of retries
+	Dropped uint64 // events dropped: a queue was full, a batch ran out of retries, or Close's context ended first
 	Queue   int    // events waiting
+	// QueueBytes is what the events waiting and the batches being sent
+	// hold, over all endpoints.
+	QueueBytes int64
 }
 
 // Stats reports on the dispatcher.
 func (d *Dispatcher) Stats() Stats {
-	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(), Queue: int(d.queued.Load())}
+	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(),
+		Queue: int(d.queued.Load()), QueueBytes: d.queuedBytes.Load()}
 }
 
 // Close stops the senders once they have sent what they hold, retrying
-// as usual, or when ctx is done, whichever comes first; removals still
-// waiting their delay are sent at once.
+// as usual, or when ctx is done, whichever comes first: then a request in
+// flight is abandoned and what is still queued is dropped and counted, so
+// Close returns a moment after ctx's deadline at the latest. Removals
+// still waiting their delay are queued at once.
 func (d *Dispatcher) Close(ctx context.Context) {
+	stop := context.AfterFunc(ctx, d.cancel)
+	defer stop()
 	d.mu.Lock()
 	for key, t := range d.pending {
 		if t.Stop() {
@@ -266,102 +242,14 @@ func (d *Dispatcher) Close(ctx context.Context) {
 	}
 	d.pending = map[pendingKey]*time.Timer{}
 	d.closed = true
-	d.mu.Unlock()
-	stop := context.AfterFunc(ctx, d.cancel)
-	defer stop()
-	d.mu.Lock()
 	for _, eps := range d.hooks {
 		for _, ep := range eps {
-			close(ep.in)
+			ep.close()
 		}
 	}
 	d.mu.Unlock()
 	d.wg.Wait()
 	d.cancel()
-}
-
-// run gathers the endpoint's events over the window and sends them, in
-// order, retrying a batch before the next.
-func (e *endpoint) run() {
-	defer e.d.wg.Done()
-	for {
-		first, ok := <-e.in
-		if !ok {
-			return
-		}
-		app := first.app
-		batch := []event{first.ev}
-		timer := time.NewTimer(e.d.cfg.Window)
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case q, ok := <-e.in:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, q.ev)
-			case <-timer.C:
-				break gather
-			}
-		}
-		timer.Stop()
-		e.d.queued.Add(-int64(len(batch)))
-		e.send(app, batch)
-	}
-}
-
-// send POSTs batch, retrying with back-off for RetryFor.
-func (e *endpoint) send(app *pusher.App, batch []event) {
-	body, err := json.Marshal(struct {
-		TimeMs int64   `json:"time_ms"`
-		Events []event `json:"events"`
-	}{time.Now().UnixMilli(), batch})
-	if err != nil {
-		return
-	}
-	sig := pusher.Sign(app.Secret, string(body))
-	deadline := time.Now().Add(e.d.cfg.RetryFor)
-	wait := firstRetry
-	for {
-		status, err := e.post(app, body, sig)
-		if err == nil && status >= 200 && status < 300 {
-			e.d.sent.Add(1)
-			return
-		}
-		e.d.failed.Add(1)
-		if time.Now().Add(wait).After(deadline) || e.d.ctx.Err() != nil {
-			e.d.dropped.Add(uint64(len(batch)))
-			e.d.cfg.Log.Warn("webhook: gave up on a batch", "url", e.hook.URL, "events", len(batch), "status", status, "error", err)
-			return
-		}
-		select {
-		case <-time.After(wait):
-		case <-e.d.ctx.Done():
-		}
-		wait *= 2
-	}
-}
-
-// post makes one attempt.
-func (e *endpoint) post(app *pusher.App, body []byte, sig string) (int, error) {
-	ctx, cancel := context.WithTimeout(e.d.ctx, e.d.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.hook.URL, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Pusher-Key", app.Key)
-	req.Header.Set("X-Pusher-Signature", sig)
-	for k, v := range e.hook.Headers {
-		req.Header.Set(k, v)
-	}
-	res, err := e.d.cfg.Client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	res.Body.Close()
-	return res.StatusCode, nil
 }
 
 // String names the dispatcher's endpoints, for the start log.
