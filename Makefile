@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build test lint bench fuzz load load-cluster profile deps system-deps clean
+.PHONY: run build image test lint bench fuzz load load-cluster profile deps system-deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -16,6 +16,24 @@ run: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/revurb
 
+IMAGE ?= revurb:$(VERSION)
+# BUILDER is the program that builds the image: docker when its engine
+# answers, else buildah, else podman (BUILDER=podman make image to choose).
+BUILDER ?= $(shell if docker info >/dev/null 2>&1; then echo docker; \
+	elif command -v buildah >/dev/null 2>&1; then echo buildah; \
+	elif command -v podman >/dev/null 2>&1; then echo podman; fi)
+
+## image: build the container image $(IMAGE) (cmd/revurb/Containerfile): the static binary, built here,
+## on an empty filesystem, run as user 65532; with docker, buildah or podman, whichever is here (BUILDER=)
+image:
+	@builder='$(BUILDER)'; \
+	if [ -z "$$builder" ]; then \
+		echo "image: no docker engine, buildah or podman here (Debian: apt-get install buildah)" >&2; exit 1; \
+	fi; \
+	set -ex; \
+	GO='$(GO)' cmd/revurb/rootfs.sh bin/image '$(VERSION)'; \
+	$$builder build -f cmd/revurb/Containerfile --target prebuilt --build-arg VERSION='$(VERSION)' -t '$(IMAGE)' .
+
 ## test: install what the tests need, lint, then run every test with the race detector
 test: deps lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...
@@ -23,7 +41,7 @@ test: deps lint
 ## deps: what the tests need: Debian's chromium, nginx and redis-server where absent, and the npm clients from the committed lockfile
 deps: system-deps $(NODE_STAMP)
 
-## system-deps: apt-get install chromium, nginx, redis-server if their programs are missing (no-op when present; services left stopped)
+## system-deps: apt-get install chromium, nginx, redis-server, buildah and ca-certificates if missing (no-op when present; services left stopped)
 system-deps:
 	@.ci/system-deps
 

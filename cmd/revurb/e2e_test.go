@@ -118,6 +118,12 @@ type serverConfig struct {
 	Ports *[2]int
 	// Prefix runs the binary under a command, such as prlimit.
 	Prefix []string
+	// Bin is the binary to run, as the process finds it (inside Attr's
+	// Chroot, if any); default the one TestMain built.
+	Bin string
+	// Attr, when set, replaces childProcAttr() for the process: the image
+	// test runs the image's binary chrooted into its filesystem, as its user.
+	Attr *syscall.SysProcAttr
 }
 
 // sharedWarning is what revurb logs when another process listens on its
@@ -170,7 +176,7 @@ func launch(t *testing.T, cfg serverConfig) *server {
 	}
 	args := []string{"start", "--host", s.host, "--port", strconv.Itoa(s.wsPort), "--api-port", strconv.Itoa(s.apiPort)}
 	args = append(args, cfg.Args...)
-	argv := append(append(append([]string(nil), cfg.Prefix...), revurbBin), args...)
+	argv := append(append(append([]string(nil), cfg.Prefix...), cmp.Or(cfg.Bin, revurbBin)), args...)
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(cleanEnv("REVERB_"), "GORACE=halt_on_error=1")
 	s.cmd.Env = append(s.cmd.Env, cfg.Env...)
@@ -178,6 +184,9 @@ func launch(t *testing.T, cfg serverConfig) *server {
 	s.cmd.Stderr = s.out
 	s.cmd.WaitDelay = 2 * time.Second
 	s.cmd.SysProcAttr = childProcAttr()
+	if cfg.Attr != nil {
+		s.cmd.SysProcAttr = cfg.Attr
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start revurb: %v", err)
 	}
