@@ -175,3 +175,38 @@ func TestLaravelNames(t *testing.T) {
 		t.Fatal("REVERB_APP_MAX_CONNECTIONS=x accepted")
 	}
 }
+
+// TestAPIPerAddress: api_connections_per_address absent is the default
+// (an eighth of the API's connections, at most half the waiting
+// triggers), 0 is no cap, a number is that cap.
+func TestAPIPerAddress(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       int // as api.Options takes it
+	}{
+		{name: "absent", file: "apps: [{id: a, key: b, secret: c}]", want: 16},
+		{name: "zero", file: "api_connections_per_address: 0\napps: [{id: a, key: b, secret: c}]", want: -1},
+		{name: "set", file: "api_connections_per_address: 40\napps: [{id: a, key: b, secret: c}]", want: 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "revurb.yaml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := parseStart([]string{"--config", path}, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := apiPerAddress(c.Server.APIPerAddress, 128, 64); got != tt.want {
+				t.Errorf("per address %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if got := apiPerAddress(nil, 128, 10); got != 5 {
+		t.Errorf("with 10 waiters: %d, want 5", got)
+	}
+	if got := apiPerAddress(nil, 4, 2); got != 1 {
+		t.Errorf("with 4 connections: %d, want 1", got)
+	}
+}

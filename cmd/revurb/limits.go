@@ -59,3 +59,26 @@ func (b fdBudget) String() string {
 		" HTTP API connections (RLIMIT_NOFILE " + strconv.Itoa(b.limit) + ", " +
 		strconv.Itoa(b.reserve) + " kept for the API, Redis, webhooks and logs)"
 }
+
+// apiPerAddress is the cap on the API connections of one client address
+// as api.Options takes it: the setting (0: no cap, given as -1), or by
+// default an eighth of the API's connections and at most half the
+// waiting triggers, so that one address holds neither every connection
+// nor every waiter.
+func apiPerAddress(setting *int, api, waiters int) int {
+	switch {
+	case setting == nil:
+		return max(min(api/8, waiters/2), 1)
+	case *setting <= 0:
+		return -1
+	}
+	return *setting
+}
+
+// perAddrString says the per-address cap for the start log.
+func perAddrString(perAddr int) string {
+	if perAddr < 0 {
+		return "; no cap on HTTP API connections per client address"
+	}
+	return "; at most " + strconv.Itoa(perAddr) + " HTTP API connections per client address"
+}

@@ -13,23 +13,24 @@ import (
 )
 
 // TestFDLimit runs revurb with RLIMIT_NOFILE 300, which gives it 236
-// WebSocket and 32 HTTP API connections (a reserve of 64), and fills both:
-// the API with keep-alive clients, the WebSocket port with more clients
-// than fit. The server stays up, keeps every connection it has, refuses
+// WebSocket and 32 HTTP API connections (a reserve of 64), 4 of them per
+// client address, and fills both: the API with keep-alive clients from 8
+// addresses, the WebSocket port with more clients than fit. The server stays up, keeps every connection it has, refuses
 // the rest (4100 after the handshake, or a plain close), and accepts again
 // as soon as some close.
 func TestFDLimit(t *testing.T) {
 	t.Parallel()
 	const wsCap, apiCap = 236, 32
 	srv := startServer(t, serverConfig{Prefix: []string{"prlimit", "--nofile=300:300", "--"}})
-	if want := "at most 236 WebSocket and 32 HTTP API connections (RLIMIT_NOFILE 300"; !strings.Contains(srv.out.String(), want) {
+	if want := "at most 236 WebSocket and 32 HTTP API connections (RLIMIT_NOFILE 300, 64 kept for the API, Redis, webhooks and logs); " +
+		"at most 4 HTTP API connections per client address"; !strings.Contains(srv.out.String(), want) {
 		t.Fatalf("start log does not say %q:\n%s", want, srv.out.String())
 	}
 
 	// The API at its cap, with keep-alive connections that stay open.
 	apis := make([]*apiConn, apiCap)
 	for i := range apis {
-		apis[i] = dialAPI(t, srv)
+		apis[i] = dialAPIFrom(t, srv, "127.0.0."+strconv.Itoa(2+i/4))
 		if code := apis[i].up(); code != 200 {
 			t.Fatalf("API connection %d: /up %d", i, code)
 		}
@@ -161,9 +162,12 @@ type apiConn struct {
 	br *bufio.Reader
 }
 
-func dialAPI(t *testing.T, srv *server) *apiConn {
+// dialAPIFrom dials the API from the loopback address local, as another
+// client machine would (all of 127.0.0.0/8 is local on Linux).
+func dialAPIFrom(t *testing.T, srv *server, local string) *apiConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", srv.apiAddr(), 2*time.Second)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", srv.apiAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
