@@ -30,16 +30,19 @@ import (
 // has more than one, new connections wait in the kernel's queue.
 //
 // While connections wait and every slot is taken, the listener makes room
-// by ending a connection that is not being served, in this order: one
-// draining after an error answer (limits.go), the one idle the longest
-// between keep-alive requests, one that has sent nothing for newGrace,
-// one that has been reading a single request for slowRequest. A
-// connection whose request is in the handler is never ended. One more
-// connection from an address at its cap ends a connection of that
-// address that is idle for idleGrace or silent for newGrace; failing that
-// it is answered 503 {"error": ...} with Retry-After: 1 and closed after
-// a drain, as an error answer is — at most cap(refusers) drains at once,
-// the others closed at once once what the client had sent is read.
+// by ending a connection that is not being served (victim): one draining
+// after an error answer (limits.go), one idle between keep-alive
+// requests, one that has sent nothing for newGrace, one that has been
+// reading a single request for slowRequest — first from the addresses
+// that hold the most, so that the slots even out between addresses. A
+// connection idle for less than idleGrace is ended only for an address
+// holding fewer (its client may be about to reuse it: what it sends then
+// meets a closed connection), and a connection whose request is in the
+// handler never is. One more connection from an address at its cap ends
+// a connection of that address that is idle for idleGrace or silent for
+// newGrace; failing that it is answered 503 {"error": ...} with
+// Retry-After: 1 and closed after a drain, as an error answer is
+// (refuse).
 //
 // Ending a connection sets its read deadline to now rather than closing
 // it: fasthttp, blocked reading it, then ends it in its own goroutine —
@@ -96,7 +99,7 @@ func (t *connTable) arrive(nc net.Conn) bool {
 		a = &addrCount{key: key}
 	}
 	if t.perAddr > 0 && a.total() >= t.perAddr {
-		v := t.victim(now, a)
+		v := t.victim(now, a, true)
 		if v == nil {
 			t.mu.Unlock()
 			t.refuse(nc)
@@ -172,12 +175,7 @@ func (t *connTable) next(closed <-chan struct{}) (*conn, error) {
 		now := time.Now()
 		t.mu.Lock()
 		if len(t.waiting) > 0 && len(t.open) < t.slots {
-			c := t.waiting[0]
-			for _, w := range t.waiting[1:] {
-				if w.addr.open < c.addr.open {
-					c = w
-				}
-			}
+			c := t.first()
 			t.unwait(c)
 			c.addr.open++
 			t.addrs[c.addr.key] = c.addr
@@ -189,7 +187,7 @@ func (t *connTable) next(closed <-chan struct{}) (*conn, error) {
 		}
 		wait := len(t.waiting) > 0
 		if wait {
-			if v := t.victim(now, nil); v != nil {
+			if v := t.victim(now, t.first().addr, false); v != nil {
 				t.end(v, now)
 			}
 		}
@@ -213,24 +211,42 @@ func (t *connTable) next(closed <-chan struct{}) (*conn, error) {
 	}
 }
 
-// victim picks the connection to end to make room, or nil: for a
-// newcomer over its address's cap (a not nil), among that address's own.
-// Ranks: closing, idle, new, reading; the oldest first within a rank.
-// t.mu is held.
-func (t *connTable) victim(now time.Time, a *addrCount) *conn {
+// first is the waiting connection the next slot goes to: that of the
+// address with the fewest served, the oldest among equals. t.mu is held;
+// the queue is not empty.
+func (t *connTable) first() *conn {
+	c := t.waiting[0]
+	for _, w := range t.waiting[1:] {
+		if w.addr.open < c.addr.open {
+			c = w
+		}
+	}
+	return c
+}
+
+// victim picks the connection to end to make room for a connection from
+// a, or nil. Over a's cap (same), only a's own connections are looked at;
+// else those of addresses holding at least two more than a come first,
+// as a slot from them evens the shares. By state: one draining after an
+// error answer; one idle for idleGrace, or for any time on an address
+// holding more; one silent for newGrace; one reading a request for
+// slowRequest (not for a's own). Then the address holding the most, then
+// the oldest. t.mu is held.
+func (t *connTable) victim(now time.Time, a *addrCount, same bool) *conn {
 	var best *conn
-	bestRank := 4
+	bestRank := 0
 	for c := range t.open {
-		if a != nil && c.addr != a || c.reclaiming && now.Sub(c.reclaimAt) < reclaimRetry {
+		if same && c.addr != a || c.reclaiming && now.Sub(c.reclaimAt) < reclaimRetry {
 			continue
 		}
+		greedier := !same && c.addr.open >= a.open+2
 		age := now.Sub(c.since)
-		rank := 4
+		rank := -1
 		switch c.state {
 		case connClosing:
 			rank = 0
 		case connIdle:
-			if a == nil || age >= idleGrace {
+			if greedier || age >= idleGrace {
 				rank = 1
 			}
 		case connNew:
@@ -238,11 +254,18 @@ func (t *connTable) victim(now time.Time, a *addrCount) *conn {
 				rank = 2
 			}
 		case connReading:
-			if a == nil && age >= slowRequest {
+			if !same && age >= slowRequest {
 				rank = 3
 			}
 		}
-		if rank < bestRank || rank == bestRank && rank < 4 && c.since.Before(best.since) {
+		if rank < 0 {
+			continue
+		}
+		if !greedier {
+			rank += 4
+		}
+		if best == nil || rank < bestRank || rank == bestRank &&
+			(c.addr.open > best.addr.open || c.addr.open == best.addr.open && c.since.Before(best.since)) {
 			best, bestRank = c, rank
 		}
 	}
@@ -284,52 +307,69 @@ func rawResponse(status int, reason, headers, body string) []byte {
 		headers + "Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
-// refusalDrain bounds what a refused connection's client may still send.
-const refusalDrain = 64 << 10
+// A refused connection's client may send this long before its request's
+// first byte, and this much after the answer.
+const (
+	refusalWait  = time.Second
+	refusalDrain = 64 << 10
+)
 
-// refuse answers nc 503 and closes it: after a drain, on a goroutine of
-// its own, while fewer than cap(refusers) drain; else at once, having
-// read what the client had sent by then, so that the close does not
-// reset a client that sent its request and waits.
+// refuse answers nc 503 and closes it. The answer waits for the first
+// byte of the request, as an HTTP client takes an answer before it asked
+// for nothing (Go's drops it), and the close for a drain. That happens on
+// a goroutine of its own while fewer than cap(refusers) refusals are
+// under way; beyond, at once: answered if the request has begun to
+// arrive, else closed unanswered, before the client asked anything.
 func (t *connTable) refuse(nc net.Conn) {
 	t.refused.Add(1)
 	select {
 	case t.refusers <- struct{}{}:
 		go func() {
 			defer func() { <-t.refusers }()
-			_ = nc.SetDeadline(time.Now().Add(lingerTime))
-			if _, err := nc.Write(refusal); err == nil {
-				drain(nc, refusalDrain)
+			_ = nc.SetReadDeadline(time.Now().Add(refusalWait))
+			var b [1]byte
+			if n, _ := nc.Read(b[:]); n == 1 {
+				_ = nc.SetDeadline(time.Now().Add(lingerTime))
+				if _, err := nc.Write(refusal); err == nil {
+					drain(nc, refusalDrain)
+				}
 			}
 			_ = nc.Close()
 		}()
 	default:
-		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := nc.Write(refusal); err == nil {
-			discardBuffered(nc)
+		if discardBuffered(nc) {
+			_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := nc.Write(refusal); err == nil {
+				discardBuffered(nc)
+			}
 		}
 		_ = nc.Close()
 	}
 }
 
 // discardBuffered reads and drops what the kernel holds for nc now,
-// without waiting for more, up to 64 KiB.
-func discardBuffered(nc net.Conn) {
+// without waiting for more, up to 64 KiB, and reports whether there was
+// anything.
+func discardBuffered(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return
+		return false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
 	var buf [4096]byte
+	some := false
 	_ = rc.Read(func(fd uintptr) bool {
 		for range 16 {
-			if n, err := unix.Read(int(fd), buf[:]); n <= 0 || err != nil {
+			n, err := unix.Read(int(fd), buf[:])
+			if n <= 0 || err != nil {
 				break
 			}
+			some = true
 		}
 		return true
 	})
+	return some
 }

@@ -123,22 +123,21 @@ type connTable struct {
 	arrived  chan struct{} // a connection is waiting
 	freed    chan struct{} // a slot was given back
 	room     chan struct{} // a waiting connection was served or refused
-	refusers chan struct{} // refusals draining now
+	refusers chan struct{} // refusals under way
 	refused  atomic.Uint64
 	ended    [connStates]atomic.Uint64 // connections ended to make room, by the state they were in
 }
 
 // newConnTable makes the table of a listener serving slots connections
-// at once, perAddr of one address (0: no cap). Its queue, and the
-// refusals that drain at once, hold an eighth of slots each, at least 4:
-// with the slots, the descriptors the API may hold.
+// at once, perAddr of one address (0: no cap). Its queue holds an eighth
+// of slots, and refusals under way a quarter, at least 4 each: with the
+// slots, the descriptors the API may hold.
 func newConnTable(slots, perAddr int) *connTable {
-	extra := max(slots/8, 4)
 	return &connTable{
 		slots: slots, perAddr: perAddr,
-		open: map[*conn]struct{}{}, waiting: make([]*conn, 0, extra), addrs: map[netip.Prefix]*addrCount{},
+		open: map[*conn]struct{}{}, waiting: make([]*conn, 0, max(slots/8, 4)), addrs: map[netip.Prefix]*addrCount{},
 		arrived: make(chan struct{}, 1), freed: make(chan struct{}, 1), room: make(chan struct{}, 1),
-		refusers: make(chan struct{}, extra),
+		refusers: make(chan struct{}, max(slots/4, 4)),
 	}
 }
 

@@ -1,0 +1,211 @@
+package main
+
+// End-to-end tests of the HTTP API under slow and greedy clients: while
+// they flood the API from other loopback addresses (127.0.0.2 and up, as
+// other machines would), a bystander app's signed triggers, through the
+// pusher SDK, and GET /up are all answered.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// floodAddrs are the loopback addresses the floods come from: ten, more
+// than enough for their connections, api_connections_per_address (16 by
+// default) from each, to want more than all of the API's 128 slots.
+func floodAddrs() []string {
+	var out []string
+	for i := 2; i < 12; i++ {
+		out = append(out, "127.0.0."+strconv.Itoa(i))
+	}
+	return out
+}
+
+// flood is one kind of greedy client, run n times over floodAddrs until
+// ctx ends; progress counts what shows that it is at work.
+type flood struct {
+	name  string
+	n     int
+	run   func(ctx context.Context, srv *server, local string, progress *atomic.Int64)
+	ready int64 // progress that says the flood is in full swing
+}
+
+// TestAPIUnderGreedyClients: 1,000 slowloris connections (headers a byte
+// at a time), 130 silent connections, and 200 keep-alive publishers
+// flooding another app — each from other addresses than the bystander,
+// each reconnecting when closed — do not keep the bystander app's
+// triggers or GET /up from being answered 200, every one of them, nor its
+// events from being delivered.
+func TestAPIUnderGreedyClients(t *testing.T) {
+	t.Parallel()
+	needNode(t)
+	floods := []flood{
+		{name: "slowloris", n: 1000, run: slowloris, ready: 1000},
+		{name: "silent", n: 130, run: silent, ready: 130},
+		{name: "keep-alive publishers", n: 200, run: publisher, ready: 2000},
+	}
+	for _, f := range floods {
+		t.Run(f.name, func(t *testing.T) {
+			srv := startServer(t, serverConfig{Args: []string{"--config", twoApps(t)}})
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var progress atomic.Int64
+			addrs := floodAddrs()
+			for i := range f.n {
+				wg.Go(func() { f.run(ctx, srv, addrs[i%len(addrs)], &progress) })
+			}
+			defer func() {
+				cancel()
+				wg.Wait()
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for progress.Load() < f.ready {
+				if time.Now().After(deadline) {
+					t.Fatalf("the flood did not get going: %d of %d", progress.Load(), f.ready)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			env := srv.nodeEnv()
+			env["TIMEOUT_MS"] = "25000"
+			obs := runNode(t, "bystander.mjs", env)
+			wantJSON(t, "subscribed", at(t, obs, "subscribed"), `"pusher:subscription_succeeded"`)
+			wantJSON(t, "triggers", at(t, obs, "triggers"), `{"200":20}`)
+			wantJSON(t, "GET /up", at(t, obs, "ups"), `{"200":20}`)
+			wantJSON(t, "failures", at(t, obs, "failures"), `[]`)
+			wantJSON(t, "events received", at(t, obs, "received"), `20`)
+			if progress.Load() <= f.ready {
+				t.Errorf("the flood stopped: progress %d", progress.Load())
+			}
+		})
+	}
+}
+
+// twoApps writes a config file with the bystander app (app-id, the one
+// nodeEnv names) and the flooded one (flood).
+func twoApps(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "revurb.yaml")
+	body := "apps:\n  - {id: app-id, key: app-key, secret: app-secret}\n  - {id: flood, key: flood-key, secret: flood-secret}\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// dialFrom dials the API from local, or returns nil when ctx ends first.
+func dialFrom(ctx context.Context, srv *server, local string) net.Conn {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
+	for ctx.Err() == nil {
+		if c, err := d.DialContext(ctx, "tcp", srv.apiAddr()); err == nil {
+			return c
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// slowloris sends a request's headers a byte at a time, every 100-300 ms,
+// never ending them; closed, it connects again after 200 ms. progress
+// counts connections made.
+func slowloris(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
+	line := "POST /apps/flood/events HTTP/1.1\r\nHost: x\r\n"
+	for ctx.Err() == nil {
+		c := dialFrom(ctx, srv, local)
+		if c == nil {
+			return
+		}
+		progress.Add(1)
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		for i := 0; ctx.Err() == nil; i++ {
+			b := byte('x')
+			if i < len(line) {
+				b = line[i]
+			}
+			if _, err := c.Write([]byte{b}); err != nil {
+				break
+			}
+			sleepCtx(ctx, time.Duration(100+rand.IntN(200))*time.Millisecond)
+		}
+		stop()
+		c.Close()
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// silent connects and sends nothing; closed, it connects again after
+// 200 ms. progress counts connections made.
+func silent(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
+	for ctx.Err() == nil {
+		c := dialFrom(ctx, srv, local)
+		if c == nil {
+			return
+		}
+		progress.Add(1)
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		_, _ = io.Copy(io.Discard, c) // until the server closes it
+		stop()
+		c.Close()
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// publisher triggers events on the flood app back to back on one
+// keep-alive connection, reconnecting as needed, 50 ms after a failure or
+// a 503. progress counts triggers answered 200.
+func publisher(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	body := `{"name":"e","channel":"flooded","data":"x"}`
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, "POST", signedURL(srv, "flood-key", "flood-secret", "POST", "/apps/flood/events", body), strings.NewReader(body))
+		if err != nil {
+			panic(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		if err == nil && res.StatusCode == 200 {
+			progress.Add(1)
+			continue
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+// signedURL is the URL of a request signed as the Pusher SDKs sign it,
+// for app key and secret.
+func signedURL(srv *server, key, secret, method, path, body string) string {
+	sum := md5.Sum([]byte(body))
+	q := "auth_key=" + key + "&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) +
+		"&auth_version=1.0&body_md5=" + hex.EncodeToString(sum[:])
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(method + "\n" + path + "\n" + q))
+	return "http://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
+}
