@@ -176,9 +176,9 @@ var (
 	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
 	descClusterLost    = prometheus.NewDesc("revurb_cluster_lost_total", "Broadcasts and membership changes that could not reach Redis (Redis away, or the broker's queue full); a resync makes up for the membership changes.", nil, nil)
 	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
-	descAPIConns       = prometheus.NewDesc("revurb_api_connections", "HTTP API connections open, by state: new (nothing sent yet), reading (a request), serving, idle (keep-alive), closing (draining after an error answer).", []string{"state"}, nil)
-	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503 because their client address had api_connections_per_address open.", nil, nil)
-	descAPIEnded       = prometheus.NewDesc("revurb_api_connections_ended_total", "HTTP API connections ended to make room for a new one while every slot was taken, by the state they were in.", []string{"state"}, nil)
+	descAPIConns       = prometheus.NewDesc("revurb_api_connections", "HTTP API connections, by state: waiting (for a slot), new (nothing sent yet), reading (a request), serving, idle (keep-alive), closing (draining after an error answer).", []string{"state"}, nil)
+	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503: over api_connections_per_address, or the newest waiting one of the client holding the most when the queue was full.", nil, nil)
+	descAPIEnded       = prometheus.NewDesc("revurb_api_connections_ended_total", "HTTP API connections closed to make room for another, by the state they were in.", []string{"state"}, nil)
 )
 
 // descs are every family the collector makes.
@@ -257,7 +257,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	a := c.conns()
 	for s := range connStates {
 		gauge(descAPIConns, float64(a.open[s]), s.String())
-		if s != connServing { // never ended
+		if s != connServing && s != connWaiting { // never ended
 			counter(descAPIEnded, a.ended[s], s.String())
 		}
 	}
