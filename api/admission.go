@@ -35,10 +35,10 @@ import (
 // requests, one that has sent nothing for newGrace, one that has been
 // reading a single request for slowRequest — first from the addresses
 // that hold the most, so that the slots even out between addresses. A
-// connection idle for less than idleGrace is ended only for an address
-// holding fewer (its client may be about to reuse it: what it sends then
-// meets a closed connection), and a connection whose request is in the
-// handler never is. One more connection from an address at its cap ends
+// connection idle for less than idleGrace is ended only for another
+// address holding at least two fewer (its client may be about to reuse
+// it, and what it sends then meets a closed connection), and a
+// connection whose request is in the handler never is. One more connection from an address at its cap ends
 // a connection of that address that is idle for idleGrace or silent for
 // newGrace; failing that it is answered 503 {"error": ...} with
 // Retry-After: 1 and closed after a drain, as an error answer is
@@ -53,7 +53,7 @@ import (
 // Times that make a connection one the listener may end to make room.
 const (
 	newGrace    = 250 * time.Millisecond // accepted and silent this long
-	idleGrace   = 250 * time.Millisecond // idle this long, for a newcomer of the same address
+	idleGrace   = 2 * time.Second        // idle this long, for a newcomer from an address holding as many
 	slowRequest = time.Second            // reading one request this long
 	// reclaimRetry is how long the listener waits for the connection it
 	// ended to close before it looks again (and sets the deadline again:
@@ -228,10 +228,10 @@ func (t *connTable) first() *conn {
 // a, or nil. Over a's cap (same), only a's own connections are looked at;
 // else those of addresses holding at least two more than a come first,
 // as a slot from them evens the shares. By state: one draining after an
-// error answer; one idle for idleGrace, or for any time on an address
-// holding more; one silent for newGrace; one reading a request for
-// slowRequest (not for a's own). Then the address holding the most, then
-// the oldest. t.mu is held.
+// error answer; one idle for idleGrace, or for any time on one of those
+// addresses; one silent for newGrace; one reading a request for
+// slowRequest (not over a's cap: a slow request of a's stays). Then the
+// address holding the most, then the oldest. t.mu is held.
 func (t *connTable) victim(now time.Time, a *addrCount, same bool) *conn {
 	var best *conn
 	bestRank := 0
@@ -239,7 +239,7 @@ func (t *connTable) victim(now time.Time, a *addrCount, same bool) *conn {
 		if same && c.addr != a || c.reclaiming && now.Sub(c.reclaimAt) < reclaimRetry {
 			continue
 		}
-		greedier := !same && c.addr.open >= a.open+2
+		greedier := !same && c.addr != a && c.addr.open >= a.open+2
 		age := now.Sub(c.since)
 		rank := -1
 		switch c.state {

@@ -129,17 +129,26 @@ type connTable struct {
 }
 
 // newConnTable makes the table of a listener serving slots connections
-// at once, perAddr of one address (0: no cap). Its queue holds an eighth
-// of slots, and refusals under way a quarter, at least 4 each: with the
-// slots, the descriptors the API may hold.
+// at once, perAddr of one address (0: no cap).
 func newConnTable(slots, perAddr int) *connTable {
 	return &connTable{
 		slots: slots, perAddr: perAddr,
-		open: map[*conn]struct{}{}, waiting: make([]*conn, 0, max(slots/8, 4)), addrs: map[netip.Prefix]*addrCount{},
+		open: map[*conn]struct{}{}, waiting: make([]*conn, 0, extraConns(slots)), addrs: map[netip.Prefix]*addrCount{},
 		arrived: make(chan struct{}, 1), freed: make(chan struct{}, 1), room: make(chan struct{}, 1),
-		refusers: make(chan struct{}, max(slots/4, 4)),
+		refusers: make(chan struct{}, extraConns(slots)),
 	}
 }
+
+// extraConns is how many connections a listener serving slots at once
+// holds at most waiting for a slot, and as many being refused: an eighth
+// of slots, at least 4.
+func extraConns(slots int) int { return max(slots/8, 4) }
+
+// Descriptors is the most descriptors a listener made by Listen holds
+// when it serves concurrency connections at once (Options.Concurrency):
+// those, the ones waiting for a slot or being refused, and one the
+// kernel has just handed over.
+func Descriptors(concurrency int) int { return concurrency + 2*extraConns(concurrency) + 1 }
 
 // setState moves c to s, unless it is gone or already closing.
 func (t *connTable) setState(c *conn, s connState) {

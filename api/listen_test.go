@@ -133,23 +133,29 @@ func wantErrorBody(t *testing.T, what, body string) {
 	}
 }
 
-// TestListenSlots: with two slots, both taken, a third connection is
-// served at once when the older one is idle (it is closed) or has sent
-// nothing (it is answered 408 and closed); while both are reading a
-// request it waits until the older one has been reading for slowRequest,
-// which is then answered 408. The younger one, reading, is untouched.
+// TestListenSlots: with two slots, both taken by one address, a third
+// connection from another address holding two fewer is served at once
+// when the older one is idle (it is closed) or has sent nothing (it is
+// answered 408 and closed); while both are reading a request it waits
+// until the older one has been reading for slowRequest, which is then
+// answered 408. From the same address, with both idle, it waits for the
+// older to have idled idleGrace: its client may be about to reuse it. The
+// younger one is untouched.
 func TestListenSlots(t *testing.T) {
 	t.Parallel()
 	reading := func(k *keepAlive) { k.write("GET /up HTTP/1.1\r\n") }
+	idle := func(k *keepAlive) { k.up("older") }
 	tests := []struct {
-		name  string
-		older func(k *keepAlive)
-		ended int // the answer the older one gets as it is ended (0: none)
-		waits bool
+		name           string
+		older, younger func(k *keepAlive) // younger: reading when nil
+		from           string
+		ended          int           // the answer the older one gets as it is ended (0: none)
+		waits          time.Duration // the third is served no sooner after the older began
 	}{
-		{name: "idle", older: func(k *keepAlive) { k.up("older") }},
-		{name: "silent", older: func(*keepAlive) {}, ended: 408},
-		{name: "reading", older: reading, ended: 408, waits: true},
+		{name: "idle", older: idle, from: "127.0.0.2"},
+		{name: "silent", older: func(*keepAlive) {}, from: "127.0.0.2", ended: 408},
+		{name: "reading", older: reading, from: "127.0.0.2", ended: 408, waits: slowRequest},
+		{name: "idle_same_address", older: idle, younger: idle, from: "127.0.0.1", waits: idleGrace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,21 +166,32 @@ func TestListenSlots(t *testing.T) {
 			since := time.Now()
 			time.Sleep(newGrace)
 			b := dialKeepAlive(t, addr)
-			reading(b)
-			readers := 1
-			if tc.waits {
-				readers = 2
+			younger := tc.younger
+			if younger == nil {
+				younger = reading
 			}
-			waitUntil(t, "the younger reading", func() bool { return s.connStats().open[connReading] == readers })
-			c := dialKeepAlive(t, addr)
+			younger(b)
+			silent := 0
+			if tc.name == "silent" {
+				silent = 1
+			}
+			waitUntil(t, "both served", func() bool {
+				st := s.connStats()
+				return st.open[connNew] == silent && st.open[connReading]+st.open[connIdle]+st.open[connNew] == 2
+			})
+			c := dialKeepAliveFrom(t, tc.from, addr)
 			c.send()
 			if res, _, err := c.read(5 * time.Second); err != nil || res.StatusCode != 200 {
 				t.Fatalf("third: %v %v", res, err)
 			}
-			if took := time.Since(since); tc.waits && took < slowRequest {
-				t.Errorf("third served %v after the older began its request, before it was slow", took)
+			if took := time.Since(since); took < tc.waits {
+				t.Errorf("third served %v after the older began, before %v", took, tc.waits)
 			}
 			a.closed("the older", tc.ended, 5*time.Second)
+			if tc.younger != nil {
+				b.up("the younger")
+				return
+			}
 			b.write("Host: x\r\n\r\n")
 			if res, _, err := b.read(5 * time.Second); err != nil || res.StatusCode != 200 {
 				t.Fatalf("the younger: %v %v", res, err)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/revurb/revurb/api"
 )
 
 func env(m map[string]string) func(string) string {
@@ -208,5 +210,31 @@ func TestAPIPerAddress(t *testing.T) {
 	}
 	if got := apiPerAddress(nil, 4, 2); got != 1 {
 		t.Errorf("with 4 connections: %d, want 1", got)
+	}
+}
+
+// TestFDBudget: the API's share of the reserve leaves room for what it
+// holds besides the connections it serves.
+func TestFDBudget(t *testing.T) {
+	tests := []struct {
+		name                       string
+		limit, maxConns, apiConns  int
+		wantConns, wantAPI, wantRe int
+	}{
+		{name: "defaults", limit: 20000, wantConns: 19744, wantAPI: 128, wantRe: 256},
+		{name: "small", limit: 300, wantConns: 236, wantAPI: 32, wantRe: 64},
+		{name: "api_connections", limit: 20000, apiConns: 1000, wantConns: 20000 - 1283, wantAPI: 1000, wantRe: 1283},
+		{name: "max_connections", limit: 20000, maxConns: 500, wantConns: 500, wantAPI: 128, wantRe: 256},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newFDBudget(tt.limit, tt.maxConns, tt.apiConns)
+			if b.conns != tt.wantConns || b.api != tt.wantAPI || b.reserve != tt.wantRe {
+				t.Errorf("%+v, want conns %d api %d reserve %d", b, tt.wantConns, tt.wantAPI, tt.wantRe)
+			}
+			if api.Descriptors(b.api) > b.reserve-16 {
+				t.Errorf("the API may hold %d descriptors of a reserve of %d", api.Descriptors(b.api), b.reserve)
+			}
+		})
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strconv"
 	"syscall"
+
+	"github.com/revurb/revurb/api"
 )
 
 // fdBudget is how the process spends its file descriptors (RLIMIT_NOFILE).
@@ -38,14 +40,16 @@ func raiseFDLimit() (int, error) {
 // newFDBudget splits limit descriptors. The reserve is a sixteenth of the
 // limit, at least 64 and at most 256 — so that 19,500 connections fit under
 // a limit of 20,000 and 1,000 under one of 1,200 — or more if the API is
-// given more connections than half of it. maxConns and apiConns, when not
-// 0, are the settings: maxConns is lowered to what the limit allows.
+// given more connections than half of it. The API serves half the reserve
+// by default and holds a quarter more at most (api.Descriptors: those
+// waiting for a slot or being refused). maxConns and apiConns, when not 0,
+// are the settings: maxConns is lowered to what the limit allows.
 func newFDBudget(limit, maxConns, apiConns int) fdBudget {
 	b := fdBudget{limit: limit, reserve: min(max(limit/16, 64), 256)}
 	b.api = b.reserve / 2
 	if apiConns > 0 {
 		b.api = apiConns
-		b.reserve = max(b.reserve, apiConns+32)
+		b.reserve = max(b.reserve, api.Descriptors(apiConns)+32)
 	}
 	b.conns = max(limit-b.reserve, 0)
 	if maxConns > 0 && maxConns < b.conns {
