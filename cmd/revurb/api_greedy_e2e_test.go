@@ -90,6 +90,7 @@ func TestAPIUnderGreedyClients(t *testing.T) {
 			wantJSON(t, "GET /up", at(t, obs, "ups"), `{"200":20}`)
 			wantJSON(t, "failures", at(t, obs, "failures"), `[]`)
 			wantJSON(t, "events received", at(t, obs, "received"), `20`)
+			t.Logf("the bystander's slowest request took %v ms", at(t, obs, "slowest_ms"))
 			// The flood did fill the API: the server had to make room or
 			// refuse.
 			stop()

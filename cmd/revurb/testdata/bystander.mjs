@@ -6,7 +6,8 @@
 //
 // Env: TRIES (default 20).
 // Output: {subscribed, triggers: {status: count}, ups: {status: count},
-//  failures: [first few], received: n}
+//  failures: [first few], received: n, slowest_ms: the longest trigger or
+//  GET /up, for the log}
 import http from 'node:http';
 import { run, newClient, connected, subscribe, sdk, trigger, waitUpTo, named, env } from './lib.mjs';
 
@@ -38,9 +39,16 @@ run(async (obs) => {
     m[key] = (m[key] || 0) + 1;
     if (r.status !== 200 && obs.failures.length < 5) obs.failures.push({ what, try: i, ...r });
   };
+  obs.slowest_ms = 0;
+  const timed = async (f) => {
+    const start = Date.now();
+    const r = await f();
+    obs.slowest_ms = Math.max(obs.slowest_ms, Date.now() - start);
+    return r;
+  };
   for (let i = 0; i < tries; i++) {
-    count(obs.triggers, await trigger(api, 'bystander', 'tick', { i }), 'trigger', i);
-    count(obs.ups, await up(), 'up', i);
+    count(obs.triggers, await timed(() => trigger(api, 'bystander', 'tick', { i })), 'trigger', i);
+    count(obs.ups, await timed(up), 'up', i);
   }
   await waitUpTo(() => named(rec, 'tick').length >= tries, 5000);
   obs.received = named(rec, 'tick').length;
