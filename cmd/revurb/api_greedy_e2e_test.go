@@ -139,11 +139,10 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// slowloris sends a request's headers a byte at a time, every 100-300 ms,
-// never ending them; closed, it connects again after a second. progress
-// counts connections made.
-func slowloris(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
-	line := "POST /apps/flood/events HTTP/1.1\r\nHost: x\r\n"
+// reconnecting runs hold on a connection to the API from local until the
+// connection ends, and again on a new one a second later, until ctx ends.
+// progress counts connections made.
+func reconnecting(ctx context.Context, srv *server, local string, progress *atomic.Int64, hold func(net.Conn)) {
 	for ctx.Err() == nil {
 		c := dialFrom(ctx, srv, local)
 		if c == nil {
@@ -151,37 +150,36 @@ func slowloris(ctx context.Context, srv *server, local string, progress *atomic.
 		}
 		progress.Add(1)
 		stop := context.AfterFunc(ctx, func() { c.Close() })
-		for i := 0; ctx.Err() == nil; i++ {
-			b := byte('x')
-			if i < len(line) {
-				b = line[i]
-			}
-			if _, err := c.Write([]byte{b}); err != nil {
-				break
-			}
-			sleepCtx(ctx, time.Duration(100+rand.IntN(200))*time.Millisecond)
-		}
+		hold(c)
 		stop()
 		c.Close()
 		sleepCtx(ctx, time.Second)
 	}
 }
 
-// silent connects and sends nothing; closed, it connects again after a
-// second. progress counts connections made.
-func silent(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
-	for ctx.Err() == nil {
-		c := dialFrom(ctx, srv, local)
-		if c == nil {
-			return
+// slowloris sends a request's headers a byte at a time, every 100-300 ms,
+// never ending them, on connections made again when closed.
+func slowloris(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
+	line := "POST /apps/flood/events HTTP/1.1\r\nHost: x\r\n"
+	reconnecting(ctx, srv, local, progress, func(c net.Conn) {
+		for i := 0; ctx.Err() == nil; i++ {
+			b := byte('x')
+			if i < len(line) {
+				b = line[i]
+			}
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+			sleepCtx(ctx, time.Duration(100+rand.IntN(200))*time.Millisecond)
 		}
-		progress.Add(1)
-		stop := context.AfterFunc(ctx, func() { c.Close() })
+	})
+}
+
+// silent sends nothing, on connections made again when closed.
+func silent(ctx context.Context, srv *server, local string, progress *atomic.Int64) {
+	reconnecting(ctx, srv, local, progress, func(c net.Conn) {
 		_, _ = io.Copy(io.Discard, c) // until the server closes it
-		stop()
-		c.Close()
-		sleepCtx(ctx, time.Second)
-	}
+	})
 }
 
 // publisher triggers events on the flood app back to back on one
