@@ -102,7 +102,7 @@ func (t *connTable) arrive(nc net.Conn) bool {
 		v := t.victim(now, a, true)
 		if v == nil {
 			t.mu.Unlock()
-			t.refuse(nc)
+			t.refuse(nc, tooMany)
 			return true
 		}
 		t.end(v, now)
@@ -112,12 +112,12 @@ func (t *connTable) arrive(nc net.Conn) bool {
 		switch {
 		case a.total() > 0 && a.total() >= g.addr.total():
 			t.mu.Unlock()
-			t.refuse(nc)
+			t.refuse(nc, tooMany)
 			return true
 		case g.addr.total() > 1:
 			t.unwait(g)
 			t.mu.Unlock()
-			t.refuse(g.Conn)
+			t.refuse(g.Conn, tooMany)
 			t.mu.Lock()
 		default:
 			t.mu.Unlock()
@@ -282,8 +282,9 @@ func (t *connTable) end(c *conn, now time.Time) {
 	_ = c.Conn.SetReadDeadline(now)
 }
 
-// closeWaiting closes the connections still waiting, when the listener
-// closes.
+// closeWaiting answers the connections still waiting 503, when the
+// listener closes (the process is stopping: their clients try again, on
+// the next process).
 func (t *connTable) closeWaiting() {
 	t.mu.Lock()
 	waiting := append([]*conn(nil), t.waiting...)
@@ -292,13 +293,19 @@ func (t *connTable) closeWaiting() {
 	}
 	t.mu.Unlock()
 	for _, c := range waiting {
-		_ = c.Conn.Close()
+		t.refuse(c.Conn, stopping)
 	}
 }
 
-// refusal is the answer to a connection over its address's cap.
-var refusal = rawResponse(fasthttp.StatusServiceUnavailable, "Service Unavailable",
-	"Retry-After: 1\r\n", `{"error":"Too many connections from this address; retry shortly"}`)
+// The answers to a connection refused: over its address's cap or the
+// client holding the most when the queue is full; waiting when the
+// process stops.
+var (
+	tooMany = rawResponse(fasthttp.StatusServiceUnavailable, "Service Unavailable",
+		"Retry-After: 1\r\n", `{"error":"Too many connections from this address; retry shortly"}`)
+	stopping = rawResponse(fasthttp.StatusServiceUnavailable, "Service Unavailable",
+		"Retry-After: 1\r\n", `{"error":"Server is restarting; retry shortly"}`)
+)
 
 // rawResponse is a whole HTTP/1.1 response that closes its connection,
 // for a connection fasthttp never sees.
@@ -314,13 +321,13 @@ const (
 	refusalDrain = 64 << 10
 )
 
-// refuse answers nc 503 and closes it. The answer waits for the first
-// byte of the request, as an HTTP client takes an answer before it asked
-// for nothing (Go's drops it), and the close for a drain. That happens on
+// refuse gives nc answer (a 503) and closes it. The answer waits for the
+// first byte of the request — an HTTP client drops an answer that comes
+// before it asked (Go's does) — and the close for a drain. That happens on
 // a goroutine of its own while fewer than cap(refusers) refusals are
 // under way; beyond, at once: answered if the request has begun to
 // arrive, else closed unanswered, before the client asked anything.
-func (t *connTable) refuse(nc net.Conn) {
+func (t *connTable) refuse(nc net.Conn, answer []byte) {
 	t.refused.Add(1)
 	select {
 	case t.refusers <- struct{}{}:
@@ -330,7 +337,7 @@ func (t *connTable) refuse(nc net.Conn) {
 			var b [1]byte
 			if n, _ := nc.Read(b[:]); n == 1 {
 				_ = nc.SetDeadline(time.Now().Add(lingerTime))
-				if _, err := nc.Write(refusal); err == nil {
+				if _, err := nc.Write(answer); err == nil {
 					drain(nc, refusalDrain)
 				}
 			}
@@ -339,7 +346,7 @@ func (t *connTable) refuse(nc net.Conn) {
 	default:
 		if discardBuffered(nc) {
 			_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			if _, err := nc.Write(refusal); err == nil {
+			if _, err := nc.Write(answer); err == nil {
 				discardBuffered(nc)
 			}
 		}

@@ -360,6 +360,19 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// TestDrainAnswersWaiting: a connection still waiting for a slot when
+// the listener closes is answered 503, to try again on the next process.
+func TestDrainAnswersWaiting(t *testing.T) {
+	t.Parallel()
+	s, addr := serveListen(t, Options{Concurrency: 1, ConnsPerAddress: -1, ReadTimeout: time.Minute})
+	dialKeepAlive(t, addr).write("GET /up HTTP/1.1\r\n") // holds the slot
+	waiting := dialKeepAlive(t, addr)
+	waiting.send()
+	waitUntil(t, "one waiting", func() bool { return s.connStats().open[connWaiting] == 1 })
+	s.Drain()
+	waiting.closed("waiting when the listener closed", 503, 5*time.Second)
+}
+
 // heldLoops is a one-loop pusher.Loops whose tasks run once release is
 // closed, each on a goroutine of its own: its queue stays full until then.
 type heldLoops struct {

@@ -177,7 +177,7 @@ var (
 	descClusterLost    = prometheus.NewDesc("revurb_cluster_lost_total", "Broadcasts and membership changes that could not reach Redis (Redis away, or the broker's queue full); a resync makes up for the membership changes.", nil, nil)
 	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
 	descAPIConns       = prometheus.NewDesc("revurb_api_connections", "HTTP API connections, by state: waiting (for a slot), new (nothing sent yet), reading (a request), serving, idle (keep-alive), closing (draining after an error answer).", []string{"state"}, nil)
-	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503: over api_connections_per_address, or the newest waiting one of the client holding the most when the queue was full.", nil, nil)
+	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503 before they were served: over api_connections_per_address, the newest waiting one of the client holding the most when the queue was full, or waiting when the process stopped.", nil, nil)
 	descAPIEnded       = prometheus.NewDesc("revurb_api_connections_ended_total", "HTTP API connections closed to make room for another, by the state they were in.", []string{"state"}, nil)
 )
 
