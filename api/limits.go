@@ -31,8 +31,8 @@ const (
 	DefaultMaxURLSize    = 8 << 10
 	DefaultMaxHeaderSize = 4 << 10
 	// DefaultReadTimeout bounds the arrival of one request, headers and
-	// body: from the accept for a connection's first request, from its
-	// first byte for the next ones.
+	// body: from when the connection gets a slot for its first request,
+	// from its first byte for the next ones.
 	DefaultReadTimeout = 5 * time.Second
 )
 

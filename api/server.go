@@ -128,7 +128,7 @@ func New(p *pusher.Server, opts Options) *Server {
 		// (readError), and what fits is checked against each limit
 		// (overLimit).
 		ReadBufferSize: s.maxURL + s.maxHeaders + requestLineSlack,
-		// ReadTimeout runs from the accept (a first request) or the first
+		// ReadTimeout runs from the slot (a first request) or the first
 		// byte (the next ones) to the end of the body: a client that does
 		// not send a whole request in time is answered 408 and closed.
 		// The others bound a slow reader and an idle keep-alive
