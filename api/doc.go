@@ -12,10 +12,23 @@
 // only.
 //
 // Replies are always JSON with Content-Type application/json; errors are
-// {"error":"..."} with a 4xx status, never 200. A body over
-// Options.MaxBodySize is refused with 413 before the rest of it is read.
+// {"error":"..."} with a 4xx or 5xx status, never 200. A request over a
+// limit — its body, URL, header block, or the time it takes to arrive —
+// gets its status (413, 414, 431, 408) before the rest of it is read, and
+// the connection lingers so that the client reads it (limits.go).
+//
+// The listener made by Listen decides which connections are served
+// (admission.go): at most Options.Concurrency at once and
+// Options.ConnsPerAddress of one client address, the others waiting in a
+// queue of its own where a freed slot goes to the client holding the
+// fewest, and making room, when they wait, by closing connections that are
+// not being served. A connection's state (conns.go) follows fasthttp's
+// ConnState hook and the handler.
 //
 // A Server is safe for concurrent use: fasthttp runs each request on a
 // goroutine of its worker pool, and the handler keeps no state between
-// requests. api takes no locks of its own.
+// requests. api's one lock is a listener's connTable.mu, which guards its
+// connections' states, its queue and its counts per address; it is never
+// held across I/O (setting a read deadline does none) and nests no other
+// lock.
 package api

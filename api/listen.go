@@ -15,18 +15,25 @@ import (
 //
 // The socket has SO_REUSEPORT, so that a new revurb process binds the same
 // port while this one drains: the kernel shares new connections between the
-// processes' listeners, and Drain closes this one. The listener holds at
-// most Options.Concurrency connections at once: past it Accept waits for
-// one to close and new clients wait in the kernel's queue, so API clients
-// cannot use up the descriptors the process keeps in reserve. And Accept
-// rides out a lack of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) by
-// waiting and trying again, where fasthttp would stop serving.
+// processes' listeners, and Drain closes this one. The listener serves at
+// most Options.Concurrency connections at once, and Options.ConnsPerAddress
+// of one client address (conns.go): API clients cannot use up the
+// descriptors the process keeps in reserve, and no client can lock the
+// others out. And it rides out a lack of descriptors (EMFILE, ENFILE,
+// ENOBUFS, ENOMEM) by waiting and trying again, where fasthttp would stop
+// serving.
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	ln, err := ListenReusePort(addr)
 	if err != nil {
 		return nil, err
 	}
-	return &listener{Listener: ln, s: s, slots: make(chan struct{}, s.concurrency), closed: make(chan struct{})}, nil
+	t := newConnTable(s.concurrency, s.perAddr)
+	s.mu.Lock()
+	s.tables = append(s.tables, t)
+	s.mu.Unlock()
+	l := &listener{Listener: ln, s: s, t: t, closed: make(chan struct{}), done: make(chan struct{})}
+	go l.accept()
+	return l, nil
 }
 
 // ListenReusePort listens on addr (host:port) with SO_REUSEPORT, so that
@@ -50,48 +57,80 @@ func reusePort(_, _ string, rc syscall.RawConn) error {
 	return serr
 }
 
-// listener caps the connections it hands out and waits out a lack of
-// descriptors.
+// listener takes connections off the kernel's queue on a goroutine of
+// its own as they come, and hands them to Serve as they get a slot
+// (conns.go).
 type listener struct {
 	net.Listener
 	s         *Server
-	slots     chan struct{} // one per connection handed out and not yet closed
+	t         *connTable
 	closed    chan struct{}
 	closeOnce sync.Once
+	done      chan struct{} // closed when accept returns
+	err       error         // why accept returned, if not for Close; read after done
 }
 
-// Accept returns the next connection once fewer than the cap are open.
-func (l *listener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
+// accept takes every connection the kernel hands over to the table, which
+// queues or refuses it; it waits only while the table's queue holds no
+// connection it could refuse for a newcomer, or for descriptors.
+func (l *listener) accept() {
+	defer close(l.done)
 	wait := 5 * time.Millisecond
 	for {
-		c, err := l.Listener.Accept()
-		if err == nil {
-			return &conn{Conn: c, slots: l.slots}, nil
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			if !outOfDescriptors(err) {
+				select {
+				case <-l.closed:
+				default:
+					l.err = err
+				}
+				return
+			}
+			l.s.log.Warn("api: accept failed; trying again", "error", err, "in", wait.String())
+			select {
+			case <-time.After(wait):
+			case <-l.closed:
+				return
+			}
+			wait = min(2*wait, time.Second)
+			continue
 		}
-		if !outOfDescriptors(err) {
-			<-l.slots
-			return nil, err
+		wait = 5 * time.Millisecond
+		for !l.t.arrive(nc) {
+			select {
+			case <-l.t.room:
+			case <-l.closed:
+				_ = nc.Close()
+				return
+			}
 		}
-		l.s.log.Warn("api: accept failed; trying again", "error", err, "in", wait.String())
-		select {
-		case <-time.After(wait):
-		case <-l.closed:
-			<-l.slots
-			return nil, net.ErrClosed
-		}
-		wait = min(2*wait, time.Second)
 	}
 }
 
-// Close stops accepting; connections handed out stay open.
+// Accept returns the next connection to serve.
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.t.next(l.done)
+	if err != nil {
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// Close stops accepting and closes the connections still waiting for a
+// slot; connections being served stay open.
 func (l *listener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		err = l.Listener.Close()
+		<-l.done
+		l.t.closeWaiting()
+	})
+	return err
 }
 
 // outOfDescriptors reports whether an accept failed for want of
@@ -99,17 +138,4 @@ func (l *listener) Close() error {
 func outOfDescriptors(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
-}
-
-// conn gives its listener's slot back when it closes.
-type conn struct {
-	net.Conn
-	slots chan struct{}
-	once  sync.Once
-}
-
-func (c *conn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { <-c.slots })
-	return err
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +57,24 @@ type metrics struct {
 	handler  fasthttp.RequestHandler
 }
 
+// routeStatuses are the statuses each route can answer, whose series
+// exist from the start (with 0) so that a dashboard or an alert on one
+// has a series on a fresh node. The error answers of a request that was
+// never read whole (limits.go), and 404 for an unknown path, count as
+// route "other".
+var routeStatuses = [...][]int{
+	routeNone:         {400, 404, 408, 413, 414, 431},
+	routeEvents:       {200, 400, 401, 404, 405, 413, 414, 431, 503},
+	routeBatchEvents:  {200, 400, 401, 404, 405, 413, 414, 431, 503},
+	routeChannels:     {200, 400, 401, 404, 405, 413, 414, 431},
+	routeChannel:      {200, 400, 401, 404, 405, 413, 414, 431},
+	routeChannelUsers: {200, 400, 401, 404, 405, 413, 414, 431},
+	routeTerminate:    {200, 400, 401, 404, 405, 413, 414, 431},
+	routeConnections:  {200, 400, 401, 404, 405, 413, 414, 431},
+	routeUp:           {200, 405, 503},
+	routeMetrics:      {200, 405},
+}
+
 // routeNames label the API's requests.
 var routeNames = [...]string{
 	routeNone:         "other",
@@ -70,11 +89,16 @@ var routeNames = [...]string{
 	routeMetrics:      "metrics",
 }
 
-func newMetrics(p *pusher.Server, src Sources) *metrics {
+func newMetrics(p *pusher.Server, src Sources, conns func() connStats) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "revurb_api_requests_total", Help: "HTTP API requests answered, by route and status.",
 	}, []string{"route", "status"})
+	for r, statuses := range routeStatuses {
+		for _, st := range statuses {
+			m.requests.WithLabelValues(routeNames[r], strconv.Itoa(st))
+		}
+	}
 	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "revurb_api_request_duration_seconds", Help: "How long the HTTP API took to answer, by route.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
@@ -82,7 +106,7 @@ func newMetrics(p *pusher.Server, src Sources) *metrics {
 	for r, name := range routeNames {
 		m.took[r] = took.WithLabelValues(name)
 	}
-	m.reg.MustRegister(m.requests, took, &collector{p: p, src: src},
+	m.reg.MustRegister(m.requests, took, &collector{p: p, src: src, conns: conns},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(m.http())
 	return m
@@ -94,8 +118,13 @@ func (m *metrics) http() http.Handler {
 
 // observe counts one request of route answered with status after took.
 func (m *metrics) observe(r route, status int, took time.Duration) {
-	m.requests.WithLabelValues(routeNames[r], strconv.Itoa(status)).Inc()
+	m.count(r, status)
 	m.took[r].Observe(took.Seconds())
+}
+
+// count counts one request of route answered with status.
+func (m *metrics) count(r route, status int) {
+	m.requests.WithLabelValues(routeNames[r], strconv.Itoa(status)).Inc()
 }
 
 // MetricsHandler serves the metrics over net/http, for a listener of their
@@ -104,9 +133,23 @@ func (s *Server) MetricsHandler() http.Handler { return s.metrics.http() }
 
 // collector reads the counters of the process at scrape time.
 type collector struct {
-	p   *pusher.Server
-	src Sources
+	p     *pusher.Server
+	src   Sources
+	conns func() connStats
 }
+
+// closeCodes label revurb_connections_closed_total: the close codes the
+// event loops count apart (loop's closeCodes) and "other". Each has a
+// series from the start; a code the loops report that is not here gets
+// one too.
+var closeCodes = []string{"1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009", "1011",
+	strconv.Itoa(pusher.CodeUnknownApp), strconv.Itoa(pusher.CodeAppDisabled), strconv.Itoa(pusher.CodeOverQuota),
+	strconv.Itoa(pusher.CodePathNotFound), strconv.Itoa(pusher.CodeBadProtocol), strconv.Itoa(pusher.CodeUnauthorized),
+	strconv.Itoa(pusher.CodeOverCapacity), strconv.Itoa(pusher.CodeReconnect), strconv.Itoa(pusher.CodePongNotReceived),
+	"other"}
+
+// channelKinds label revurb_subscriptions and revurb_channels.
+var channelKinds = []string{"public", "private", "presence", "encrypted", "server", "cache"}
 
 var (
 	descConnections    = prometheus.NewDesc("revurb_connections", "WebSocket connections open on this node, by app.", []string{"app"}, nil)
@@ -133,13 +176,16 @@ var (
 	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
 	descClusterLost    = prometheus.NewDesc("revurb_cluster_lost_total", "Broadcasts and membership changes that could not reach Redis (Redis away, or the broker's queue full); a resync makes up for the membership changes.", nil, nil)
 	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
+	descAPIConns       = prometheus.NewDesc("revurb_api_connections", "HTTP API connections, by state: waiting (for a slot), new (nothing sent yet), reading (a request), serving, idle (keep-alive), closing (draining after an error answer).", []string{"state"}, nil)
+	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503 before they were served: over api_connections_per_address, the newest waiting one of the client holding the most when the queue was full, or waiting when the process stopped.", nil, nil)
+	descAPIEnded       = prometheus.NewDesc("revurb_api_connections_ended_total", "HTTP API connections closed to make room for another, by the state they were in.", []string{"state"}, nil)
 )
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
-	descRedisUp, descOverload, descClientDropped, descClusterLost}
+	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded}
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -160,7 +206,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range st.Apps {
 		gauge(descConnections, float64(a.Connections), a.ID)
 	}
-	for _, kind := range []string{"public", "private", "presence", "encrypted", "server", "cache"} {
+	for _, kind := range channelKinds {
 		gauge(descSubscriptions, float64(st.Subscriptions[kind]), kind)
 		gauge(descChannels, float64(st.Channels[kind]), kind)
 	}
@@ -179,24 +225,58 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClientDropped, st.ClientEventsDropped)
 		counter(descClusterLost, st.ClusterLost)
 	}
+	// Without a source (no webhooks configured, say) its families are
+	// still there, at 0.
+	var t TransportStats
 	if c.src.Transport != nil {
-		t := c.src.Transport()
-		counter(descOpened, t.Opened)
-		counter(descRefused, t.Refused)
-		for code, n := range t.Closed {
+		t = c.src.Transport()
+	}
+	counter(descOpened, t.Opened)
+	counter(descRefused, t.Refused)
+	for _, code := range closeCodes {
+		counter(descClosed, t.Closed[code], code)
+	}
+	for code, n := range t.Closed {
+		if !slices.Contains(closeCodes, code) {
 			counter(descClosed, n, code)
 		}
-		counter(descMsgsIn, t.MessagesIn)
-		counter(descMsgsOut, t.MessagesOut)
-		counter(descBytesIn, t.BytesIn)
-		counter(descBytesOut, t.BytesOut)
-		counter(descSlow, t.SlowConsumers)
 	}
+	counter(descMsgsIn, t.MessagesIn)
+	counter(descMsgsOut, t.MessagesOut)
+	counter(descBytesIn, t.BytesIn)
+	counter(descBytesOut, t.BytesOut)
+	counter(descSlow, t.SlowConsumers)
+	var w WebhookStats
 	if c.src.Webhooks != nil {
-		w := c.src.Webhooks()
-		counter(descWebhooksSent, w.Sent)
-		counter(descWebhooksFailed, w.Failed)
-		counter(descWebhooksDrop, w.Dropped)
-		gauge(descWebhookQueue, float64(w.Queue))
+		w = c.src.Webhooks()
 	}
+	counter(descWebhooksSent, w.Sent)
+	counter(descWebhooksFailed, w.Failed)
+	counter(descWebhooksDrop, w.Dropped)
+	gauge(descWebhookQueue, float64(w.Queue))
+	a := c.conns()
+	for s := range connStates {
+		gauge(descAPIConns, float64(a.open[s]), s.String())
+		if s != connServing && s != connWaiting { // never ended
+			counter(descAPIEnded, a.ended[s], s.String())
+		}
+	}
+	counter(descAPIRefused, a.refused)
+}
+
+// connStats sums the connection tables of the listeners Listen made.
+func (s *Server) connStats() connStats {
+	s.mu.Lock()
+	tables := s.tables
+	s.mu.Unlock()
+	var sum connStats
+	for _, t := range tables {
+		st := t.stats()
+		sum.refused += st.refused
+		for i := range sum.open {
+			sum.open[i] += st.open[i]
+			sum.ended[i] += st.ended[i]
+		}
+	}
+	return sum
 }

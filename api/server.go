@@ -3,11 +3,9 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,9 +15,6 @@ import (
 
 	"github.com/revurb/revurb/pusher"
 )
-
-// DefaultMaxBodySize is the request body cap when Options.MaxBodySize is 0.
-const DefaultMaxBodySize = 1 << 20
 
 // DefaultConcurrency is the cap on connections served at once when
 // Options.Concurrency is 0. Keep it above pusher.Options.PublishWaiters, so
@@ -31,17 +26,27 @@ type Options struct {
 	// MaxBodySize caps a request body, in bytes (0: DefaultMaxBodySize). A
 	// larger body gets 413 before the rest of it is read.
 	MaxBodySize int
-	// Concurrency caps the connections open at once on a listener made by
-	// Listen (0: DefaultConcurrency); one more waits in the kernel's queue
-	// until one closes.
-	Concurrency int
-	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request,
-	// writing a response and a keep-alive connection's wait for its next
-	// request (0: 30 s, 30 s, 60 s).
-	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// MaxHeaderSize caps a request's header block, in bytes (0: 4 KiB); a
-	// larger one gets 431.
+	// MaxURLSize caps a request's URL (its request target: path and
+	// query), in bytes (0: DefaultMaxURLSize); a longer one gets 414.
+	MaxURLSize int
+	// MaxHeaderSize caps a request's header block, the request line
+	// apart, in bytes (0: DefaultMaxHeaderSize); a larger one gets 431.
 	MaxHeaderSize int
+	// Concurrency caps the connections open at once on a listener made by
+	// Listen (0: DefaultConcurrency). When all are taken, one that is not
+	// being served makes room (conns.go); failing that, one more waits in
+	// the kernel's queue until one closes.
+	Concurrency int
+	// ConnsPerAddress caps the connections of one client address (an IPv6
+	// /64) on a listener made by Listen (0: an eighth of Concurrency, at
+	// least 1; negative: no cap). One more is answered 503 with
+	// Retry-After.
+	ConnsPerAddress int
+	// ReadTimeout bounds the arrival of a request, headers and body (0:
+	// DefaultReadTimeout); WriteTimeout the writing of its response and
+	// IdleTimeout a keep-alive connection's wait for its next request (0:
+	// 30 s, 60 s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// Path is a prefix a proxy may leave in front of the routes ("/ws":
 	// /ws/apps/..., /ws/up); the routes answer with it and without.
 	Path string
@@ -63,15 +68,24 @@ type Server struct {
 	log         *slog.Logger
 	debug       bool
 	maxBody     int
+	maxURL      int
+	maxHeaders  int
+	readTimeout time.Duration
+	lingerBytes int64
 	concurrency int
+	perAddr     int
 	prefix      string
 	srv         *fasthttp.Server
+
+	// The answers to requests over a limit (limits.go).
+	bodyTooLarge, urlTooLong, headersTooLarge string
 
 	metrics          *metrics
 	metricsElsewhere bool
 
 	mu       sync.Mutex
 	lns      []net.Listener // those Serve was given, for Drain
+	tables   []*connTable   // those of the listeners Listen made, for the metrics
 	draining atomic.Bool
 
 	// now is the clock that auth_timestamp is checked against.
@@ -81,45 +95,48 @@ type Server struct {
 // New returns an API server for p. p must have its event loops attached
 // before the first trigger arrives.
 func New(p *pusher.Server, opts Options) *Server {
-	s := &Server{p: p, log: opts.Log, debug: opts.Debug, maxBody: opts.MaxBodySize, now: time.Now}
+	s := &Server{p: p, log: opts.Log, debug: opts.Debug, now: time.Now,
+		maxBody: orDefault(opts.MaxBodySize, DefaultMaxBodySize), maxURL: orDefault(opts.MaxURLSize, DefaultMaxURLSize),
+		maxHeaders: orDefault(opts.MaxHeaderSize, DefaultMaxHeaderSize), readTimeout: orDefault(opts.ReadTimeout, DefaultReadTimeout),
+		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxBodySize
+	s.perAddr = opts.ConnsPerAddress
+	switch {
+	case s.perAddr == 0:
+		s.perAddr = max(s.concurrency/8, 1)
+	case s.perAddr < 0:
+		s.perAddr = 0
 	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = DefaultConcurrency
-	}
-	s.concurrency = opts.Concurrency
-	s.metrics, s.metricsElsewhere = newMetrics(p, opts.Sources), opts.MetricsElsewhere
+	s.lingerBytes = lingerBytes(s.maxBody)
+	s.limitMessages()
+	s.metrics, s.metricsElsewhere = newMetrics(p, opts.Sources, s.connStats), opts.MetricsElsewhere
 	s.prefix = strings.TrimSuffix(opts.Path, "/")
-	if opts.ReadTimeout <= 0 {
-		opts.ReadTimeout = 30 * time.Second
-	}
-	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = 30 * time.Second
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = 60 * time.Second
-	}
-	if opts.MaxHeaderSize <= 0 {
-		opts.MaxHeaderSize = 4 << 10
-	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleError,
+		ConnState:          connStateHook,
 		Name:               "revurb",
 		MaxRequestBodySize: s.maxBody,
 		// Listen's listener caps the connections; this cap, above it, is
 		// for a listener from elsewhere.
-		Concurrency:    opts.Concurrency + 16,
-		ReadBufferSize: opts.MaxHeaderSize,
-		// Timeouts bound idle keep-alive connections, so that Shutdown and
-		// a stalled client cannot hold a worker forever.
-		ReadTimeout:                  opts.ReadTimeout,
-		WriteTimeout:                 opts.WriteTimeout,
-		IdleTimeout:                  opts.IdleTimeout,
+		Concurrency: s.concurrency + 16,
+		// The request line and the header block are read into this
+		// buffer; what does not fit is refused with 414 or 431
+		// (readError), and what fits is checked against each limit
+		// (overLimit).
+		ReadBufferSize: s.maxURL + s.maxHeaders + requestLineSlack,
+		// ReadTimeout runs from the slot (a first request) or the first
+		// byte (the next ones) to the end of the body: a client that does
+		// not send a whole request in time is answered 408 and closed.
+		// The others bound a slow reader and an idle keep-alive
+		// connection, so that Shutdown and a stalled client cannot hold a
+		// worker forever.
+		ReadTimeout:                  s.readTimeout,
+		WriteTimeout:                 orDefault(opts.WriteTimeout, 30*time.Second),
+		IdleTimeout:                  orDefault(opts.IdleTimeout, 60*time.Second),
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{s.log},
@@ -127,11 +144,12 @@ func New(p *pusher.Server, opts Options) *Server {
 	return s
 }
 
-// fasthttpLogger sends fasthttp's messages to revurb's log.
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+// orDefault is v, or def when v is not above zero.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Serve accepts connections on ln until Drain or Shutdown. It returns nil
@@ -182,31 +200,19 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // handle serves one request and, with Debug, logs it.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	serving(ctx)
 	if s.draining.Load() {
 		ctx.SetConnectionClose()
 	}
 	start := time.Now()
-	r := s.serve(ctx)
+	r := routeNone
+	if !s.overLimit(ctx) {
+		r = s.serve(ctx)
+	}
 	took := time.Since(start)
 	s.metrics.observe(r, ctx.Response.StatusCode(), took)
 	if s.debug {
 		s.log.Debug("api", "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()), "status", ctx.Response.StatusCode(), "took", took.String())
-	}
-}
-
-// handleError answers a request fasthttp could not read, in JSON.
-func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
-	var small *fasthttp.ErrSmallBuffer
-	var netErr *net.OpError
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body is larger than "+strconv.Itoa(s.maxBody)+" bytes")
-	case errors.As(err, &small):
-		fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "Request headers are too large")
-	case errors.As(err, &netErr) && netErr.Timeout():
-		fail(ctx, fasthttp.StatusRequestTimeout, "Request timeout")
-	default:
-		fail(ctx, fasthttp.StatusBadRequest, "Malformed HTTP request")
 	}
 }
 
@@ -334,7 +340,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 	}
 	body := ctx.PostBody()
 	if len(body) > s.maxBody {
-		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body is larger than "+strconv.Itoa(s.maxBody)+" bytes")
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, s.bodyTooLarge)
 		return r
 	}
 	app := s.p.AppByID(appID)

@@ -151,3 +151,22 @@ func userIDs(t *testing.T, r any) []any {
 	}
 	return out
 }
+
+// TestSDKOversizedBatch: the pusher SDK's batch_events holding a 1 MiB
+// event, over max_request_body, is answered 413 with a JSON error that the
+// SDK reads, 100 times of 100 — never a connection reset while it is still
+// sending — and the server goes on answering.
+func TestSDKOversizedBatch(t *testing.T) {
+	t.Parallel()
+	needNode(t)
+	srv := startServer(t, serverConfig{})
+	env := srv.nodeEnv()
+	env["TRIES"] = "100"
+	env["TIMEOUT_MS"] = "25000"
+	obs := runNode(t, "oversized.mjs", env)
+
+	wantJSON(t, "statuses of 100 tries", at(t, obs, "statuses"), `{"413":100}`)
+	wantJSON(t, "failures", at(t, obs, "errors"), `[]`)
+	wantAPIError(t, "the first try", at(t, obs, "first"), 413)
+	wantJSON(t, "a trigger after them", at(t, obs, "after"), `{"status":200,"body":"{}","json":{}}`)
+}

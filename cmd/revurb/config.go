@@ -57,8 +57,10 @@ type processConfig struct {
 	MaxInbound        int           `yaml:"max_inbound"`
 	HandshakeTimeout  time.Duration `yaml:"handshake_timeout"`
 	MaxRequestBody    int           `yaml:"max_request_body"`
+	MaxRequestURL     int           `yaml:"max_request_url"`
 	MaxRequestHeaders int           `yaml:"max_request_headers"`
 	APIConcurrency    int           `yaml:"api_connections"`
+	APIPerAddress     *int          `yaml:"api_connections_per_address"` // nil: the default (apiPerAddress); 0: no cap
 	APIReadTimeout    time.Duration `yaml:"api_read_timeout"`
 	APIWriteTimeout   time.Duration `yaml:"api_write_timeout"`
 	APIIdleTimeout    time.Duration `yaml:"api_idle_timeout"`

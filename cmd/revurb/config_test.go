@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/revurb/revurb/api"
 )
 
 func env(m map[string]string) func(string) string {
@@ -173,5 +175,66 @@ func TestLaravelNames(t *testing.T) {
 	}
 	if _, err := parseStart(nil, env(map[string]string{"REVERB_APP_MAX_CONNECTIONS": "x"})); err == nil {
 		t.Fatal("REVERB_APP_MAX_CONNECTIONS=x accepted")
+	}
+}
+
+// TestAPIPerAddress: api_connections_per_address absent is the default
+// (an eighth of the API's connections, at most half the waiting
+// triggers), 0 is no cap, a number is that cap.
+func TestAPIPerAddress(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       int // as api.Options takes it
+	}{
+		{name: "absent", file: "apps: [{id: a, key: b, secret: c}]", want: 16},
+		{name: "zero", file: "api_connections_per_address: 0\napps: [{id: a, key: b, secret: c}]", want: -1},
+		{name: "set", file: "api_connections_per_address: 40\napps: [{id: a, key: b, secret: c}]", want: 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "revurb.yaml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := parseStart([]string{"--config", path}, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := apiPerAddress(c.Server.APIPerAddress, 128, 64); got != tt.want {
+				t.Errorf("per address %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if got := apiPerAddress(nil, 128, 10); got != 5 {
+		t.Errorf("with 10 waiters: %d, want 5", got)
+	}
+	if got := apiPerAddress(nil, 4, 2); got != 1 {
+		t.Errorf("with 4 connections: %d, want 1", got)
+	}
+}
+
+// TestFDBudget: the API's share of the reserve leaves room for what it
+// holds besides the connections it serves.
+func TestFDBudget(t *testing.T) {
+	tests := []struct {
+		name                       string
+		limit, maxConns, apiConns  int
+		wantConns, wantAPI, wantRe int
+	}{
+		{name: "defaults", limit: 20000, wantConns: 19744, wantAPI: 128, wantRe: 256},
+		{name: "small", limit: 300, wantConns: 236, wantAPI: 32, wantRe: 64},
+		{name: "api_connections", limit: 20000, apiConns: 1000, wantConns: 20000 - 1283, wantAPI: 1000, wantRe: 1283},
+		{name: "max_connections", limit: 20000, maxConns: 500, wantConns: 500, wantAPI: 128, wantRe: 256},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newFDBudget(tt.limit, tt.maxConns, tt.apiConns)
+			if b.conns != tt.wantConns || b.api != tt.wantAPI || b.reserve != tt.wantRe {
+				t.Errorf("%+v, want conns %d api %d reserve %d", b, tt.wantConns, tt.wantAPI, tt.wantRe)
+			}
+			if api.Descriptors(b.api) > b.reserve-16 {
+				t.Errorf("the API may hold %d descriptors of a reserve of %d", api.Descriptors(b.api), b.reserve)
+			}
+		})
 	}
 }

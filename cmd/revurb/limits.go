@@ -3,6 +3,8 @@ package main
 import (
 	"strconv"
 	"syscall"
+
+	"github.com/revurb/revurb/api"
 )
 
 // fdBudget is how the process spends its file descriptors (RLIMIT_NOFILE).
@@ -38,14 +40,16 @@ func raiseFDLimit() (int, error) {
 // newFDBudget splits limit descriptors. The reserve is a sixteenth of the
 // limit, at least 64 and at most 256 — so that 19,500 connections fit under
 // a limit of 20,000 and 1,000 under one of 1,200 — or more if the API is
-// given more connections than half of it. maxConns and apiConns, when not
-// 0, are the settings: maxConns is lowered to what the limit allows.
+// given more connections than half of it. The API serves half the reserve
+// by default and holds a quarter more at most (api.Descriptors: those
+// waiting for a slot or being refused). maxConns and apiConns, when not 0,
+// are the settings: maxConns is lowered to what the limit allows.
 func newFDBudget(limit, maxConns, apiConns int) fdBudget {
 	b := fdBudget{limit: limit, reserve: min(max(limit/16, 64), 256)}
 	b.api = b.reserve / 2
 	if apiConns > 0 {
 		b.api = apiConns
-		b.reserve = max(b.reserve, apiConns+32)
+		b.reserve = max(b.reserve, api.Descriptors(apiConns)+32)
 	}
 	b.conns = max(limit-b.reserve, 0)
 	if maxConns > 0 && maxConns < b.conns {
@@ -58,4 +62,27 @@ func (b fdBudget) String() string {
 	return "at most " + strconv.Itoa(b.conns) + " WebSocket and " + strconv.Itoa(b.api) +
 		" HTTP API connections (RLIMIT_NOFILE " + strconv.Itoa(b.limit) + ", " +
 		strconv.Itoa(b.reserve) + " kept for the API, Redis, webhooks and logs)"
+}
+
+// apiPerAddress is the cap on the API connections of one client address
+// as api.Options takes it: the setting (0: no cap, given as -1), or by
+// default an eighth of the API's connections and at most half the
+// waiting triggers, so that one address holds neither every connection
+// nor every waiter.
+func apiPerAddress(setting *int, api, waiters int) int {
+	switch {
+	case setting == nil:
+		return max(min(api/8, waiters/2), 1)
+	case *setting <= 0:
+		return -1
+	}
+	return *setting
+}
+
+// perAddrString says the per-address cap for the start log.
+func perAddrString(perAddr int) string {
+	if perAddr < 0 {
+		return "; no cap on HTTP API connections per client address"
+	}
+	return "; at most " + strconv.Itoa(perAddr) + " HTTP API connections per client address"
 }

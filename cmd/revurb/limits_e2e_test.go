@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -13,23 +14,24 @@ import (
 )
 
 // TestFDLimit runs revurb with RLIMIT_NOFILE 300, which gives it 236
-// WebSocket and 32 HTTP API connections (a reserve of 64), and fills both:
-// the API with keep-alive clients, the WebSocket port with more clients
-// than fit. The server stays up, keeps every connection it has, refuses
+// WebSocket and 32 HTTP API connections (a reserve of 64), 4 of them per
+// client address, and fills both: the API with keep-alive clients from 8
+// addresses, the WebSocket port with more clients than fit. The server stays up, keeps every connection it has, refuses
 // the rest (4100 after the handshake, or a plain close), and accepts again
 // as soon as some close.
 func TestFDLimit(t *testing.T) {
 	t.Parallel()
 	const wsCap, apiCap = 236, 32
 	srv := startServer(t, serverConfig{Prefix: []string{"prlimit", "--nofile=300:300", "--"}})
-	if want := "at most 236 WebSocket and 32 HTTP API connections (RLIMIT_NOFILE 300"; !strings.Contains(srv.out.String(), want) {
+	if want := "at most 236 WebSocket and 32 HTTP API connections (RLIMIT_NOFILE 300, 64 kept for the API, Redis, webhooks and logs); " +
+		"at most 4 HTTP API connections per client address"; !strings.Contains(srv.out.String(), want) {
 		t.Fatalf("start log does not say %q:\n%s", want, srv.out.String())
 	}
 
 	// The API at its cap, with keep-alive connections that stay open.
 	apis := make([]*apiConn, apiCap)
 	for i := range apis {
-		apis[i] = dialAPI(t, srv)
+		apis[i] = dialAPIFrom(t, srv, "127.0.0."+strconv.Itoa(2+i/4))
 		if code := apis[i].up(); code != 200 {
 			t.Fatalf("API connection %d: /up %d", i, code)
 		}
@@ -161,9 +163,12 @@ type apiConn struct {
 	br *bufio.Reader
 }
 
-func dialAPI(t *testing.T, srv *server) *apiConn {
+// dialAPIFrom dials the API from the loopback address local, as another
+// client machine would (all of 127.0.0.0/8 is local on Linux).
+func dialAPIFrom(t *testing.T, srv *server, local string) *apiConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", srv.apiAddr(), 2*time.Second)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", srv.apiAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +197,59 @@ func (a *apiConn) get(path string) (int, string) {
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	return res.StatusCode, string(body)
+}
+
+// TestAPIRequestLimits: with the default limits, a URL over
+// max_request_url (8 KiB) is answered 414 and a header block over
+// max_request_headers (4 KiB) 431, whether or not the request fits in
+// the server's read buffer (the two limits together), each with a JSON
+// error body the client reads whole before the connection closes, with
+// no reset.
+func TestAPIRequestLimits(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverConfig{})
+	request := func(url, header int) string {
+		return "GET /up?" + strings.Repeat("u", url) + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("h", header) + "\r\n\r\n"
+	}
+	tests := []struct {
+		name    string
+		request string
+		status  int
+	}{
+		{name: "url_at_limit", request: request(8<<10-4, 10), status: 200},
+		{name: "url_over_limit", request: request(9<<10, 10), status: 414},
+		{name: "url_far_over_limit", request: request(64<<10, 10), status: 414},
+		{name: "headers_at_limit", request: request(10, 4<<10-64), status: 200},
+		{name: "headers_over_limit", request: request(10, 5<<10), status: 431},
+		{name: "headers_far_over_limit", request: request(10, 64<<10), status: 431},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := dialAPIFrom(t, srv, "127.0.0.1")
+			_ = a.c.SetDeadline(time.Now().Add(5 * time.Second))
+			go func() { _, _ = io.WriteString(a.c, tc.request) }()
+			res, err := http.ReadResponse(a.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != tc.status {
+				t.Fatalf("%d %s %v, want %d", res.StatusCode, body, err, tc.status)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if tc.status == 200 {
+				return
+			}
+			var got map[string]any
+			if err := json.Unmarshal(body, &got); err != nil || len(got) != 1 || got["error"] == "" {
+				t.Errorf("body %s, want {\"error\": ...}", body)
+			}
+			if _, err := a.br.ReadByte(); err != io.EOF {
+				t.Errorf("after the answer: %v, want the connection closed (EOF)", err)
+			}
+		})
+	}
 }

@@ -90,6 +90,7 @@ func run(cfg *config) error {
 		waiters = fds.api / 2
 	}
 	waiters = max(min(waiters, fds.api-1), 1)
+	perAddr := apiPerAddress(cfg.Server.APIPerAddress, fds.api, waiters)
 	var broker pusher.Broker
 	if cfg.Redis != "" {
 		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout, Log: logger})
@@ -125,7 +126,8 @@ func run(cfg *config) error {
 		return err
 	}
 	httpAPI := api.New(srv, api.Options{
-		MaxBodySize: cfg.Server.MaxRequestBody, Concurrency: fds.api, Path: cfg.Path,
+		MaxBodySize: cfg.Server.MaxRequestBody, MaxURLSize: cfg.Server.MaxRequestURL,
+		Concurrency: fds.api, ConnsPerAddress: perAddr, Path: cfg.Path,
 		Sources: api.Sources{Transport: func() api.TransportStats {
 			st := eng.Stats()
 			return api.TransportStats{Opened: st.Opened, Refused: st.Refused, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
@@ -170,7 +172,8 @@ func run(cfg *config) error {
 		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
 			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
 	}
-	logger.Info("connections: "+fds.String(), "websockets", fds.conns, "api", fds.api, "rlimit_nofile", fds.limit, "reserve", fds.reserve)
+	logger.Info("connections: "+fds.String()+perAddrString(perAddr), "websockets", fds.conns, "api", fds.api,
+		"api_per_address", max(perAddr, 0), "rlimit_nofile", fds.limit, "reserve", fds.reserve)
 	if cfg.Redis != "" {
 		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,4 +247,102 @@ func TestMetricsAddr(t *testing.T) {
 	if !strings.Contains(srv.out.String(), "metrics http://127.0.0.1:") {
 		t.Fatalf("the start line does not say where the metrics are:\n%s", srv.out.String())
 	}
+}
+
+// TestMetricsFirstScrape: every family the README's Metrics table lists is
+// in the very first scrape of a fresh node — before any connection,
+// request or webhook — with a series for each label value known from the
+// start (close codes, channel kinds, API routes and their statuses, API
+// connection states, apps), except those the README marks "in a cluster:",
+// which a single node leaves out.
+func TestMetricsFirstScrape(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, serverConfig{})
+	m := scrape(t, "http://"+srv.apiAddr()+"/metrics")
+	families, cluster := readmeMetrics(t)
+	for _, name := range families {
+		switch {
+		case strings.HasSuffix(name, "*"):
+			found := false
+			for f := range m {
+				found = found || strings.HasPrefix(f, strings.TrimSuffix(name, "*"))
+			}
+			if !found {
+				t.Errorf("no family %s in the first scrape", name)
+			}
+		case cluster[name]:
+			if m[name] != nil {
+				t.Errorf("cluster family %s on a single node", name)
+			}
+		case m[name] == nil:
+			t.Errorf("family %s missing from the first scrape", name)
+		}
+	}
+	labelled := []struct {
+		family, label string
+		values        []string
+	}{
+		{"revurb_connections", "app", []string{"app-id"}},
+		{"revurb_connections_closed_total", "code", []string{"1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009", "1011",
+			"4001", "4003", "4004", "4005", "4007", "4009", "4100", "4200", "4201", "other"}},
+		{"revurb_subscriptions", "kind", []string{"public", "private", "presence", "encrypted", "server", "cache"}},
+		{"revurb_channels", "kind", []string{"public", "private", "presence", "encrypted", "server", "cache"}},
+		{"revurb_api_requests_total", "route", []string{"events", "batch_events", "channels", "channel", "channel_users",
+			"terminate_connections", "connections", "up", "metrics", "other"}},
+		{"revurb_api_requests_total", "status", []string{"200", "400", "401", "404", "405", "408", "413", "414", "431", "503"}},
+		{"revurb_api_request_duration_seconds", "route", []string{"events", "batch_events", "up", "metrics"}},
+		{"revurb_api_connections", "state", []string{"waiting", "new", "reading", "serving", "idle", "closing"}},
+		{"revurb_api_connections_ended_total", "state", []string{"new", "reading", "idle", "closing"}},
+	}
+	for _, l := range labelled {
+		f := m[l.family]
+		if f == nil {
+			t.Errorf("no family %s", l.family)
+			continue
+		}
+		for _, v := range l.values {
+			found := false
+			for _, metric := range f.Metric {
+				found = found || hasLabels(metric, l.label, v)
+			}
+			if !found {
+				t.Errorf("%s has no series with %s=%q in the first scrape", l.family, l.label, v)
+			}
+		}
+	}
+}
+
+// readmeMetrics returns the families of the README's Metrics table
+// ("go_*" for a prefix), and those of them only a node of a cluster has.
+func readmeMetrics(t *testing.T) (families []string, cluster map[string]bool) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
+	if !ok {
+		t.Fatal("README has no Metrics section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	cluster = map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		what := strings.TrimSpace(cells[4])
+		for _, name := range strings.Split(cells[1], "`") {
+			name = strings.TrimSpace(name)
+			if name == "" || name == "," {
+				continue
+			}
+			families = append(families, name)
+			cluster[name] = strings.HasPrefix(what, "in a cluster:")
+		}
+	}
+	if len(families) < 20 {
+		t.Fatalf("read %d families from the README's Metrics table: %v", len(families), families)
+	}
+	return families, cluster
 }

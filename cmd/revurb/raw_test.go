@@ -376,27 +376,11 @@ func signedGet(t *testing.T, srv *server, path, query string) (int, string) {
 	return res.StatusCode, b
 }
 
-// signedRequest signs a request as the Pusher SDKs do: the query's
-// parameters sorted by name, body_md5 for a body.
+// signedRequest signs a request as the Pusher SDKs do (signedURL) and
+// sends it.
 func signedRequest(t *testing.T, srv *server, method, path, query, body string) (*http.Response, string) {
 	t.Helper()
-	params := []string{
-		"auth_key=" + srv.appKey,
-		"auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10),
-		"auth_version=1.0",
-	}
-	if body != "" {
-		sum := md5.Sum([]byte(body))
-		params = append(params, "body_md5="+hex.EncodeToString(sum[:]))
-	}
-	if query != "" {
-		params = append(params, strings.Split(query, "&")...)
-	}
-	sort.Strings(params)
-	q := strings.Join(params, "&")
-	mac := hmac.New(sha256.New, []byte(srv.secret))
-	mac.Write([]byte(method + "\n" + path + "\n" + q))
-	url := "http://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
+	url := signedURL(srv, srv.appKey, srv.secret, method, path, query, body)
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -411,6 +395,29 @@ func signedRequest(t *testing.T, srv *server, method, path, query, body string) 
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
+}
+
+// signedURL is the URL of a request signed as the Pusher SDKs sign it for
+// app key and secret: the query's parameters (query is "a=1&b=2", or "")
+// sorted by name, body_md5 for a body.
+func signedURL(srv *server, key, secret, method, path, query, body string) string {
+	params := []string{
+		"auth_key=" + key,
+		"auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10),
+		"auth_version=1.0",
+	}
+	if body != "" {
+		sum := md5.Sum([]byte(body))
+		params = append(params, "body_md5="+hex.EncodeToString(sum[:]))
+	}
+	if query != "" {
+		params = append(params, strings.Split(query, "&")...)
+	}
+	sort.Strings(params)
+	q := strings.Join(params, "&")
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(method + "\n" + path + "\n" + q))
+	return "http://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
 }
 
 // TestRaw drives the WebSocket endpoint with hand-made bytes.
