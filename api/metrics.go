@@ -39,6 +39,8 @@ type TransportStats struct {
 	MessagesOut       uint64
 	BytesIn, BytesOut uint64
 	SlowConsumers     uint64
+	Throttles         uint64 // times a connection went over its message budget and was read more slowly
+	InboundCloses     uint64 // connections closed with 4100 for what they sent unread past max_inbound
 }
 
 // WebhookStats is what the webhook dispatcher has done.
@@ -47,6 +49,7 @@ type WebhookStats struct {
 	Failed  uint64 // attempts that failed: non-2xx or no answer, each retry counted
 	Dropped uint64 // events that did not fit in the queue, or whose batch ran out of retries
 	Queue   int    // events waiting now
+	Bytes   int64  // what the waiting events hold
 }
 
 // metrics is the API's registry and its own request counters.
@@ -165,6 +168,9 @@ var (
 	descClientEvents   = prometheus.NewDesc("revurb_client_events_total", "Client events relayed.", nil, nil)
 	descBroadcasts     = prometheus.NewDesc("revurb_broadcasts_total", "Events published through the HTTP API.", nil, nil)
 	descSlow           = prometheus.NewDesc("revurb_slow_consumer_closes_total", "Connections closed with 4100 for their unsent backlog (max_outbound).", nil, nil)
+	descThrottles      = prometheus.NewDesc("revurb_throttles_total", "Times a connection sent faster than its message budget and was read more slowly (max_messages_per_second).", nil, nil)
+	descInboundCloses  = prometheus.NewDesc("revurb_inbound_closes_total", "Connections closed with 4100 for what they sent unread past max_inbound.", nil, nil)
+	descWebhookBytes   = prometheus.NewDesc("revurb_webhook_queue_bytes", "Bytes the waiting webhook events hold (webhook_queue_bytes bounds them per endpoint).", nil, nil)
 	descWaits          = prometheus.NewDesc("revurb_backpressure_waits_total", "Triggers that waited for room in the publish bound.", nil, nil)
 	descRejections     = prometheus.NewDesc("revurb_backpressure_rejections_total", "Triggers answered 503 by the publish bound.", nil, nil)
 	descQueued         = prometheus.NewDesc("revurb_publish_queue_deliveries", "Deliveries waiting for the event loops now.", nil, nil)
@@ -183,8 +189,8 @@ var (
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
-	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
-	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
+	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descThrottles, descInboundCloses, descWaits,
+	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue, descWebhookBytes,
 	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded}
 
 // Describe implements prometheus.Collector.
@@ -246,6 +252,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBytesIn, t.BytesIn)
 	counter(descBytesOut, t.BytesOut)
 	counter(descSlow, t.SlowConsumers)
+	counter(descThrottles, t.Throttles)
+	counter(descInboundCloses, t.InboundCloses)
 	var w WebhookStats
 	if c.src.Webhooks != nil {
 		w = c.src.Webhooks()
@@ -254,6 +262,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWebhooksFailed, w.Failed)
 	counter(descWebhooksDrop, w.Dropped)
 	gauge(descWebhookQueue, float64(w.Queue))
+	gauge(descWebhookBytes, float64(w.Bytes))
 	a := c.conns()
 	for s := range connStates {
 		gauge(descAPIConns, float64(a.open[s]), s.String())

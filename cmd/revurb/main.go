@@ -131,7 +131,8 @@ func run(cfg *config) error {
 		Sources: api.Sources{Transport: func() api.TransportStats {
 			st := eng.Stats()
 			return api.TransportStats{Opened: st.Opened, Refused: st.Refused, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
-				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers}
+				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers,
+				Throttles: st.Throttles, InboundCloses: st.InboundCloses}
 		}, Webhooks: webhookStats(hooks)},
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
@@ -206,7 +207,7 @@ func webhookStats(d *webhook.Dispatcher) func() api.WebhookStats {
 	}
 	return func() api.WebhookStats {
 		st := d.Stats()
-		return api.WebhookStats{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped, Queue: st.Queue}
+		return api.WebhookStats{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped, Queue: st.Queue, Bytes: st.QueueBytes}
 	}
 }
 
