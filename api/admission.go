@@ -55,6 +55,12 @@ const (
 	newGrace    = 250 * time.Millisecond // accepted and silent this long
 	idleGrace   = 2 * time.Second        // idle this long, for a newcomer from an address holding as many
 	slowRequest = time.Second            // reading one request this long
+	// slowGreedy is slowRequest for an address holding at least two more
+	// connections than the newcomer's: a backend's request on a LAN is in
+	// within a millisecond, and one address filling the slots with
+	// requests sent a byte at a time must not hold another app's trigger
+	// for a second.
+	slowGreedy = 100 * time.Millisecond
 	// reclaimRetry is how long the listener waits for the connection it
 	// ended to close before it looks again (and sets the deadline again:
 	// fasthttp may have moved it on between its idle hook and its read).
@@ -230,7 +236,8 @@ func (t *connTable) first() *conn {
 // as a slot from them evens the shares. By state: one draining after an
 // error answer; one idle for idleGrace, or for any time on one of those
 // addresses; one silent for newGrace; one reading a request for
-// slowRequest (not over a's cap: a slow request of a's stays). Then the
+// slowRequest, or slowGreedy on those addresses (not over a's cap: a slow
+// request of a's stays). Then the
 // address holding the most, then the oldest. t.mu is held.
 func (t *connTable) victim(now time.Time, a *addrCount, same bool) *conn {
 	var best *conn
@@ -254,7 +261,7 @@ func (t *connTable) victim(now time.Time, a *addrCount, same bool) *conn {
 				rank = 2
 			}
 		case connReading:
-			if !same && age >= slowRequest {
+			if !same && (age >= slowRequest || greedier && age >= slowGreedy) {
 				rank = 3
 			}
 		}

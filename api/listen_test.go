@@ -137,8 +137,9 @@ func wantErrorBody(t *testing.T, what, body string) {
 // connection from another address holding two fewer is served at once
 // when the older one is idle (it is closed) or has sent nothing (it is
 // answered 408 and closed); while both are reading a request it waits
-// until the older one has been reading for slowRequest, which is then
-// answered 408. From the same address, with both idle, it waits for the
+// until the older one has been reading for slowGreedy (slowRequest for a
+// third from the same address), which is then answered 408. From the same
+// address, with both idle, it waits for the
 // older to have idled idleGrace: its client may be about to reuse it. The
 // younger one is untouched.
 func TestListenSlots(t *testing.T) {
@@ -154,7 +155,8 @@ func TestListenSlots(t *testing.T) {
 	}{
 		{name: "idle", older: idle, from: "127.0.0.2"},
 		{name: "silent", older: func(*keepAlive) {}, from: "127.0.0.2", ended: 408},
-		{name: "reading", older: reading, from: "127.0.0.2", ended: 408, waits: slowRequest},
+		{name: "reading", older: reading, from: "127.0.0.2", ended: 408, waits: slowGreedy},
+		{name: "reading_same_address", older: reading, from: "127.0.0.1", ended: 408, waits: slowRequest},
 		{name: "idle_same_address", older: idle, younger: idle, from: "127.0.0.1", waits: idleGrace},
 	}
 	for _, tc := range tests {
