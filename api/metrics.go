@@ -133,13 +133,24 @@ var (
 	descOverload       = prometheus.NewDesc("revurb_cluster_overload_closes_total", "Subscribers closed with 4100 because this node was too far behind what other nodes sent.", nil, nil)
 	descClusterLost    = prometheus.NewDesc("revurb_cluster_lost_total", "Broadcasts and membership changes that could not reach Redis (Redis away, or the broker's queue full); a resync makes up for the membership changes.", nil, nil)
 	descClientDropped  = prometheus.NewDesc("revurb_cluster_client_events_dropped_total", "Client events not sent to the other nodes because the broker's queue was full.", nil, nil)
+	descMaster         = prometheus.NewDesc("revurb_cluster_redis_master", "1 for each Redis primary this node writes to now (a Sentinel's current master; a Redis Cluster's primaries).", []string{"addr"}, nil)
+	descFailovers      = prometheus.NewDesc("revurb_cluster_redis_failovers_total", "Redis primaries seen replaced by another (Sentinel or Redis Cluster failovers).", nil, nil)
+	descRedirections   = prometheus.NewDesc("revurb_cluster_redis_redirections_total", "Apps seen moving to another Redis Cluster primary (slot migrations and failovers).", nil, nil)
+	descBusRefused     = prometheus.NewDesc("revurb_cluster_bus_refused_total", "Messages from the bus dropped, by reason: signature (no valid HMAC), unknown_node (a node not in the heartbeat set), size, limit (too many channels or counts), malformed.", []string{"reason"}, nil)
+	descResyncs        = prometheus.NewDesc("revurb_cluster_resyncs_total", "Times this node told Redis its state again and reloaded the cluster's (at start, after Redis came back, after a failover).", nil, nil)
+	descResyncSeconds  = prometheus.NewDesc("revurb_cluster_resync_seconds", "How long this node's last resync took.", nil, nil)
 )
+
+// refusedReasons are the reasons revurb_cluster_bus_refused_total always
+// shows, at 0 until something is refused.
+var refusedReasons = []string{"signature", "unknown_node", "size", "limit", "malformed"}
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue,
-	descRedisUp, descOverload, descClientDropped, descClusterLost}
+	descRedisUp, descOverload, descClientDropped, descClusterLost, descMaster, descFailovers, descRedirections,
+	descBusRefused, descResyncs, descResyncSeconds}
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -178,6 +189,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descOverload, st.OverloadCloses)
 		counter(descClientDropped, st.ClientEventsDropped)
 		counter(descClusterLost, st.ClusterLost)
+		cs := st.Cluster
+		for _, addr := range cs.Masters {
+			gauge(descMaster, 1, addr)
+		}
+		counter(descFailovers, cs.Failovers)
+		counter(descRedirections, cs.Redirections)
+		for _, r := range refusedReasons {
+			counter(descBusRefused, cs.Refused[r], r)
+		}
+		counter(descResyncs, cs.Resyncs)
+		gauge(descResyncSeconds, cs.ResyncSeconds)
 	}
 	if c.src.Transport != nil {
 		t := c.src.Transport()

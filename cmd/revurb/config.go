@@ -66,7 +66,10 @@ type processConfig struct {
 	PublishWaiters    int           `yaml:"publish_waiters"`
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
 	NodeTimeout       time.Duration `yaml:"node_timeout"`
-	WebhookDelay      time.Duration `yaml:"webhook_delay"`
+	// ClusterSecret signs what the nodes of a cluster tell each other;
+	// empty: each app's key is derived from the app's own credentials.
+	ClusterSecret string        `yaml:"cluster_secret"`
+	WebhookDelay  time.Duration `yaml:"webhook_delay"`
 }
 
 // defaultShutdownGrace is how long a stopping process may take.

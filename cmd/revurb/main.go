@@ -92,7 +92,8 @@ func run(cfg *config) error {
 	waiters = max(min(waiters, fds.api-1), 1)
 	var broker pusher.Broker
 	if cfg.Redis != "" {
-		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout, Log: logger})
+		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout,
+			Apps: cfg.Apps, Secret: cfg.Server.ClusterSecret, Log: logger})
 		if err != nil {
 			return err
 		}
