@@ -140,6 +140,8 @@ func appendMemberRemoved(dst []byte, id string) []byte {
 // that joined, which is not told of itself.
 func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, except SocketID) {
 	sh := h.shard(name)
+	sh.tell.Lock()
+	defer sh.tell.Unlock()
 	sh.mu.Lock()
 	r := sh.rosters[name]
 	var m *member
@@ -185,6 +187,8 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 // subscribers if it is not visible any more.
 func (s *Server) unlistMember(h *hub, name, user string) {
 	sh := h.shard(name)
+	sh.tell.Lock()
+	defer sh.tell.Unlock()
 	sh.mu.Lock()
 	r := sh.rosters[name]
 	var m *member

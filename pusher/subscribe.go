@@ -152,6 +152,11 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		s.subscriptionError(sess, name, "LimitReached", "Too many subscriptions on this connection (at most "+strconv.Itoa(max)+")", CodeOverCapacity)
 		return
 	}
+	if kind, _ := ChannelKind(name); kind == Presence {
+		tell := &sess.app.hub.shard(name).tell
+		tell.Lock()
+		defer tell.Unlock() // till member_added is queued (shard.tell)
+	}
 	j := s.join(sess, name, userID, userInfo)
 	if j.ch == nil {
 		s.subscriptionError(sess, name, "LimitReached", "Presence channel is full ("+strconv.Itoa(sess.app.MaxPresenceMembers)+" members)", CodeOverCapacity)
@@ -167,7 +172,9 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		}
 	}
 	if j.announce {
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, from: sess, upto: j.seq})
+		// Queued to every loop, this one too, behind the announcements
+		// decided before it (shard.tell): never written ahead of them.
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, upto: j.seq})
 		if !s.clustered { // in a cluster, the node whose join the cluster announces reports it
 			s.observe(&Moment{App: sess.app, Name: MemberAdded, Channel: name, User: userID})
 		}
@@ -344,6 +351,10 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	ch := sub.ch
 	h := sess.app.hub
 	sh := h.shard(ch.name)
+	if sub.m != nil {
+		sh.tell.Lock()
+		defer sh.tell.Unlock() // till member_removed is queued (shard.tell)
+	}
 	sh.mu.Lock()
 	ch.count--
 	ch.perLoop[sess.loop]--
@@ -378,7 +389,7 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sess.removeFrom(k)
 	switch {
 	case announce:
-		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, from: sess, upto: upto})
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, upto: upto}) // queued, as member_added
 		s.observe(&Moment{App: sess.app, Name: MemberRemoved, Channel: ch.name, User: sub.m.id})
 	case lastHere:
 		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})

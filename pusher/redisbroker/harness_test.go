@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -239,6 +240,13 @@ func (r *recConn) Write(b []byte) {
 	r.mu.Lock()
 	r.frames = append(r.frames, f)
 	r.mu.Unlock()
+}
+
+// all returns every frame received so far.
+func (r *recConn) all() []frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
 }
 
 func (r *recConn) Close(code int, _ string) {

@@ -90,7 +90,7 @@ func (b *Broker) connect() rueidis.Client {
 func (b *Broker) beat(ctx context.Context, c rueidis.Client) error {
 	key := b.p + ":nodes"
 	now := time.Now().UnixMilli()
-	if b.registered.Load() {
+	if b.registered.Load() && !b.closed.Load() {
 		node := b.names.get()
 		changed, err := c.Do(ctx, c.B().Zadd().Key(key).Xx().Ch().ScoreMember().ScoreMember(float64(now), node).Build()).AsInt64()
 		if err != nil {

@@ -109,7 +109,7 @@ func (b *Broker) runMaintenance() {
 // rename gives the node a new name and rejoins under it: every app is
 // resynced as at start. The old name's state is the reaper's.
 func (b *Broker) rename() {
-	if !b.registered.Swap(false) {
+	if b.closed.Load() || !b.registered.Swap(false) {
 		return // not joined yet, or rejoining already
 	}
 	old, cur, err := b.names.rename()
