@@ -366,49 +366,54 @@ func TestPresenceChurn(t *testing.T) {
 				waitFor(t, "node "+strconv.Itoa(i)+"'s roster", func() bool { return slices.Equal(n.s.Users(n.app, channel), wantList) })
 			}
 			for _, w := range watchers {
-				// Everything before a final marker event has been written.
-				if err := w.c.n.publish(channel, "end", "1", ""); err != nil {
-					t.Fatal(err)
-				}
-				w.c.wait("end", nil)
-				listed := map[string]bool{}
-				for _, u := range w.list {
-					listed[u] = true
-				}
-				for _, f := range w.c.conn.all() {
-					var d struct {
-						ID string `json:"user_id"`
-					}
-					_ = json.Unmarshal([]byte(f.dataString()), &d)
-					switch f.Event {
-					case "pusher_internal:member_added":
-						if listed[d.ID] {
-							var seq []string
-							for _, f := range w.c.conn.all() {
-								if strings.HasPrefix(f.Event, "pusher_internal:member") || f.Event == "pusher_internal:subscription_succeeded" {
-									seq = append(seq, f.Event[16:]+" "+f.dataString())
-								}
-							}
-							t.Fatalf("%s heard %s added, already listed; its list %v and events:\n%s", w.name, d.ID, w.list, strings.Join(seq, "\n"))
-						}
-						listed[d.ID] = true
-					case "pusher_internal:member_removed":
-						if !listed[d.ID] {
-							t.Fatalf("%s heard %s removed, not listed", w.name, d.ID)
-						}
-						delete(listed, d.ID)
-					}
-				}
-				var got []string
-				for u := range listed {
-					got = append(got, u)
-				}
-				slices.Sort(got)
-				if !slices.Equal(got, wantList) {
-					t.Fatalf("%s lists %v, the cluster %v", w.name, got, wantList)
-				}
+				checkMembers(t, channel, w.name, w.c, w.list, wantList)
 			}
 		})
+	}
+}
+
+// checkMembers checks what c, in presence channel ch as name with list in
+// its subscription_succeeded, heard: member_added only of users it did not
+// list, member_removed only of users it did, and at the end it lists want.
+func checkMembers(t *testing.T, ch, name string, c *client, list, want []string) {
+	t.Helper()
+	// Everything before a final event has been written to c.
+	if err := c.n.publish(ch, "end", name, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.wait("end", func(f frame) bool { return f.dataString() == name })
+	listed := map[string]bool{}
+	for _, u := range list {
+		listed[u] = true
+	}
+	var seq []string
+	for _, f := range c.conn.all() {
+		var d struct {
+			ID string `json:"user_id"`
+		}
+		_ = json.Unmarshal([]byte(f.dataString()), &d)
+		switch f.Event {
+		case "pusher_internal:member_added":
+			seq = append(seq, "+"+d.ID)
+			if listed[d.ID] {
+				t.Fatalf("%s heard %s added, already listed; it listed %v, then heard %v", name, d.ID, list, seq)
+			}
+			listed[d.ID] = true
+		case "pusher_internal:member_removed":
+			seq = append(seq, "-"+d.ID)
+			if !listed[d.ID] {
+				t.Fatalf("%s heard %s removed, not listed; it listed %v, then heard %v", name, d.ID, list, seq)
+			}
+			delete(listed, d.ID)
+		}
+	}
+	var got []string
+	for u := range listed {
+		got = append(got, u)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s lists %v, the cluster %v", name, got, want)
 	}
 }
 

@@ -43,6 +43,13 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK()
+	var replicas []*Server
+	for _, n := range c.Nodes {
+		if v, err := Do(n.Addr(), "ROLE"); err == nil && v.([]any)[0] == "slave" {
+			replicas = append(replicas, n)
+		}
+	}
+	waitSynced(t, replicas)
 	return c
 }
 

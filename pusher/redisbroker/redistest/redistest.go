@@ -96,7 +96,8 @@ func (s *Server) Restart() {
 	if s.sentinel {
 		args = append(args, "--sentinel")
 	} else {
-		args = append(args, "--save", "", "--appendonly", "no", "--enable-debug-command", "local") // Stall, DEBUG POPULATE
+		args = append(args, "--save", "", "--appendonly", "no", "--enable-debug-command", "local", // Stall, DEBUG POPULATE
+			"--repl-diskless-sync-delay", "0") // replicas in sync at once, not 5 s later
 	}
 	s.cmd = exec.Command(bin, append(args, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = io.Discard, io.Discard

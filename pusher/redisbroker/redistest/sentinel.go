@@ -49,8 +49,28 @@ func StartSentinel(t testing.TB) *Sentinel {
 		t.Cleanup(sn.Kill)
 		s.Sentinels = append(s.Sentinels, sn)
 	}
+	waitSynced(t, s.Servers[1:])
 	s.waitKnown(20 * time.Second)
 	return s
+}
+
+// waitSynced waits until every replica's link to its primary is up.
+func waitSynced(t testing.TB, replicas []*Server) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, r := range replicas {
+		for {
+			v, err := Do(r.Addr(), "INFO", "replication")
+			info, _ := v.(string)
+			if err == nil && infoField(info, "master_link_status") == "up" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: replica %s not in sync: %v %s", r.Addr(), err, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // waitKnown waits until every Sentinel sees two replicas and two other
