@@ -15,22 +15,24 @@ import (
 	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
 
-// TestSentinelFailover: three nodes meet at a primary watched by
-// Sentinels; the primary is killed while every node publishes and users
+// TestSentinelFailover: three nodes meet, as an ACL user that may touch
+// only their prefix, at a primary watched by Sentinels; the primary is killed while every node publishes and users
 // come and go. The nodes serve their own clients meanwhile, follow the
 // promoted replica by themselves, and then deliver across again; nothing
 // is delivered twice or out of order, and presence is exact.
 func TestSentinelFailover(t *testing.T) {
 	t.Parallel()
 	s := redistest.StartSentinel(t)
-	failover(t, nodeConfig{url: s.URL(), prefix: "sentinel", nodeTimeout: 5 * time.Second}, func() {
+	s.AddUser("revurb", "revurb-pass", "sentinel")
+	failover(t, nodeConfig{url: s.URLAs("revurb", "revurb-pass"), prefix: "sentinel", nodeTimeout: 5 * time.Second}, func() {
 		killed, promoted := s.KillMaster()
 		t.Logf("killed primary %s, the Sentinels promoted %s", killed.Addr(), promoted.Addr())
 	}, func(cs pusher.ClusterStats) bool { return cs.Failovers >= 1 })
 }
 
-// TestClusterFailoverAndReshard: three nodes meet at a Redis Cluster of
-// three primaries with a replica each; while every node publishes, the
+// TestClusterFailoverAndReshard: three nodes meet, as an ACL user that may
+// touch only their prefix, at a Redis Cluster of three primaries with a
+// replica each; while every node publishes, the
 // app's slot (its hash tag, {app-id}) moves to another primary with its
 // keys, and then that primary is killed and its replica takes over. The
 // nodes follow both by themselves, deliver nothing twice or out of order,
@@ -39,8 +41,9 @@ func TestSentinelFailover(t *testing.T) {
 func TestClusterFailoverAndReshard(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t)
+	c.AddUser("revurb", "revurb-pass", "rc")
 	slot := c.Slot("{app-id}")
-	failover(t, nodeConfig{url: c.URL(), prefix: "rc", nodeTimeout: 5 * time.Second,
+	failover(t, nodeConfig{url: c.URLAs("revurb", "revurb-pass"), prefix: "rc", nodeTimeout: 5 * time.Second,
 		more: []pusher.AppConfig{pusher.DefaultApp("other-app", "other-key", "other-secret")}}, func() {
 		from := c.Owner(slot)
 		to := c.MoveSlot(slot)

@@ -487,3 +487,59 @@ func TestScriptsValidate(t *testing.T) {
 	ann.close()
 	watcher.wait("pusher_internal:member_removed", func(f frame) bool { return contains(f.dataString(), `"ann"`) })
 }
+
+// TestHelloFlood: thousands of hellos on an app's bus (signed: from a node
+// with the key) are answered at a bounded rate, a full count of the app at
+// most once a second, and the node's bus keeps up.
+func TestHelloFlood(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := cluster(t, r, 2, nodeConfig{prefix: "hello"})
+	c := nodes[0].dial(0)
+	c.subscribe("feed")
+	a := nodes[0].broker.byID["app-id"]
+	other := nodes[1].broker.Node()
+	before := commandStats(t, r)["publish"]
+	const hellos = 3000
+	start := time.Now()
+	for range hellos {
+		r.Do("PUBLISH", a.bus, string(a.sig.sign(appendHello(nil, header{origin: other, time: time.Now().UnixMilli(), app: "app-id"}))))
+	}
+	took := time.Since(start)
+	if err := nodes[1].publish("feed", "after", "1", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.wait("after", nil)
+	time.Sleep(1500 * time.Millisecond) // answers still owed go out
+	answers := commandStats(t, r)["publish"] - before - hellos - 1
+	// Both nodes answer (node 1 ignores its own name's hellos: none), at
+	// most once per second each, plus the counts every 100 ms while
+	// something changes (nothing here) and every 30 s.
+	limit := 2 * (int(took/time.Second) + 3)
+	t.Logf("%d hellos in %s, %d messages published besides", hellos, took.Round(time.Millisecond), answers)
+	if answers > limit {
+		t.Fatalf("%d messages answered %d hellos in %s, want at most %d", answers, hellos, took, limit)
+	}
+}
+
+// TestCacheAcrossNodes: a cache channel's last event, published on one
+// node, is replayed to a subscriber on a node that started after it.
+func TestCacheAcrossNodes(t *testing.T) {
+	r := redistest.Start(t)
+	n1 := newNode(t, nodeConfig{redis: r, prefix: "cache"})
+	if err := n1.publish("cache-news", "headline", "first", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.publish("cache-news", "headline", "latest", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the event kept in Redis", func() bool { return r.Do("EXISTS", "cache:{app-id}:cache:cache-news") == int64(1) })
+	n2 := newNode(t, nodeConfig{redis: r, prefix: "cache"})
+	c := n2.dial(0)
+	c.subscribe("cache-news")
+	if f := c.wait("headline", nil); f.dataString() != "latest" {
+		t.Fatalf("replayed %s", f.dataString())
+	}
+	if r.Do("ZCARD", "cache:{app-id}:cachex") != int64(1) {
+		t.Fatal("the cache index holds more than the channel")
+	}
+}

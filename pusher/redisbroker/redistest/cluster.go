@@ -59,6 +59,18 @@ func (c *Cluster) URL() string {
 	return "redis://" + c.Nodes[0].Addr() + "?addr=" + c.Nodes[1].Addr() + "&addr=" + c.Nodes[2].Addr()
 }
 
+// AddUser creates the ACL user (Server.AddUser) on every node.
+func (c *Cluster) AddUser(user, password, prefix string) {
+	for _, n := range c.Nodes {
+		n.AddUser(user, password, prefix)
+	}
+}
+
+// URLAs is URL with the user and password.
+func (c *Cluster) URLAs(user, password string) string {
+	return strings.Replace(c.URL(), "redis://", "redis://"+user+":"+password+"@", 1)
+}
+
 // WaitOK waits until every live node reports cluster_state:ok and knows
 // a primary for every slot.
 func (c *Cluster) WaitOK() {

@@ -166,3 +166,12 @@ func (s *Server) Kill() {
 	}
 	s.cmd = nil
 }
+
+// AddUser creates an ACL user that may use only the keys and pub/sub
+// channels starting with prefix, and no dangerous command (KEYS, DEBUG,
+// CONFIG, FLUSHALL...) but ROLE, which a Sentinel client asks a primary,
+// as the README tells an operator to give revurb.
+func (s *Server) AddUser(user, password, prefix string) {
+	s.t.Helper()
+	s.Do("ACL", "SETUSER", user, "reset", "on", ">"+password, "~"+prefix+":*", "&"+prefix+":*", "+@all", "-@dangerous", "+role")
+}

@@ -115,6 +115,19 @@ func (s *Sentinel) URL() string {
 	return u + "master_set=" + MasterSet
 }
 
+// AddUser creates the ACL user (Server.AddUser) on the primary and the
+// replicas: a replica promoted knows it too.
+func (s *Sentinel) AddUser(user, password, prefix string) {
+	for _, srv := range s.Servers {
+		srv.AddUser(user, password, prefix)
+	}
+}
+
+// URLAs is URL with the primaries' user and password.
+func (s *Sentinel) URLAs(user, password string) string {
+	return strings.Replace(s.URL(), "redis://", "redis://"+user+":"+password+"@", 1)
+}
+
 // Master is the server the Sentinels name as the primary now.
 func (s *Sentinel) Master() *Server {
 	s.t.Helper()
