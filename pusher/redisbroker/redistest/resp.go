@@ -92,3 +92,29 @@ func readReply(r *bufio.Reader) (any, error) {
 	}
 	return nil, errors.New("redistest: unknown reply " + strconv.Quote(line))
 }
+
+// DoAll runs commands on the Redis at addr, pipelined over one connection,
+// and returns the first error.
+func DoAll(addr string, cmds ...[]string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	var buf []byte
+	for _, args := range cmds {
+		buf = appendCommand(buf, args...)
+	}
+	if _, err := c.Write(buf); err != nil {
+		return err
+	}
+	r := bufio.NewReader(c)
+	var first error
+	for range cmds {
+		if _, err := readReply(r); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
