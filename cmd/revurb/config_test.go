@@ -175,3 +175,17 @@ func TestLaravelNames(t *testing.T) {
 		t.Fatal("REVERB_APP_MAX_CONNECTIONS=x accepted")
 	}
 }
+
+// TestRedactURL: the start log's Redis URL keeps no password.
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"rediss://revurb:s3cret@10.0.0.5:6379/0", "rediss://revurb:xxxxx@10.0.0.5:6379/0"},
+		{"redis://:s3cret@s1:26379?addr=s2:26379&master_set=m&sentinel_password=top", "redis://:xxxxx@s1:26379?addr=s2%3A26379&master_set=m&sentinel_password=xxxxx"},
+		{"::", "(unparsable URL)"},
+	} {
+		if got := redactURL(tc.in); got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

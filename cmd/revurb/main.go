@@ -278,12 +278,18 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 	}
 }
 
-// redactURL is u without its password, for the log.
+// redactURL is u without its passwords (the primaries' and the
+// Sentinels'), for the log.
 func redactURL(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
 	}
-	return "(unparsable URL)"
+	if q := p.Query(); q.Has("sentinel_password") {
+		q.Set("sentinel_password", "xxxxx")
+		p.RawQuery = q.Encode()
+	}
+	return p.Redacted()
 }
 
 // drainMoment is how long the API answers with Connection: close before it
