@@ -331,7 +331,9 @@ func (b *Broker) pub(c rueidis.Client, a *app, msg []byte) rueidis.Completed {
 func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	a := b.byID[bc.App]
 	c := b.redis()
-	if a == nil || c == nil || !b.up.Load() {
+	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
+		// Away, or not in the cluster yet (the others would refuse a
+		// node they do not know).
 		b.lost.Add(1)
 		return pusher.ErrBrokerDown
 	}
@@ -485,7 +487,7 @@ func (b *Broker) member(m *pusher.Membership, join bool) {
 // Counts queues this node's counts of an app for its bus.
 func (b *Broker) Counts(ct *pusher.Counts) {
 	a := b.byID[ct.App]
-	if c := b.redis(); a != nil && c != nil && b.up.Load() {
+	if c := b.redis(); a != nil && c != nil && b.up.Load() && b.registered.Load() {
 		for _, cmd := range b.countsCmds(c, a, ct) {
 			b.queue(op{cmd: cmd}, false)
 		}
@@ -518,7 +520,7 @@ func (b *Broker) countsCmds(c rueidis.Client, a *app, ct *pusher.Counts) []rueid
 func (b *Broker) Terminate(ctx context.Context, appID, user string) error {
 	a := b.byID[appID]
 	c := b.redis()
-	if a == nil || c == nil || !b.up.Load() {
+	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
 		return errors.New("redisbroker: Redis is unreachable")
 	}
 	if !b.queue(op{cmd: b.pub(c, a, a.sig.sign(appendTerminate(nil, b.header(a), user)))}, ctx.Err() == nil) {

@@ -230,11 +230,12 @@ func (b *Broker) counts(m *message) {
 
 // nodeView is what this node knows of the others: the heartbeat set, as
 // the heartbeat last read it, the nodes seen on the bus since that read
-// (a node writes its beat before anything else, so a node that joined
-// after the read is taken on trust until the next read shows it), and the
-// nodes gone. A message from a node gone, or from one unknown and older
-// than the last read, is refused: nothing is kept of a node that is not
-// in the heartbeat set.
+// (a node writes its beat before it publishes anything, so a node that
+// joined after the read is taken on trust until the reads show it), and
+// the nodes gone (left the set, or said goodbye). A message from a node
+// gone, or from one unknown and older than the last read, is refused, and
+// a node taken on trust that no read shows for pendingFor is forgotten:
+// nothing is kept of a node that is not in the heartbeat set.
 type nodeView struct {
 	mu      sync.Mutex
 	known   map[string]int64 // node → last beat, unix ms
@@ -249,6 +250,7 @@ const (
 	maxGone    = 4096
 	goneFor    = 10 * time.Minute
 	clockSkew  = 5 * time.Second // between nodes' clocks, taken on trust
+	pendingFor = 3 * time.Second // a node taken on trust must be in a read started this long after
 )
 
 func (v *nodeView) init() {
@@ -277,30 +279,27 @@ func (v *nodeView) allow(node string, at, now int64) bool {
 }
 
 // update takes a new read of the heartbeat set, started at readAt, and
-// returns the nodes known or pending before that it lacks: they are gone.
-func (v *nodeView) update(nodes map[string]int64, readAt, now int64) (gone []string) {
+// returns the nodes to forget: those known before that it lacks (gone),
+// and those taken on trust that it still lacks long after.
+func (v *nodeView) update(nodes map[string]int64, readAt, now int64) (forget []string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for n := range v.known {
 		if _, ok := nodes[n]; !ok {
-			gone = append(gone, n)
+			forget = append(forget, n)
+			v.markGone(n, now)
 		}
 	}
 	for n, first := range v.pending {
-		if _, ok := nodes[n]; ok || first >= readAt {
-			if ok {
-				delete(v.pending, n)
-			}
-			continue
+		if _, ok := nodes[n]; ok {
+			delete(v.pending, n)
+		} else if readAt-first >= pendingFor.Milliseconds() {
+			delete(v.pending, n)
+			forget = append(forget, n)
 		}
-		delete(v.pending, n)
-		gone = append(gone, n)
-	}
-	for _, n := range gone {
-		v.markGone(n, now)
 	}
 	v.known, v.readAt = nodes, readAt
-	return gone
+	return forget
 }
 
 // goodbye records node gone, reporting whether it was not already.
@@ -453,6 +452,9 @@ func (b *Broker) apply(token uint64, s *snapshot) {
 	// The users are the last of an app's snapshots: every other one of
 	// the app's is in.
 	for _, raw := range s.cached {
+		if !s.first || b.loaded[s.app.id] {
+			break // delivered by an earlier first load
+		}
 		body, ok := s.app.sig.open([]byte(raw))
 		var m message
 		if !ok || decode(body, &s.app.lim, &m) != nil || m.kind != kindBroadcast {
