@@ -139,6 +139,20 @@ func appendMemberRemoved(dst []byte, id string) []byte {
 // if that changed whether it is visible here. except is the connection
 // that joined, which is not told of itself.
 func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, except SocketID) {
+	s.setListed(h, name, user, info, added, added, except)
+}
+
+// unlistMember stops listing user in channel name, pending or not, as a
+// reload found the cluster no longer has it, and tells this node's
+// subscribers if it is not visible any more.
+func (s *Server) unlistMember(h *hub, name, user string) {
+	s.setListed(h, name, user, nil, false, true, 0)
+}
+
+// setListed makes user listed in channel name or not, and no longer
+// pending if settled, telling this node's subscribers when that changes
+// whether it is visible.
+func (s *Server) setListed(h *hub, name, user string, info []byte, listed, settled bool, except SocketID) {
 	sh := h.shard(name)
 	sh.tell.Lock()
 	defer sh.tell.Unlock()
@@ -148,7 +162,7 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 	if r != nil {
 		m = r.members[user]
 	}
-	if !added && m == nil {
+	if !listed && m == nil {
 		sh.mu.Unlock()
 		return
 	}
@@ -161,10 +175,10 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 		r.members[user] = m
 	}
 	was := m.visible()
-	if added {
+	if listed {
 		m.info = info
 	}
-	if r.change(m, func() { m.listed, m.pending = added, m.pending && !added }) {
+	if r.change(m, func() { m.listed, m.pending = listed, m.pending && !settled }) {
 		delete(sh.rosters, name)
 	}
 	// The subscriptions made so far are those told; none if the shard
@@ -175,38 +189,9 @@ func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, 
 	if !tell {
 		return
 	}
-	if added {
+	if listed {
 		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except, upto: upto})
 	} else {
-		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{upto: upto})
-	}
-}
-
-// unlistMember stops listing user in channel name, pending or not, as a
-// reload found the cluster no longer has it, and tells this node's
-// subscribers if it is not visible any more.
-func (s *Server) unlistMember(h *hub, name, user string) {
-	sh := h.shard(name)
-	sh.tell.Lock()
-	defer sh.tell.Unlock()
-	sh.mu.Lock()
-	r := sh.rosters[name]
-	var m *member
-	if r != nil {
-		m = r.members[user]
-	}
-	if m == nil {
-		sh.mu.Unlock()
-		return
-	}
-	was := m.visible()
-	if r.change(m, func() { m.listed, m.pending = false, false }) {
-		delete(sh.rosters, name)
-	}
-	upto := sh.seq
-	tell := was && !m.visible() && upto != 0
-	sh.mu.Unlock()
-	if tell {
 		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{upto: upto})
 	}
 }
