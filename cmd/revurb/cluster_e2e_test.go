@@ -501,8 +501,8 @@ func TestClusterWebhooks(t *testing.T) {
 // TestClusterTopologies: the binary runs a cluster on each kind of Redis
 // it is given by URL — a Sentinel set (redis://s1?addr=s2&addr=s3&
 // master_set=NAME), a Redis Cluster (redis://n1?addr=n2&addr=n3,
-// detected), and one Redis over TLS (rediss://) — each as an ACL user
-// that may touch only the cluster's prefix: a trigger reaches pusher-js on
+// detected), the same over TLS (rediss://), and one Redis over TLS — each
+// as an ACL user that may touch only the cluster's prefix: a trigger reaches pusher-js on
 // every node, presence crosses nodes, and the metrics name the primaries.
 func TestClusterTopologies(t *testing.T) {
 	t.Parallel()
@@ -519,6 +519,11 @@ func TestClusterTopologies(t *testing.T) {
 			c := redistest.StartCluster(t)
 			c.AddUser("revurb", "revurb-pass", prefix)
 			return c.URLAs("revurb", "revurb-pass"), nil
+		}},
+		{"cluster over TLS", func(t *testing.T, prefix string) (string, []string) {
+			c := redistest.StartClusterTLS(t)
+			c.AddUser("revurb", "revurb-pass", prefix)
+			return c.URLAs("revurb", "revurb-pass"), []string{"SSL_CERT_FILE=" + c.CAFile}
 		}},
 		{"tls", func(t *testing.T, prefix string) (string, []string) {
 			s := redistest.StartTLS(t)

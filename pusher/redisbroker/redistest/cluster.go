@@ -15,21 +15,44 @@ import (
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Server
+	// CAFile is, for a cluster StartClusterTLS made, the CA a client must
+	// trust.
+	CAFile string
 }
 
 // StartCluster starts the six nodes, builds the cluster and returns once
 // every node sees it whole (cluster_state:ok, every slot served).
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t testing.TB) *Cluster { return startCluster(t, false) }
+
+// StartClusterTLS is StartCluster with every node speaking TLS on a port
+// of its own, to clients, to its peers and to its replicas (tls-cluster,
+// tls-replication): a TLS client is told the nodes' TLS ports. The plain
+// ports stay, for the tests' own checks.
+func StartClusterTLS(t testing.TB) *Cluster { return startCluster(t, true) }
+
+func startCluster(t testing.TB, withTLS bool) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	dir := t.TempDir()
+	var tls certs
+	if withTLS {
+		tls = newCerts(t)
+		c.CAFile = tls.ca
+	}
 	var addrs []string
 	for i := range 6 {
 		port := freePort(t, 10000)
-		n := start(t, port, "--cluster-enabled", "yes",
+		args := []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(i)+".conf"),
 			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
-			"--cluster-require-full-coverage", "no", "--cluster-allow-reads-when-down", "yes")
+			"--cluster-require-full-coverage", "no", "--cluster-allow-reads-when-down", "yes"}
+		tlsPort := 0
+		if withTLS {
+			tlsPort = freePort(t, 0)
+			args = append(append(args, tls.args(tlsPort)...), "--tls-cluster", "yes", "--tls-replication", "yes")
+		}
+		n := start(t, port, args...)
+		n.tlsPort = tlsPort
 		c.Nodes = append(c.Nodes, n)
 		addrs = append(addrs, n.Addr())
 	}
@@ -54,8 +77,13 @@ func StartCluster(t testing.TB) *Cluster {
 }
 
 // URL is the cluster's address as revurb and rueidis read it: three of
-// its nodes (one is enough to find the others).
+// its nodes (one is enough to find the others); rediss:// and their TLS
+// ports for a cluster StartClusterTLS made.
 func (c *Cluster) URL() string {
+	if c.CAFile != "" {
+		tp := func(n *Server) string { return "127.0.0.1:" + strconv.Itoa(n.tlsPort) }
+		return "rediss://" + tp(c.Nodes[0]) + "?addr=" + tp(c.Nodes[1]) + "&addr=" + tp(c.Nodes[2])
+	}
 	return "redis://" + c.Nodes[0].Addr() + "?addr=" + c.Nodes[1].Addr() + "&addr=" + c.Nodes[2].Addr()
 }
 
@@ -68,7 +96,9 @@ func (c *Cluster) AddUser(user, password, prefix string) {
 
 // URLAs is URL with the user and password.
 func (c *Cluster) URLAs(user, password string) string {
-	return strings.Replace(c.URL(), "redis://", "redis://"+user+":"+password+"@", 1)
+	u := c.URL()
+	scheme, rest, _ := strings.Cut(u, "://")
+	return scheme + "://" + user + ":" + password + "@" + rest
 }
 
 // WaitOK waits until every live node reports cluster_state:ok and knows

@@ -23,6 +23,7 @@ type Server struct {
 	conf     string   // a config file, for a Sentinel; "" for none
 	args     []string // beyond the port, bind and persistence
 	sentinel bool
+	tlsPort  int // 0: no TLS
 	cmd      *exec.Cmd
 }
 

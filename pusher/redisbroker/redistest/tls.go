@@ -30,6 +30,25 @@ type TLS struct {
 // StartTLS runs redis-server with TLS.
 func StartTLS(t testing.TB) *TLS {
 	t.Helper()
+	c := newCerts(t)
+	tlsPort := freePort(t, 0)
+	s := start(t, freePort(t, 0), c.args(tlsPort)...)
+	s.tlsPort = tlsPort
+	return &TLS{Server: s, tlsPort: tlsPort, CAFile: c.ca}
+}
+
+// certs are a CA's certificate and a server certificate for 127.0.0.1 it
+// signed, with the key, as PEM files.
+type certs struct{ ca, cert, key string }
+
+// args are redis-server's options to serve TLS on port with c.
+func (c certs) args(port int) []string {
+	return []string{"--tls-port", strconv.Itoa(port), "--tls-cert-file", c.cert, "--tls-key-file", c.key,
+		"--tls-ca-cert-file", c.ca, "--tls-auth-clients", "no"}
+}
+
+func newCerts(t testing.TB) certs {
+	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -47,10 +66,12 @@ func StartTLS(t testing.TB) *TLS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Client auth too: the nodes of a Cluster or a replica present it to
+	// their peers.
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +87,7 @@ func StartTLS(t testing.TB) *TLS {
 		}
 		return p
 	}
-	caFile := write("ca.pem", "CERTIFICATE", caDER)
-	certFile := write("cert.pem", "CERTIFICATE", der)
-	keyFile := write("key.pem", "EC PRIVATE KEY", keyDER)
-	tlsPort := freePort(t, 0)
-	s := start(t, freePort(t, 0), "--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", certFile,
-		"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no")
-	return &TLS{Server: s, tlsPort: tlsPort, CAFile: caFile}
+	return certs{ca: write("ca.pem", "CERTIFICATE", caDER), cert: write("cert.pem", "CERTIFICATE", der), key: write("key.pem", "EC PRIVATE KEY", keyDER)}
 }
 
 // URLAs is the server's TLS address as a rediss:// URL with user and
