@@ -81,8 +81,7 @@ func startCluster(t testing.TB, withTLS bool) *Cluster {
 // ports for a cluster StartClusterTLS made.
 func (c *Cluster) URL() string {
 	if c.CAFile != "" {
-		tp := func(n *Server) string { return "127.0.0.1:" + strconv.Itoa(n.tlsPort) }
-		return "rediss://" + tp(c.Nodes[0]) + "?addr=" + tp(c.Nodes[1]) + "&addr=" + tp(c.Nodes[2])
+		return "rediss://" + c.Nodes[0].servedAddr() + "?addr=" + c.Nodes[1].servedAddr() + "&addr=" + c.Nodes[2].servedAddr()
 	}
 	return "redis://" + c.Nodes[0].Addr() + "?addr=" + c.Nodes[1].Addr() + "&addr=" + c.Nodes[2].Addr()
 }

@@ -75,6 +75,18 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
+// servedPort is the port clients and peers use: the TLS one, if the
+// server has one.
+func (s *Server) servedPort() int {
+	if s.tlsPort != 0 {
+		return s.tlsPort
+	}
+	return s.port
+}
+
+// servedAddr is host:servedPort.
+func (s *Server) servedAddr() string { return "127.0.0.1:" + strconv.Itoa(s.servedPort()) }
+
 // Port is the server's port.
 func (s *Server) Port() int { return s.port }
 

@@ -19,24 +19,49 @@ type Sentinel struct {
 	t         testing.TB
 	Servers   []*Server // the primary first, then its replicas; a failover changes which is which
 	Sentinels []*Server
+	// CAFile is, for a set StartSentinelTLS made, the CA a client must
+	// trust.
+	CAFile string
 }
 
 // StartSentinel starts the set and returns once every Sentinel knows the
 // two replicas and the other two Sentinels, so that a failover can start
 // at once.
-func StartSentinel(t testing.TB) *Sentinel {
+func StartSentinel(t testing.TB) *Sentinel { return startSentinel(t, false) }
+
+// StartSentinelTLS is StartSentinel with every server and Sentinel
+// speaking TLS on a port of its own, the replicas and the Sentinels to the
+// primary too (tls-replication): the Sentinels name the TLS ports. The
+// plain ports stay, for the tests' own checks.
+func StartSentinelTLS(t testing.TB) *Sentinel { return startSentinel(t, true) }
+
+func startSentinel(t testing.TB, withTLS bool) *Sentinel {
 	t.Helper()
 	s := &Sentinel{t: t}
-	primary := start(t, freePort(t, 0))
+	var tls certs
+	serve := func(args ...string) *Server {
+		if !withTLS {
+			return start(t, freePort(t, 0), args...)
+		}
+		tp := freePort(t, 0)
+		srv := start(t, freePort(t, 0), append(append(args, tls.args(tp)...), "--tls-replication", "yes")...)
+		srv.tlsPort = tp
+		return srv
+	}
+	if withTLS {
+		tls = newCerts(t)
+		s.CAFile = tls.ca
+	}
+	primary := serve()
 	s.Servers = append(s.Servers, primary)
 	for range 2 {
-		s.Servers = append(s.Servers, start(t, freePort(t, 0), "--replicaof", "127.0.0.1", strconv.Itoa(primary.port)))
+		s.Servers = append(s.Servers, serve("--replicaof", "127.0.0.1", strconv.Itoa(primary.servedPort())))
 	}
 	dir := t.TempDir()
 	for i := range 3 {
 		port := freePort(t, 0)
 		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(i)+".conf")
-		body := "sentinel monitor " + MasterSet + " 127.0.0.1 " + strconv.Itoa(primary.port) + " 2\n" +
+		body := "sentinel monitor " + MasterSet + " 127.0.0.1 " + strconv.Itoa(primary.servedPort()) + " 2\n" +
 			"sentinel down-after-milliseconds " + MasterSet + " 1000\n" +
 			"sentinel failover-timeout " + MasterSet + " 4000\n" +
 			"sentinel parallel-syncs " + MasterSet + " 2\n" +
@@ -45,6 +70,10 @@ func StartSentinel(t testing.TB) *Sentinel {
 			t.Fatal(err)
 		}
 		sn := &Server{t: t, port: port, conf: conf, sentinel: true}
+		if withTLS {
+			sn.tlsPort = freePort(t, 0)
+			sn.args = append(tls.args(sn.tlsPort), "--tls-replication", "yes")
+		}
 		sn.Restart()
 		t.Cleanup(sn.Kill)
 		s.Sentinels = append(s.Sentinels, sn)
@@ -106,11 +135,16 @@ func fields(v any) map[string]string {
 }
 
 // URL is the set's address as revurb and rueidis read it: every Sentinel,
-// and the master set's name.
+// and the master set's name; rediss:// and the TLS ports for a set
+// StartSentinelTLS made.
 func (s *Sentinel) URL() string {
-	u := "redis://" + s.Sentinels[0].Addr() + "?"
+	scheme := "redis://"
+	if s.CAFile != "" {
+		scheme = "rediss://"
+	}
+	u := scheme + s.Sentinels[0].servedAddr() + "?"
 	for _, sn := range s.Sentinels[1:] {
-		u += "addr=" + sn.Addr() + "&"
+		u += "addr=" + sn.servedAddr() + "&"
 	}
 	return u + "master_set=" + MasterSet
 }
@@ -125,7 +159,8 @@ func (s *Sentinel) AddUser(user, password, prefix string) {
 
 // URLAs is URL with the primaries' user and password.
 func (s *Sentinel) URLAs(user, password string) string {
-	return strings.Replace(s.URL(), "redis://", "redis://"+user+":"+password+"@", 1)
+	scheme, rest, _ := strings.Cut(s.URL(), "://")
+	return scheme + "://" + user + ":" + password + "@" + rest
 }
 
 // Master is the server the Sentinels name as the primary now.
@@ -133,7 +168,7 @@ func (s *Sentinel) Master() *Server {
 	s.t.Helper()
 	addr := s.masterAddr()
 	for _, srv := range s.Servers {
-		if srv.Addr() == addr {
+		if srv.Addr() == addr || srv.servedAddr() == addr {
 			return srv
 		}
 	}
@@ -162,7 +197,7 @@ func (s *Sentinel) KillMaster() (killed, promoted *Server) {
 	killed.Kill()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if addr := s.masterAddr(); addr != "" && addr != killed.Addr() {
+		if addr := s.masterAddr(); addr != "" && addr != killed.servedAddr() {
 			if v, err := Do(addr, "ROLE"); err == nil {
 				if a, ok := v.([]any); ok && len(a) > 0 && a[0] == "master" {
 					return killed, s.Master()
