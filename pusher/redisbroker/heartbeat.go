@@ -37,9 +37,6 @@ func (b *Broker) runHeartbeat() {
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, callTimeout)
 		err := b.beat(ctx, c)
-		if err == nil {
-			b.topo.poll(ctx, c, b)
-		}
 		cancel()
 		if b.ctx.Err() != nil {
 			return

@@ -15,7 +15,8 @@ import (
 // the heartbeat: it runs the resyncs asked for (coalesced, and at most one
 // a second but for an app's first), answers other nodes' hellos (at a
 // bounded rate), gives the node a new name when the others took it for
-// dead, and reaps the nodes that stopped beating.
+// dead, reaps the nodes that stopped beating, and reads the primaries for
+// the metrics.
 
 // Timings of the maintenance.
 const (
@@ -82,7 +83,7 @@ func (b *Broker) runMaintenance() {
 	defer b.wg.Done()
 	t := time.NewTicker(maintenanceEvery)
 	defer t.Stop()
-	lastReap := time.Now()
+	lastReap, lastPoll := time.Now(), time.Time{}
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -96,6 +97,12 @@ func (b *Broker) runMaintenance() {
 		c := b.redis()
 		if c == nil || !b.up.Load() || b.closed.Load() {
 			continue
+		}
+		if time.Since(lastPoll) >= heartbeatEvery {
+			lastPoll = time.Now()
+			ctx, cancel := context.WithTimeout(b.ctx, callTimeout)
+			b.topo.poll(ctx, c, b)
+			cancel()
 		}
 		b.runResync()
 		b.answerHellos(c)
