@@ -37,6 +37,9 @@ func Start(t testing.TB) *Server {
 // start runs redis-server on port with the extra args.
 func start(t testing.TB, port int, args ...string) *Server {
 	t.Helper()
+	// Its files (a replica's copy of the primary's data) in a directory of
+	// the test's, not the package's.
+	args = append([]string{"--dir", t.TempDir()}, args...)
 	s := &Server{t: t, port: port, args: args}
 	s.Restart()
 	t.Cleanup(s.Kill)
