@@ -465,6 +465,24 @@ func TestReapedAliveRejoins(t *testing.T) {
 // announced.
 func TestScriptsValidate(t *testing.T) {
 	r := redistest.Start(t)
+	// Each script alone: a count key of the wrong type, and nothing of
+	// the others is written.
+	a := &app{id: "raw", k: "raw:{raw}"}
+	mkeys := a.memberKeys("n1", "presence-x")
+	r.Do("SADD", mkeys[0], "n1")
+	r.Do("SET", mkeys[3], "not a hash")
+	for name, call := range map[string][]string{
+		"luaJoin":  append([]string{luaJoin.body, "6"}, append(mkeys, "PUBLISH", "raw:bus", "n1", "presence-x", "u", "{}", "1", "msg")...),
+		"luaLeave": append([]string{luaLeave.body, "6"}, append(mkeys, "PUBLISH", "raw:bus", "n1", "presence-x", "u", "1", "msg")...),
+		"luaReap":  append([]string{luaReap.body, "6"}, append(mkeys, "PUBLISH", "raw:bus", "presence-x", "1", "u", "msg")...),
+	} {
+		if _, err := redistest.Do(r.Addr(), append([]string{"EVAL"}, call...)...); err == nil || !strings.Contains(err.Error(), "WRONGTYPE revurb") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got := keys(t, r, "raw:*"); !slices.Equal(got, []string{mkeys[3], mkeys[0]}) && !slices.Equal(got, []string{mkeys[0], mkeys[3]}) {
+			t.Errorf("%s wrote: %v", name, got)
+		}
+	}
 	nodes := cluster(t, r, 2, nodeConfig{prefix: "types"})
 	watcher := nodes[1].dial(0)
 	watcher.join("presence-room", "watcher")
