@@ -66,11 +66,11 @@ func commandStats(t *testing.T, r *redistest.Server) map[string]int {
 // presence members and publishes 400 events a second: the new node
 // receives every broadcast from the moment its subscriber is in, lists
 // every member, and no node is taken for dead however long it lasts (the
-// node timeout is 2 s here).
+// node timeout is 3 s here, the traffic lasts twice that).
 func TestJoinWhileBusy(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	cfg := nodeConfig{redis: r, prefix: "busy", nodeTimeout: 2 * time.Second, app: func(a *pusher.AppConfig) { a.MaxPresenceMembers = 5000 }}
+	cfg := nodeConfig{redis: r, prefix: "busy", nodeTimeout: 3 * time.Second, app: func(a *pusher.AppConfig) { a.MaxPresenceMembers = 5000 }}
 	n1 := newNode(t, cfg)
 	const members = 2000
 	for i := range members {
@@ -112,7 +112,7 @@ func TestJoinWhileBusy(t *testing.T) {
 	}
 	waitFor(t, "node 2 to list every member", func() bool { return len(n2.s.Users(n2.app, "presence-big")) == members })
 	// Two node timeouts of traffic and more: nobody reaped, nobody renamed.
-	for time.Since(start) < 5*time.Second {
+	for time.Since(start) < 2*cfg.nodeTimeout+time.Second {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for i, n := range []*node{n1, n2} {
