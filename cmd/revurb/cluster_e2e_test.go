@@ -165,14 +165,15 @@ func (d *driver) events(id, event, channel string, count int) []map[string]any {
 	return out
 }
 
-// TestClusterDelivery: with three nodes, an event triggered on any node
+// TestClusterDelivery: with three nodes (signing with a cluster secret of
+// their own), an event triggered on any node
 // reaches every subscriber on every node once, in order; socket_id
 // exclusion works across nodes; client events reach the other members on
 // every node and never echo.
 func TestClusterDelivery(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 3, "", "")
+	nodes := startCluster(t, r, 3, "cluster_secret: \"a secret of the cluster's own\"", "")
 	d := startDriver(t, nodes)
 	var ids []string
 	for i := range nodes {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string {
@@ -187,5 +188,22 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(tc.in); got != tc.want {
 			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestClusterSecretSetting: cluster_secret and node_timeout reach the
+// broker's config.
+func TestClusterSecretSetting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revurb.yaml")
+	body := "cluster_secret: \"s3cret\"\nnode_timeout: 7s\napps:\n  - {id: a, key: b, secret: c}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseStart([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ClusterSecret != "s3cret" || c.Server.NodeTimeout != 7*time.Second {
+		t.Fatalf("%+v", c.Server)
 	}
 }
