@@ -98,7 +98,8 @@ load:
 	perf/run.sh
 
 ## load-cluster: build revurb fresh, start redis-server and 6 nodes on it, and spread 102,000 loadgen sockets
-## over them on one channel (perf/cluster.sh; NODES=, CONNS=, EVENTS=, RATE=... override) → perf/results/<date>-cluster.md
+## over them on one channel (perf/cluster.sh; NODES=, CONNS=, EVENTS=, RATE=... override; TOPOLOGY=cluster on a
+## Redis Cluster of 3 primaries; MODE=join: a node's join time with 2,000 apps) → perf/results/<date>-cluster.md
 load-cluster:
 	perf/cluster.sh
 

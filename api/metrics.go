@@ -185,13 +185,24 @@ var (
 	descAPIConns       = prometheus.NewDesc("revurb_api_connections", "HTTP API connections, by state: waiting (for a slot), new (nothing sent yet), reading (a request), serving, idle (keep-alive), closing (draining after an error answer).", []string{"state"}, nil)
 	descAPIRefused     = prometheus.NewDesc("revurb_api_connections_refused_total", "HTTP API connections answered 503 before they were served: over api_connections_per_address, the newest waiting one of the client holding the most when the queue was full, or waiting when the process stopped.", nil, nil)
 	descAPIEnded       = prometheus.NewDesc("revurb_api_connections_ended_total", "HTTP API connections closed to make room for another, by the state they were in.", []string{"state"}, nil)
+	descMaster         = prometheus.NewDesc("revurb_cluster_redis_master", "1 for each Redis primary this node writes to now (a Sentinel's current master; a Redis Cluster's primaries).", []string{"addr"}, nil)
+	descFailovers      = prometheus.NewDesc("revurb_cluster_redis_failovers_total", "Redis primaries seen replaced by another (Sentinel or Redis Cluster failovers).", nil, nil)
+	descRedirections   = prometheus.NewDesc("revurb_cluster_redis_redirections_total", "Apps seen moving to another Redis Cluster primary (slot migrations and failovers).", nil, nil)
+	descBusRefused     = prometheus.NewDesc("revurb_cluster_bus_refused_total", "Messages from the bus dropped, by reason: signature (no valid HMAC), unknown_node (a node not in the heartbeat set), size, limit (too many channels or counts), malformed.", []string{"reason"}, nil)
+	descResyncs        = prometheus.NewDesc("revurb_cluster_resyncs_total", "Times this node told Redis its state again and reloaded the cluster's (at start, after Redis came back, after a failover).", nil, nil)
+	descResyncSeconds  = prometheus.NewDesc("revurb_cluster_resync_seconds", "How long this node's last resync took.", nil, nil)
 )
+
+// refusedReasons are the reasons revurb_cluster_bus_refused_total always
+// shows, at 0 until something is refused.
+var refusedReasons = []string{"signature", "unknown_node", "size", "limit", "malformed"}
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descThrottles, descInboundCloses, descWaits,
 	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue, descWebhookBytes,
-	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded}
+	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded,
+	descMaster, descFailovers, descRedirections, descBusRefused, descResyncs, descResyncSeconds}
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -230,6 +241,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descOverload, st.OverloadCloses)
 		counter(descClientDropped, st.ClientEventsDropped)
 		counter(descClusterLost, st.ClusterLost)
+		cs := st.Cluster
+		for _, addr := range cs.Masters {
+			gauge(descMaster, 1, addr)
+		}
+		counter(descFailovers, cs.Failovers)
+		counter(descRedirections, cs.Redirections)
+		for _, r := range refusedReasons {
+			counter(descBusRefused, cs.Refused[r], r)
+		}
+		counter(descResyncs, cs.Resyncs)
+		gauge(descResyncSeconds, cs.ResyncSeconds)
 	}
 	// Without a source (no webhooks configured, say) its families are
 	// still there, at 0.

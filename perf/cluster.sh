@@ -12,6 +12,21 @@
 #   perf/cluster.sh                          # 6 nodes, 102,000 sockets, 30 events at 0.5/s
 #   NODES=7 CONNS=105000 perf/cluster.sh
 #   CONNS=30000 EVENTS=20 CLOSED=1 perf/cluster.sh
+#   TOPOLOGY=cluster perf/cluster.sh         # the same on a Redis Cluster of 3 primaries
+#
+# TOPOLOGY=cluster runs MASTERS primaries (REPLICAS replicas each) built
+# by redis-cli --cluster create instead of one redis-server; the nodes
+# find it from the addresses of the first three (redis://h1?addr=h2&addr=h3),
+# and Redis's CPU is summed over the primaries.
+#
+# MODE=join measures instead how long a node takes to join: one
+# redis-server holding JOIN_KEYS keys of other software (DEBUG POPULATE),
+# and nodes serving JOIN_APPS apps each; the first node joins an empty
+# cluster, the second one with the first in it. Writes
+# perf/results/<date>-join.md.
+#
+#   MODE=join perf/cluster.sh                # 2,000 apps, 200,000 other keys
+#   MODE=join JOIN_APPS=500 JOIN_KEYS=1000000 perf/cluster.sh
 #
 # Everything is bounded: loadgen caps itself with -duration and runs under
 # `timeout`, node start-up waits are bounded, and the EXIT trap stops every
@@ -41,6 +56,12 @@ REDIS_PORT=${REDIS_PORT:-28190}   # the first free port from here
 PREFIX=${PREFIX:-revurb-bench-$$} # Redis key prefix of this cluster
 QUIET_WAIT=${QUIET_WAIT:-120}     # wait up to this many seconds for the machine to be QUIET_IDLE % idle
 QUIET_IDLE=${QUIET_IDLE:-85}
+TOPOLOGY=${TOPOLOGY:-single}      # single: one redis-server; cluster: a Redis Cluster
+MASTERS=${MASTERS:-3}             # TOPOLOGY=cluster: its primaries
+REPLICAS=${REPLICAS:-0}           # TOPOLOGY=cluster: replicas per primary
+MODE=${MODE:-load}                # load: the fan-out; join: a node's join time
+JOIN_APPS=${JOIN_APPS:-2000}      # MODE=join: apps each node serves
+JOIN_KEYS=${JOIN_KEYS:-200000}    # MODE=join: keys of other software in Redis
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -49,7 +70,7 @@ BIN=$(mktemp -d /tmp/revurb-cluster.XXXXXX)
 source "$ROOT/perf/lib.sh"
 
 NODE_PIDS=()
-REDIS_PID=
+REDIS_PIDS=()
 
 # stop_pid PID [GRACE] sends TERM, waits up to GRACE (10) seconds, then KILL.
 stop_pid() {
@@ -72,10 +93,8 @@ stop_cluster() {
 	# Not a bare wait: Redis is a child of this shell too.
 	for pid in "${stoppers[@]}"; do wait "$pid" || true; done
 	NODE_PIDS=()
-	if [[ -n $REDIS_PID ]]; then
-		stop_pid "$REDIS_PID" 5
-		REDIS_PID=
-	fi
+	for pid in "${REDIS_PIDS[@]}"; do stop_pid "$pid" 5; done
+	REDIS_PIDS=()
 }
 
 cluster_cleanup() {
@@ -86,68 +105,173 @@ trap cluster_cleanup EXIT
 trap 'exit 130' INT TERM
 
 case $API_NODES in first | all) ;; *) echo "API_NODES must be first or all" >&2; exit 2 ;; esac
+case $TOPOLOGY in single | cluster) ;; *) echo "TOPOLOGY must be single or cluster" >&2; exit 2 ;; esac
+case $MODE in load | join) ;; *) echo "MODE must be load or join" >&2; exit 2 ;; esac
 ((NODES >= 1 && NODES <= 40)) || { echo "NODES must be in 1..40" >&2; exit 2; }
 per_node=$(((CONNS + NODES - 1) / NODES))
 ((per_node <= 19000)) || { echo "$per_node sockets per node: more than a node's 20,000 descriptors allow; add NODES" >&2; exit 2; }
 
 DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT_DIR=${OUT_DIR:-$ROOT/perf/results}
-RUN_DIR=$OUT_DIR/$DATE-cluster
-OUT=$OUT_DIR/$DATE-cluster.md
+SUFFIX=cluster
+[[ $TOPOLOGY == cluster ]] && SUFFIX=rediscluster
+[[ $MODE == join ]] && SUFFIX=join
+RUN_DIR=$OUT_DIR/$DATE-$SUFFIX
+OUT=$OUT_DIR/$DATE-$SUFFIX.md
 mkdir -p "$RUN_DIR"
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 build_tools
 
-# Redis, on the first free port from REDIS_PORT.
-while ! port_free "$REDIS_PORT"; do REDIS_PORT=$((REDIS_PORT + 1)); done
+# start_redis PORT [ARGS...] starts a redis-server on PORT and waits until
+# it answers.
+REDIS_BASE=(redis-server --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes)
+REDIS_PORTS=()
+start_redis() {
+	local port=$1 pid
+	shift
+	"${REDIS_BASE[@]}" --port "$port" "$@" >"$RUN_DIR/redis-$port.log" 2>&1 &
+	pid=$!
+	REDIS_PIDS+=("$pid") REDIS_PORTS+=("$port")
+	for _ in $(seq 50); do
+		redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || { cat "$RUN_DIR/redis-$port.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "redis-server on $port did not answer" >&2
+	exit 1
+}
+
+# next_port P [PLUS] prints the first port from P that is free, with
+# P+PLUS free too when PLUS is given (a Cluster node's bus port).
+next_port() {
+	local p=$1 plus=${2:-0}
+	while ! port_free "$p" || { ((plus)) && ! port_free $((p + plus)); }; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# start_topology starts the Redis of TOPOLOGY and sets REDIS_URL and
+# REDIS_DESC.
+start_topology() {
+	if [[ $TOPOLOGY == single ]]; then
+		REDIS_PORT=$(next_port "$REDIS_PORT")
+		start_redis "$REDIS_PORT" "$@"
+		REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+		REDIS_DESC="one redis-server: \`$(printf "%q " "${REDIS_BASE[@]}" --port "$REDIS_PORT" "$@" | sed "s/ $//")\`"
+		return
+	fi
+	local p=$REDIS_PORT addrs=() n=$((MASTERS * (1 + REPLICAS)))
+	for _ in $(seq "$n"); do
+		p=$(next_port "$p" 10000)
+		start_redis "$p" --cluster-enabled yes --cluster-config-file "$RUN_DIR/nodes-$p.conf" --cluster-node-timeout 5000 \
+			--repl-diskless-sync-delay 0 "$@"
+		addrs+=("127.0.0.1:$p")
+		p=$((p + 1))
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$RUN_DIR/cluster-create.log" 2>&1 ||
+		{ cat "$RUN_DIR/cluster-create.log" >&2; exit 1; }
+	for port in "${REDIS_PORTS[@]}"; do
+		for _ in $(seq 100); do
+			redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' && break
+			sleep 0.1
+		done
+		redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || { echo "the Redis Cluster is not ok on $port" >&2; exit 1; }
+	done
+	REDIS_URL="redis://${addrs[0]}?addr=${addrs[1]}&addr=${addrs[2]}"
+	REDIS_DESC="a Redis Cluster of $MASTERS primaries ($REPLICAS replicas each), \`redis-cli --cluster create\` over \`$(printf "%q " "${REDIS_BASE[@]}" --port P --cluster-enabled yes --cluster-node-timeout 5000 "$@" | sed "s/ $//")\` on ports ${REDIS_PORTS[*]}"
+}
+
+# start_node I [ARGS...] starts node I on its ports, meeting at REDIS_URL.
+WS=() APIS=()
+start_node() {
+	local i=$1 ws=$((BASE_PORT + 2 * $1)) api=$((BASE_PORT + 2 * $1 + 1))
+	shift
+	(ulimit -n 20000 && exec "$BIN/revurb" start --host 127.0.0.1 --port "$ws" --api-port "$api" \
+		--redis "$REDIS_URL" --redis-prefix "$PREFIX" "$@") >"$RUN_DIR/node-$i.log" 2>&1 &
+	NODE_PIDS+=($!)
+	WS+=("127.0.0.1:$ws") APIS+=("127.0.0.1:$api")
+}
+
+# wait_joined I [SECONDS] waits until node I says it has joined the
+# cluster (every app's members loaded), 60 s at most.
+wait_joined() {
+	local i=$1 limit=${2:-600}
+	for _ in $(seq "$limit"); do
+		grep -q 'joined the cluster' "$RUN_DIR/node-$i.log" && return 0
+		kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "node $i did not join:" >&2
+	tail -20 "$RUN_DIR/node-$i.log" >&2
+	exit 1
+}
+
 for i in $(seq 0 $((NODES - 1))); do
 	for p in $((BASE_PORT + 2 * i)) $((BASE_PORT + 2 * i + 1)); do
 		port_free "$p" || { echo "port $p is in use; set BASE_PORT" >&2; exit 1; }
 	done
 done
-REDIS_CMD=(redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes)
-"${REDIS_CMD[@]}" >"$RUN_DIR/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 50); do
-	redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-	kill -0 "$REDIS_PID" 2>/dev/null || { cat "$RUN_DIR/redis.log" >&2; exit 1; }
-	sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "redis-server did not answer" >&2; exit 1; }
-REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 
-# The nodes; each prints its start line once both listeners are up.
-WS=() APIS=()
+if [[ $MODE == join ]]; then
+	TOPOLOGY=single
+	start_topology --enable-debug-command local
+	redis-cli -p "$REDIS_PORT" debug populate "$JOIN_KEYS" other >/dev/null
+	CONFIG=$RUN_DIR/apps.yaml
+	{
+		echo "apps:"
+		for a in $(seq 0 $((JOIN_APPS - 1))); do echo "  - {id: app-$a, key: key-$a, secret: secret-$a}"; done
+	} >"$CONFIG"
+	keys=$(redis-cli -p "$REDIS_PORT" dbsize)
+	rows=()
+	for i in 0 1; do
+		redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+		start=$(date +%s%N)
+		start_node "$i" --config "$CONFIG"
+		wait_joined "$i"
+		wall=$((($(date +%s%N) - start) / 1000000))
+		took=$(grep -o 'took=[^ ]*' "$RUN_DIR/node-$i.log" | head -1 | cut -d= -f2)
+		stats=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r')
+		calls=$(awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}' <<<"$stats")
+		scans=$(awk -F'[=,:]' '/^cmdstat_(scan|keys):/ {s += $3} END {print s + 0}' <<<"$stats")
+		top=$(awk -F'[_=,:]' '/^cmdstat_/ {print $4, $2}' <<<"$stats" | sort -rn | head -6 | awk '{printf "%s%s %s", sep, $2, $1; sep = ", "}')
+		cpu=$(redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.2f", s}')
+		rows+=("| $((i + 1)) | $([[ $i == 0 ]] && echo "an empty cluster" || echo "node 1 in it") | $took | $wall ms | $calls ($top) | $scans |")
+		echo "node $i joined in $took (wall $wall ms), $calls commands, $scans scans; Redis CPU so far ${cpu}s" >&2
+	done
+	RUN_REDIS_PIDS=("${REDIS_PIDS[@]}")
+	stop_cluster
+	COMMIT=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+	{
+		echo "# revurb: a node's join time, $JOIN_APPS apps, on a Redis with $keys keys — $DATE"
+		echo
+		echo "Made by \`MODE=join JOIN_APPS=$JOIN_APPS JOIN_KEYS=$JOIN_KEYS perf/cluster.sh\` at $COMMIT on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(redis-server --version | cut -d' ' -f1-3)."
+		echo
+		echo "Redis: $REDIS_DESC, then \`DEBUG POPULATE $JOIN_KEYS other\` (keys of other software). Each node: \`revurb start --config apps.yaml --redis $REDIS_URL --redis-prefix $PREFIX\` with $JOIN_APPS apps; the second starts once the first has joined. Join time is the node's own (\`took=\` on its \"joined the cluster\" line: from the broker's start to every app subscribed and its members loaded), and from launching the process to that line. Commands are Redis's \`INFO commandstats\` over the join (reset before each node), the heartbeats included."
+		echo
+		echo "| node | joins | join time | launch to joined | commands to Redis (most called) | SCAN and KEYS |"
+		echo "|---|---|---|---|---|---|"
+		printf '%s\n' "${rows[@]}"
+	} >"$OUT"
+	echo "results: $OUT" >&2
+	exit 0
+fi
+
+start_topology
+# The nodes; each says when it has joined (every app's bus subscribed and
+# its members loaded) — before the first trigger.
 for i in $(seq 0 $((NODES - 1))); do
-	ws=$((BASE_PORT + 2 * i)) api=$((BASE_PORT + 2 * i + 1))
-	(ulimit -n 20000 && exec "$BIN/revurb" start --host 127.0.0.1 --port "$ws" --api-port "$api" \
-		--redis "$REDIS_URL" --redis-prefix "$PREFIX") >"$RUN_DIR/node-$i.log" 2>&1 &
-	NODE_PIDS+=($!)
-	WS+=("127.0.0.1:$ws") APIS+=("127.0.0.1:$api")
+	start_node "$i"
 done
 for i in "${!NODE_PIDS[@]}"; do
-	for _ in $(seq 100); do
-		grep -q ' listening: ' "$RUN_DIR/node-$i.log" && break
-		kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	grep -q ' listening: ' "$RUN_DIR/node-$i.log" || { echo "node $i did not start:" >&2; cat "$RUN_DIR/node-$i.log" >&2; exit 1; }
+	wait_joined "$i"
 done
-# Every node must be on the bus before the first trigger.
-for _ in $(seq 100); do
-	subs=$(redis-cli -p "$REDIS_PORT" --no-raw pubsub numsub "$PREFIX:bus" | tail -1 | tr -dc 0-9)
-	((${subs:-0} >= NODES)) && break
-	sleep 0.1
-done
-((${subs:-0} >= NODES)) || { echo "only ${subs:-0} of $NODES nodes subscribed to $PREFIX:bus" >&2; exit 1; }
-echo "redis pid $REDIS_PID on $REDIS_PORT; $NODES nodes: pids ${NODE_PIDS[*]}, WebSockets ${WS[*]}" >&2
+echo "redis pids ${REDIS_PIDS[*]} on ${REDIS_PORTS[*]}; $NODES nodes: pids ${NODE_PIDS[*]}, WebSockets ${WS[*]}" >&2
 
 commas() { local IFS=,; echo "$*"; }
 api=${APIS[0]}
 [[ $API_NODES == all ]] && api=$(commas "${APIS[@]}")
 ARGS=(-mode fanout -conns "$CONNS" -procs "$PROCS" -ws "$(commas "${WS[@]}")" -api "$api"
-	-pid "$(commas "${NODE_PIDS[@]}")" -redis-pid "$REDIS_PID"
+	-pid "$(commas "${NODE_PIDS[@]}")" -redis-pid "$(commas "${REDIS_PIDS[@]:0:MASTERS}")"
 	-channel "$CHANNEL" -events "$EVENTS" -publishers "$PUBLISHERS" -size "$SIZE"
 	-source-first "$SOURCE_FIRST" -concurrency "$CONCURRENCY" -drain "$DRAIN" -duration "$DURATION")
 if ((CLOSED)); then ARGS+=(-closed); else ARGS+=(-rate "$RATE"); fi
@@ -179,29 +303,32 @@ alive=()
 for i in "${!NODE_PIDS[@]}"; do
 	if kill -0 "${NODE_PIDS[$i]}" 2>/dev/null; then alive+=(yes); else alive+=(no); fi
 done
-redis_alive=no
-kill -0 "$REDIS_PID" 2>/dev/null && redis_alive=yes
-REDIS_INFO=$(redis-cli -p "$REDIS_PORT" info stats 2>/dev/null | tr -d '\r' | grep -E '^(total_commands_processed|pubsub_channels|total_net_input_bytes|total_net_output_bytes|instantaneous_ops_per_sec):' | paste -sd' ' || true)
-REDIS_CLIENTS=$(redis-cli -p "$REDIS_PORT" info clients 2>/dev/null | tr -d '\r' | grep -E '^connected_clients:' || true)
+redis_alive=yes
+for pid in "${REDIS_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || redis_alive=no; done
+REDIS_INFO=
+for port in "${REDIS_PORTS[@]:0:MASTERS}"; do
+	REDIS_INFO+="$port: $( (redis-cli -p "$port" info stats; redis-cli -p "$port" info clients) 2>/dev/null | tr -d '\r' |
+		grep -E '^(total_commands_processed|pubsub_channels|pubsubshard_channels|total_net_input_bytes|total_net_output_bytes|connected_clients):' | paste -sd' ' || true); "
+done
 RUN_PIDS=("${NODE_PIDS[@]}")
-RUN_REDIS_PID=$REDIS_PID
+RUN_REDIS_PIDS=("${REDIS_PIDS[@]}")
 stop_cluster
 # What the nodes logged beyond their start lines (and the drain at stop).
 for i in $(seq 0 $((NODES - 1))); do
-	grep -v -E ' connections: at most | cluster: node | listening: |^  app id=|terminated: draining|stopped' "$RUN_DIR/node-$i.log" >"$RUN_DIR/node-$i.extra" || true
+	grep -v -E ' connections: at most | cluster: node | listening: |^  app id=|terminated: draining|stopped|joined the cluster' "$RUN_DIR/node-$i.log" >"$RUN_DIR/node-$i.extra" || true
 done
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 COMMIT=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
 BRANCH=$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
-knobs="NODES=$NODES CONNS=$CONNS PROCS=$PROCS EVENTS=$EVENTS RATE=$RATE CLOSED=$CLOSED PUBLISHERS=$PUBLISHERS API_NODES=$API_NODES SIZE=$SIZE DRAIN=$DRAIN DURATION=$DURATION"
+knobs="TOPOLOGY=$TOPOLOGY NODES=$NODES CONNS=$CONNS PROCS=$PROCS EVENTS=$EVENTS RATE=$RATE CLOSED=$CLOSED PUBLISHERS=$PUBLISHERS API_NODES=$API_NODES SIZE=$SIZE DRAIN=$DRAIN DURATION=$DURATION"
 J=$RUN_DIR/report.json
 [[ -s $J ]] || echo '{}' >"$J"
 ms() { jq -r "$1 // 0 | . * 1000 | round / 1000" "$J"; }
 mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
 
 {
-	echo "# revurb cluster at scale: $NODES nodes, $CONNS sockets, one channel — $DATE"
+	echo "# revurb cluster at scale: $NODES nodes, $CONNS sockets, one channel, $([[ $TOPOLOGY == cluster ]] && echo "a Redis Cluster of $MASTERS primaries" || echo "one Redis") — $DATE"
 	echo
 	echo "Made by \`$knobs perf/cluster.sh\` (perf/cluster.sh; the knobs are at its top)."
 	echo
@@ -217,8 +344,8 @@ mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
 	echo
 	echo "## How"
 	echo
-	echo "- Redis: \`$(printf "%q " "${REDIS_CMD[@]}" | sed "s/ $//")\` (pid $RUN_REDIS_PID)."
-	echo "- $NODES nodes, each \`revurb start --host 127.0.0.1 --port WS --api-port API --redis $REDIS_URL --redis-prefix $PREFIX\` with \`ulimit -n 20000\`, built from this tree; node i on WS $BASE_PORT+2i, API $BASE_PORT+2i+1; each printed its start line and was on the Redis bus before the load."
+	echo "- Redis: $REDIS_DESC (pids ${RUN_REDIS_PIDS[*]}; Redis CPU below is the primaries')."
+	echo "- $NODES nodes, each \`revurb start --host 127.0.0.1 --port WS --api-port API --redis $REDIS_URL --redis-prefix $PREFIX\` with \`ulimit -n 20000\`, built from this tree; node i on WS $BASE_PORT+2i, API $BASE_PORT+2i+1; each said it had joined the cluster (its app's bus subscribed, members loaded) before the load."
 	echo "- The load, on the same machine (its CPU is in the figures):"
 	echo
 	echo '```'
@@ -243,7 +370,7 @@ mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
 	jq -r '"| server write syscalls | \(.server_syscw_per_delivery // 0 | . * 1000 | round / 1000) syscw per delivery |"' "$J"
 	echo "| server RSS (sum) | $(mib .server_rss_before) MiB before, $(mib .server_rss_connected) MiB with the sockets in, $(mib .server_rss_peak) MiB peak during the load; $(jq -r '.server_bytes_per_conn // 0 | round' "$J") bytes per connection |"
 	jq -r '"| Redis | \(.redis_cpu_load_sec // 0 | . * 100 | round / 100) CPU-s during the load (\(.redis_cpu_per_event_us // 0 | round) µs per event published, heartbeats of the nodes included; /proc counts in 10 ms ticks), \(.redis_cpu_sec // 0 | . * 100 | round / 100) CPU-s over the whole run, ramp included; RSS \((.redis_rss_end // 0) / 1048576 | . * 10 | round / 10) MiB at the end |"' "$J"
-	echo "| Redis stats at the end | ${REDIS_INFO:-?} ${REDIS_CLIENTS:-} |"
+	echo "| Redis stats at the end | ${REDIS_INFO:-?} |"
 	echo "| loadgen | $(mib .loadgen_rss_peak) MiB peak RSS (sum of its processes), $(jq -r '.loadgen_cpu_load_sec // 0 | . * 100 | round / 100' "$J") CPU-s during the load |"
 	jq -r '"| machine CPU during the load | \(.machine_cpu_load_sec // 0 | . * 100 | round / 100) s busy, \(.other_cpu_load_sec // 0 | . * 100 | round / 100) s of it other work (neither the nodes, Redis nor loadgen) |"' "$J"
 	echo "| Redis alive at the end | $redis_alive |"

@@ -20,7 +20,8 @@ import (
 // and does it on goroutines of its own.
 type Broker interface {
 	// Node is this node's name in the cluster, unique among the nodes
-	// running at once ("" for LocalBroker).
+	// running at once ("" for LocalBroker). It may change while the node
+	// runs: a node the others took for dead rejoins under a new name.
 	Node() string
 
 	// Start begins handing what the cluster does to c, one call at a time
@@ -90,14 +91,17 @@ type Cluster interface {
 	// Terminate closes this node's connections of user in app.
 	Terminate(app, user string)
 	// State is this node's own truth, for a broker that must tell it again
-	// (after its store lost it).
-	State() *NodeState
-	// Reload replaces what this node knows of an app's members cluster-wide
-	// — presence channel by channel, and its signed-in users — with what
-	// the broker holds, when the node starts and after the broker lost
-	// touch with the cluster for a while. The differences are announced
-	// to this node's subscribers and watchers.
-	Reload(app string, presence map[string][]Member, users []Member)
+	// (after its store lost it): of the apps named, or of all of them when
+	// none is. It is safe to call from any goroutine at any time. The
+	// counts it holds are this node's latest, and are not marked changed
+	// any more: the broker must send them.
+	State(apps ...string) *NodeState
+	// Reload replaces what this node knows of the members of one presence
+	// channel of app cluster-wide, or of its signed-in users (channel ""),
+	// with what the broker holds, when the node starts and after the
+	// broker lost touch with the cluster for a while. The differences are
+	// announced to this node's subscribers and watchers.
+	Reload(app, channel string, members []Member)
 }
 
 // Broadcast is one event crossing nodes, in plain values: each node frames
@@ -168,6 +172,9 @@ type AppState struct {
 	Presence map[string][]Member // presence channel → members with a connection on this node
 	Users    []string            // users signed in on this node
 	Counts   Counts
+	// Rosters are the presence channels this node lists members of,
+	// whichever node they are on: what a reload must cover.
+	Rosters []string
 }
 
 // LocalBroker is the cluster of one node: it connects to nothing, and

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -279,56 +280,52 @@ func (s *Server) Member(e *Membership) {
 	}
 }
 
-// Reload makes this node's rosters of app's presence channels, and its
-// signed-in users online, exactly what the broker holds (Cluster),
-// announcing the differences here.
-func (s *Server) Reload(appID string, presence map[string][]Member, users []Member) {
+// Reload makes this node's roster of one presence channel of app, or its
+// signed-in users online (channel ""), exactly what the broker holds
+// (Cluster), telling this node's subscribers or watchers what that
+// changes. A member that left here before its joining was announced is
+// unlisted too if the broker does not hold it: its join was lost.
+func (s *Server) Reload(appID, channel string, members []Member) {
 	app := s.byID[appID]
-	if app == nil {
-		return
+	if app == nil || strings.HasPrefix(channel, occupancy) {
+		return // which nodes have subscribers is the broker's business
 	}
 	h := app.hub
-	// Members listed here that the cluster no longer has.
-	type gone struct{ channel, user string }
-	var unlist []gone
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.Lock()
-		for name, r := range sh.rosters {
-			held := memberSet(presence[name])
-			for id, m := range r.members {
-				if _, ok := held[id]; m.listed && !ok {
-					unlist = append(unlist, gone{name, id})
-				}
+	held := memberSet(members)
+	if channel == "" {
+		h.usersMu.Lock()
+		var offline []string
+		for id := range h.online {
+			if _, ok := held[id]; !ok {
+				offline = append(offline, id)
 			}
 		}
-		sh.mu.Unlock()
-	}
-	for _, g := range unlist {
-		s.listMember(h, g.channel, g.user, nil, false, 0)
-	}
-	for name, list := range presence {
-		if strings.HasPrefix(name, occupancy) {
-			continue // which nodes have subscribers: the broker's business
+		h.usersMu.Unlock()
+		for _, id := range offline {
+			s.listUser(h, id, false)
 		}
-		for _, m := range list {
-			s.listMember(h, name, m.User, m.Info, true, 0)
+		for _, m := range members {
+			s.listUser(h, m.User, true)
+		}
+		return
+	}
+	// Members listed here (or pending) that the cluster no longer has.
+	var unlist []string
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	if r := sh.rosters[channel]; r != nil {
+		for id, m := range r.members {
+			if _, ok := held[id]; !ok && (m.listed || m.pending) {
+				unlist = append(unlist, id)
+			}
 		}
 	}
-	online := memberSet(users)
-	h.usersMu.Lock()
-	var offline []string
-	for id := range h.online {
-		if _, ok := online[id]; !ok {
-			offline = append(offline, id)
-		}
+	sh.mu.Unlock()
+	for _, id := range unlist {
+		s.unlistMember(h, channel, id)
 	}
-	h.usersMu.Unlock()
-	for _, id := range offline {
-		s.listUser(h, id, false)
-	}
-	for _, u := range users {
-		s.listUser(h, u.User, true)
+	for _, m := range members {
+		s.listMember(h, channel, m.User, m.Info, true, 0)
 	}
 }
 
@@ -350,16 +347,21 @@ func (s *Server) Terminate(appID, user string) {
 }
 
 // State is this node's own truth (Cluster): its presence members, signed-in
-// users and counts, app by app.
-func (s *Server) State() *NodeState {
+// users and counts, app by app, of the apps named (all of them when none
+// is).
+func (s *Server) State(apps ...string) *NodeState {
 	st := &NodeState{}
 	for _, app := range s.apps {
+		if len(apps) > 0 && !slices.Contains(apps, app.ID) {
+			continue
+		}
 		as := AppState{App: app.ID, Presence: map[string][]Member{}}
 		h := app.hub
 		for i := range h.shards {
 			sh := &h.shards[i]
 			sh.mu.Lock()
 			for name, r := range sh.rosters {
+				as.Rosters = append(as.Rosters, name)
 				for id, m := range r.members {
 					if m.conns > 0 {
 						as.Presence[name] = append(as.Presence[name], Member{User: id, Info: m.info})

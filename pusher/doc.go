@@ -64,11 +64,13 @@
 // # Lock order
 //
 // Locks are taken in this order, and a lock is never taken while one later
-// in it is held: cacheStore.mu, then shard.mu (eviction); hub.usersMu and
-// shard.mu are never held together; remoteCounts.mu is taken alone; the
-// gate's mutex alone. No lock is held while calling Loops.Execute, a Conn
-// method or a Broker method. A Broker calls the Cluster methods one at a
-// time and may hold its own lock meanwhile (redisbroker does), so Cluster
-// methods never call back into the broker synchronously; they only queue
-// work for it.
+// in it is held: shard.tell, then shard.mu (a presence announcement is
+// decided under both and queued under tell alone); cacheStore.mu, then
+// shard.mu (eviction); hub.usersMu and shard.mu are never held together;
+// remoteCounts.mu is taken alone; the gate's mutex alone. No lock is held
+// while calling Loops.Execute, a Conn method or a Broker method, but
+// shard.tell, which only orders announcements and is never taken by a
+// loop's task. A Broker calls the Cluster methods one at a time and may
+// hold its own lock meanwhile (redisbroker does), so Cluster methods never
+// call back into the broker synchronously; they only queue work for it.
 package pusher

@@ -11,13 +11,19 @@ const numShards = 64
 // shard is one slice of an app's channel table. mu guards the maps only and
 // is never held across a write to a socket.
 type shard struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// tell orders the presence announcements of the shard's channels:
+	// whatever decides that a member is announced takes it before mu and
+	// holds it until the announcement is queued to every loop, so that two
+	// announcements of one member reach each loop in the order they were
+	// decided (member_added, then member_removed, never the other way).
+	tell     sync.Mutex
 	channels map[string]*channel
 	rosters  map[string]*roster // presence channels' members
 	cache    map[string]*cachedEvent
 	dirty    map[string]struct{} // in a cluster: channels whose count changed since the broker was told
 	seq      seqNum              // the number of the shard's last subscription
-	_        [20]byte            // one shard per cache line: neighbouring locks do not share one
+	_        [12]byte            // one shard per cache line: neighbouring locks do not share one
 }
 
 // hub is an app's runtime state on this node.

@@ -19,6 +19,19 @@ import (
 // this node's own connections only tell the broker their user's first and
 // last. A roster lives while it lists anyone or this node has a connection
 // in it, whether or not the channel has subscribers here.
+//
+// Exactly once. What this node's subscribers are told follows one thing:
+// whether a member is visible here (listed, connected here, or left here
+// before the cluster's announcement of its joining arrived). Every change
+// of it is told, at once and under the shard lock that fixes which
+// subscriptions it reaches, to the subscriptions made before it; the
+// subscriptions made after it list the member, or not, in their
+// subscription_succeeded. So each subscriber hears member_added only of a
+// user it does not list and member_removed only of one it does, once per
+// change, however joins, leaves and the cluster's announcements
+// interleave. A member that left here before its joining was announced
+// stays visible (pending) until the cluster says what became of it, so
+// that its subscribers are not told it left and came back.
 
 // member is one user of a presence channel. Guarded by the shard lock; id
 // never changes.
@@ -27,17 +40,17 @@ type member struct {
 	info   []byte // raw JSON of user_info, or nil
 	conns  int    // this node's connections of the user in the channel
 	listed bool   // announced: a member as the cluster goes
-	// since is the shard's subscription number when the member became
-	// visible here (listed, or connected here before the announcement):
-	// subscriptions numbered after it have it in their member list, and
-	// its announcement reaches only those numbered up to it.
-	since seqNum
+	// pending: in a cluster, the user's last connection here left before
+	// the cluster announced the user; the announcement is on its way (or,
+	// if the broker lost the join, the next reload unlists it).
+	pending bool
 }
 
-// visible reports whether new subscribers' member lists hold m: it is
-// listed, or in a cluster it has a connection here whose announcement is
-// on its way.
-func (m *member) visible() bool { return m.listed || m.conns > 0 }
+// visible reports whether new subscribers' member lists hold m, and so
+// whether this node's subscribers know of it: it is listed, or in a
+// cluster it has a connection here, or had one, whose announcement is on
+// its way.
+func (m *member) visible() bool { return m.listed || m.conns > 0 || m.pending }
 
 // roster is a presence channel's members.
 type roster struct {
@@ -122,56 +135,64 @@ func appendMemberRemoved(dst []byte, id string) []byte {
 }
 
 // listMember makes the roster of channel name list user (info), or stop
-// listing it, as the cluster announced, and tells this node's subscribers.
-// A member announced twice is told once. except is the connection that
-// joined, which is not told of itself.
+// listing it, as the cluster announced, and tells this node's subscribers
+// if that changed whether it is visible here. except is the connection
+// that joined, which is not told of itself.
 func (s *Server) listMember(h *hub, name, user string, info []byte, added bool, except SocketID) {
+	s.setListed(h, name, user, info, added, added, except)
+}
+
+// unlistMember stops listing user in channel name, pending or not, as a
+// reload found the cluster no longer has it, and tells this node's
+// subscribers if it is not visible any more.
+func (s *Server) unlistMember(h *hub, name, user string) {
+	s.setListed(h, name, user, nil, false, true, 0)
+}
+
+// setListed makes user listed in channel name or not, and no longer
+// pending if settled, telling this node's subscribers when that changes
+// whether it is visible.
+func (s *Server) setListed(h *hub, name, user string, info []byte, listed, settled bool, except SocketID) {
 	sh := h.shard(name)
+	sh.tell.Lock()
+	defer sh.tell.Unlock()
 	sh.mu.Lock()
 	r := sh.rosters[name]
 	var m *member
 	if r != nil {
 		m = r.members[user]
 	}
-	tell := false
-	var upto seqNum // 0: every subscription so far
-	switch {
-	case added && (m == nil || !m.listed):
-		if r == nil {
-			r = newRoster()
-			sh.rosters[name] = r
-		}
-		if m == nil {
-			m = &member{id: user}
-			r.members[user] = m
-		}
-		// Connected here already, m is in the lists of those who
-		// subscribed since: they are not told again.
-		if !m.visible() {
-			m.since = sh.seq
-		}
-		m.info = info
-		r.change(m, func() { m.listed = true })
-		// Only the subscriptions numbered up to since lack m, and the bound
-		// is fixed here, under the lock: one that comes after it lists m
-		// and is not told (none, if the shard never had a subscription).
-		tell, upto = m.since != 0, m.since
-	case !added && m != nil && m.listed:
-		if r.change(m, func() { m.listed = false }) {
-			delete(sh.rosters, name)
-		}
-		// Still connected here (its join is on its way to the broker), it
-		// stays in the lists.
-		tell = !m.visible()
+	if !listed && m == nil {
+		sh.mu.Unlock()
+		return
 	}
+	if r == nil {
+		r = newRoster()
+		sh.rosters[name] = r
+	}
+	if m == nil {
+		m = &member{id: user}
+		r.members[user] = m
+	}
+	was := m.visible()
+	if listed {
+		m.info = info
+	}
+	if r.change(m, func() { m.listed, m.pending = listed, m.pending && !settled }) {
+		delete(sh.rosters, name)
+	}
+	// The subscriptions made so far are those told; none if the shard
+	// never had one (0 would mean "every one when the broadcast runs").
+	upto := sh.seq
+	tell := was != m.visible() && upto != 0
 	sh.mu.Unlock()
 	if !tell {
 		return
 	}
-	if added {
+	if listed {
 		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except, upto: upto})
 	} else {
-		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{})
+		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{upto: upto})
 	}
 }
 

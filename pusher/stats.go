@@ -26,6 +26,25 @@ type Stats struct {
 	// ClusterLost counts the work the broker could not hand to the other
 	// nodes (broadcasts, membership changes), if it counts that.
 	ClusterLost uint64
+	// Cluster is what the broker reports of its store, if it does.
+	Cluster ClusterStats
+}
+
+// ClusterStats is what a broker reports of the store the nodes meet at,
+// for metrics (redisbroker: Redis, Sentinel or Redis Cluster).
+type ClusterStats struct {
+	// Masters are the addresses of the primaries the broker writes to now.
+	Masters []string
+	// Failovers counts primaries seen replaced by another (a Sentinel's or
+	// a Redis Cluster's failover); Redirections counts apps seen moving to
+	// another primary (a Redis Cluster's slot migration or failover).
+	Failovers, Redirections uint64
+	// Refused counts the messages from other nodes dropped, by reason.
+	Refused map[string]uint64
+	// Resyncs counts the times the node told the store its state again and
+	// reloaded the cluster's; ResyncSeconds is how long the last one took.
+	Resyncs       uint64
+	ResyncSeconds float64
 }
 
 // AppStats is one app's part of Stats.
@@ -59,6 +78,9 @@ func (s *Server) Stats() Stats {
 	}
 	if lost, ok := s.broker.(interface{ Lost() uint64 }); ok {
 		st.ClusterLost = lost.Lost()
+	}
+	if cs, ok := s.broker.(interface{ ClusterStats() ClusterStats }); ok {
+		st.Cluster = cs.ClusterStats()
 	}
 	for _, app := range s.apps {
 		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections()})

@@ -152,6 +152,11 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		s.subscriptionError(sess, name, "LimitReached", "Too many subscriptions on this connection (at most "+strconv.Itoa(max)+")", CodeOverCapacity)
 		return
 	}
+	if kind, _ := ChannelKind(name); kind == Presence {
+		tell := &sess.app.hub.shard(name).tell
+		tell.Lock()
+		defer tell.Unlock() // till member_added is queued (shard.tell)
+	}
 	j := s.join(sess, name, userID, userInfo)
 	if j.ch == nil {
 		s.subscriptionError(sess, name, "LimitReached", "Presence channel is full ("+strconv.Itoa(sess.app.MaxPresenceMembers)+" members)", CodeOverCapacity)
@@ -166,11 +171,15 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
 		}
 	}
-	switch {
-	case j.announce:
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, from: sess, upto: j.seq})
-		s.observe(&Moment{App: sess.app, Name: MemberAdded, Channel: name, User: userID})
-	case j.firstHere:
+	if j.announce {
+		// Queued to every loop, this one too, behind the announcements
+		// decided before it (shard.tell): never written ahead of them.
+		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, upto: j.seq})
+		if !s.clustered { // in a cluster, the node whose join the cluster announces reports it
+			s.observe(&Moment{App: sess.app, Name: MemberAdded, Channel: name, User: userID})
+		}
+	}
+	if j.firstHere {
 		s.broker.Join(&Membership{App: sess.app.ID, Channel: name, User: userID, Info: userInfo, Added: true, Except: sess.id.String()})
 	}
 	if j.created {
@@ -223,7 +232,7 @@ type joined struct {
 	ch        *channel     // nil: refused, the presence channel is full
 	presence  []byte       // presence channels: the member list, self included
 	cached    *cachedEvent // cache channels: the last event, if any
-	announce  bool         // presence, one node: the user is a new member, to announce
+	announce  bool         // presence: the user is a member this node's subscribers do not know of, to announce
 	created   bool         // the channel's first subscriber on this node
 	firstHere bool         // presence, a cluster: the user's first connection here, for the broker
 	count     int          // subscriptions after joining
@@ -254,16 +263,16 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 			m = &member{id: userID, info: userInfo}
 			r.members[userID] = m
 		}
-		if !m.visible() {
-			m.since = sh.seq
-		}
+		// A member this node's subscribers do not know of yet is told to
+		// them now, on one node or in a cluster alike (the cluster's
+		// announcement, when it comes, changes nothing they see).
+		j.announce = !m.visible()
 		r.change(m, func() {
 			if m.conns++; m.conns == 1 {
 				if s.clustered {
 					j.firstHere = true
 				} else {
 					m.listed = true
-					j.announce = true
 				}
 			}
 		})
@@ -342,6 +351,10 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	ch := sub.ch
 	h := sess.app.hub
 	sh := h.shard(ch.name)
+	if sub.m != nil {
+		sh.tell.Lock()
+		defer sh.tell.Unlock() // till member_removed is queued (shard.tell)
+	}
 	sh.mu.Lock()
 	ch.count--
 	ch.perLoop[sess.loop]--
@@ -352,7 +365,11 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 		empty := r.change(m, func() {
 			if m.conns--; m.conns == 0 {
 				if s.clustered {
+					// Gone here; whether it is gone from the cluster, the
+					// broker announces. Not yet announced as joined, it
+					// stays visible until that announcement comes.
 					lastHere = true
+					m.pending = !m.listed
 				} else {
 					m.listed = false
 					announce = true
@@ -372,7 +389,7 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	sess.removeFrom(k)
 	switch {
 	case announce:
-		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, from: sess, upto: upto})
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, upto: upto}) // queued, as member_added
 		s.observe(&Moment{App: sess.app, Name: MemberRemoved, Channel: ch.name, User: sub.m.id})
 	case lastHere:
 		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})

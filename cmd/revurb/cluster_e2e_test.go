@@ -30,6 +30,13 @@ import (
 // extra settings (", max_connections: 2").
 func startCluster(t *testing.T, r *redistest.Server, n int, config, app string) []*server {
 	t.Helper()
+	return startNodes(t, r.URL(), n, config, app)
+}
+
+// startNodes starts n revurb nodes meeting at the Redis of url, as
+// startCluster, with the environment env.
+func startNodes(t *testing.T, url string, n int, config, app string, env ...string) []*server {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "revurb.yaml")
 	body := config + "\napps:\n  - {id: app-id, key: app-key, secret: app-secret" + app + "}\n"
 	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
@@ -38,7 +45,7 @@ func startCluster(t *testing.T, r *redistest.Server, n int, config, app string) 
 	prefix := "e2e-" + strings.ReplaceAll(t.Name(), "/", "-")
 	nodes := make([]*server, n)
 	for i := range nodes {
-		nodes[i] = startServer(t, serverConfig{Args: []string{"--config", file, "--redis", r.URL(), "--redis-prefix", prefix}})
+		nodes[i] = startServer(t, serverConfig{Args: []string{"--config", file, "--redis", url, "--redis-prefix", prefix}, Env: env})
 	}
 	for i, s := range nodes {
 		waitOutput(t, s, "cluster: node", "node "+strconv.Itoa(i)+" to join")
@@ -158,14 +165,15 @@ func (d *driver) events(id, event, channel string, count int) []map[string]any {
 	return out
 }
 
-// TestClusterDelivery: with three nodes, an event triggered on any node
+// TestClusterDelivery: with three nodes (signing with a cluster secret of
+// their own), an event triggered on any node
 // reaches every subscriber on every node once, in order; socket_id
 // exclusion works across nodes; client events reach the other members on
 // every node and never echo.
 func TestClusterDelivery(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	nodes := startCluster(t, r, 3, "", "")
+	nodes := startCluster(t, r, 3, "cluster_secret: \"a secret of the cluster's own\"", "")
 	d := startDriver(t, nodes)
 	var ids []string
 	for i := range nodes {
@@ -488,5 +496,68 @@ func TestClusterWebhooks(t *testing.T) {
 	}
 	if f := m["revurb_cluster_lost_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER {
 		t.Errorf("revurb_cluster_lost_total %v", f)
+	}
+}
+
+// TestClusterTopologies: the binary runs a cluster on each kind of Redis
+// it is given by URL, over TLS — a Sentinel set (rediss://s1?addr=s2&
+// addr=s3&master_set=NAME), a Redis Cluster (rediss://n1?addr=n2&addr=n3,
+// detected) and one Redis — each as an ACL user that may touch only the
+// cluster's prefix (the failover tests of redisbroker run both without
+// TLS): a trigger reaches pusher-js on
+// every node, presence crosses nodes, and the metrics name the primaries.
+func TestClusterTopologies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T, prefix string) (url string, env []string)
+	}{
+		{"sentinel over TLS", func(t *testing.T, prefix string) (string, []string) {
+			s := redistest.StartSentinelTLS(t)
+			s.AddUser("revurb", "revurb-pass", prefix)
+			return s.URLAs("revurb", "revurb-pass"), []string{"SSL_CERT_FILE=" + s.CAFile}
+		}},
+		{"cluster over TLS", func(t *testing.T, prefix string) (string, []string) {
+			c := redistest.StartClusterTLS(t)
+			c.AddUser("revurb", "revurb-pass", prefix)
+			return c.URLAs("revurb", "revurb-pass"), []string{"SSL_CERT_FILE=" + c.CAFile}
+		}},
+		{"tls", func(t *testing.T, prefix string) (string, []string) {
+			s := redistest.StartTLS(t)
+			s.AddUser("revurb", "revurb-pass", prefix)
+			return s.URLAs("revurb", "revurb-pass"), []string{"SSL_CERT_FILE=" + s.CAFile}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, env := tc.start(t, "e2e-"+strings.ReplaceAll(t.Name(), "/", "-"))
+			nodes := startNodes(t, url, 2, "", "", env...)
+			d := startDriver(t, nodes)
+			for i := range nodes {
+				id := "c" + strconv.Itoa(i)
+				d.do("connect", map[string]any{"id": id, "node": i, "user": "user-" + strconv.Itoa(i)})
+				d.do("subscribe", map[string]any{"id": id, "channel": "news"})
+			}
+			d.do("subscribe", map[string]any{"id": "c0", "channel": "presence-room"})
+			d.do("subscribe", map[string]any{"id": "c1", "channel": "presence-room"})
+			if added := d.events("c0", "pusher:member_added", "presence-room", 1); added[0]["data"].(map[string]any)["id"] != "user-1" {
+				t.Fatalf("member_added %v", added)
+			}
+			for i := range nodes {
+				if r := d.do("trigger", map[string]any{"node": i, "channel": "news", "event": "tick", "data": map[string]int{"n": i}}); r["status"] != float64(200) {
+					t.Fatalf("trigger on node %d: %v", i, r)
+				}
+			}
+			for i := range nodes {
+				d.events("c"+strconv.Itoa(i), "tick", "news", 2)
+			}
+			m := scrape(t, "http://"+nodes[0].apiAddr()+"/metrics")
+			if f := m["revurb_cluster_redis_master"]; f == nil || len(f.Metric) == 0 {
+				t.Errorf("revurb_cluster_redis_master %v", f)
+			}
+			if f := m["revurb_cluster_bus_refused_total"]; f == nil || len(f.Metric) != 5 {
+				t.Errorf("revurb_cluster_bus_refused_total %v", f)
+			}
+		})
 	}
 }

@@ -69,6 +69,9 @@ type processConfig struct {
 	PublishWaiters    int           `yaml:"publish_waiters"`
 	ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
 	NodeTimeout       time.Duration `yaml:"node_timeout"`
+	// ClusterSecret signs what the nodes of a cluster tell each other;
+	// empty: each app's key is derived from the app's own credentials.
+	ClusterSecret     string        `yaml:"cluster_secret"`
 	WebhookDelay      time.Duration `yaml:"webhook_delay"`
 	WebhookQueueBytes int           `yaml:"webhook_queue_bytes"` // per endpoint: what its waiting events may hold
 }
@@ -115,7 +118,7 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this host:port instead of the API port's /metrics")
 	c.Redis, c.RedisPrefix = scalingEnv(getenv)
-	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS; Sentinel redis://s1:26379?addr=s2:26379&master_set=NAME; Redis Cluster redis://n1:7000?addr=n2:7001 (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel (env REVERB_SCALING_CHANNEL)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

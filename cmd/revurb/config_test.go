@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/revurb/revurb/api"
 )
@@ -236,5 +237,36 @@ func TestFDBudget(t *testing.T) {
 				t.Errorf("the API may hold %d descriptors of a reserve of %d", api.Descriptors(b.api), b.reserve)
 			}
 		})
+	}
+}
+
+// TestRedactURL: the start log's Redis URL keeps no password.
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"rediss://revurb:s3cret@10.0.0.5:6379/0", "rediss://revurb:xxxxx@10.0.0.5:6379/0"},
+		{"redis://:s3cret@s1:26379?addr=s2:26379&master_set=m&sentinel_password=top", "redis://:xxxxx@s1:26379?addr=s2%3A26379&master_set=m&sentinel_password=xxxxx"},
+		{"::", "(unparsable URL)"},
+	} {
+		if got := redactURL(tc.in); got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestClusterSecretSetting: cluster_secret and node_timeout reach the
+// broker's config.
+func TestClusterSecretSetting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revurb.yaml")
+	body := "cluster_secret: \"s3cret\"\nnode_timeout: 7s\napps:\n  - {id: a, key: b, secret: c}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseStart([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ClusterSecret != "s3cret" || c.Server.NodeTimeout != 7*time.Second {
+		t.Fatalf("%+v", c.Server)
 	}
 }

@@ -93,7 +93,8 @@ func run(cfg *config) error {
 	perAddr := apiPerAddress(cfg.Server.APIPerAddress, fds.api, waiters)
 	var broker pusher.Broker
 	if cfg.Redis != "" {
-		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout, Log: logger})
+		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout,
+			Apps: cfg.Apps, Secret: cfg.Server.ClusterSecret, Log: logger})
 		if err != nil {
 			return err
 		}
@@ -282,12 +283,18 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 	}
 }
 
-// redactURL is u without its password, for the log.
+// redactURL is u without its passwords (the primaries' and the
+// Sentinels'), for the log.
 func redactURL(u string) string {
-	if p, err := url.Parse(u); err == nil {
-		return p.Redacted()
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
 	}
-	return "(unparsable URL)"
+	if q := p.Query(); q.Has("sentinel_password") {
+		q.Set("sentinel_password", "xxxxx")
+		p.RawQuery = q.Encode()
+	}
+	return p.Redacted()
 }
 
 // drainMoment is how long the API answers with Connection: close before it

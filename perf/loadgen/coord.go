@@ -106,10 +106,7 @@ func coordinate(cfg *config) *Report {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	probe := serverProbe{pids: cfg.pids}
-	redis := serverProbe{}
-	if cfg.redisPID != 0 {
-		redis.pids = []int{cfg.redisPID}
-	}
+	redis := serverProbe{pids: cfg.redisPIDs}
 	progress := func(format string, a ...any) {
 		if !cfg.quiet {
 			fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...)
@@ -124,7 +121,12 @@ func coordinate(cfg *config) *Report {
 	if len(cfg.pids) > 1 {
 		rep.ServerPIDs = cfg.pids
 	}
-	rep.RedisPID = cfg.redisPID
+	if len(cfg.redisPIDs) > 0 {
+		rep.RedisPID = cfg.redisPIDs[0]
+	}
+	if len(cfg.redisPIDs) > 1 {
+		rep.RedisPIDs = cfg.redisPIDs
+	}
 	rssBefore := probe.rssEach()
 	cpu0, cpuEach0 := probe.cpu()
 	for i, n := range rssBefore {
@@ -134,8 +136,10 @@ func coordinate(cfg *config) *Report {
 		}
 	}
 	redisCPU0, _ := redis.cpu()
-	if cfg.redisPID != 0 && redis.rss() == 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("-redis-pid: cannot read /proc/%d/status", cfg.redisPID))
+	for i, n := range redis.rssEach() {
+		if n == 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("-redis-pid: cannot read /proc/%d/status", cfg.redisPIDs[i]))
+		}
 	}
 	if n := fdLimit(); n > 0 && uint64((cfg.conns+cfg.procs-1)/cfg.procs)+64 > n {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per process exceed the descriptor limit %d: use -procs", (cfg.conns+cfg.procs-1)/cfg.procs, n))
@@ -302,7 +306,7 @@ func coordinate(cfg *config) *Report {
 			})
 		}
 	}
-	if cfg.redisPID != 0 {
+	if len(cfg.redisPIDs) > 0 {
 		rep.RedisCPUSec = redisEnd - redisCPU0
 		rep.RedisCPULoadSec = redisDrained - redisGo
 		rep.RedisRSSEnd = redis.rss()

@@ -40,7 +40,7 @@ type config struct {
 	settle      time.Duration
 	samples     int
 	pids        []int // -pid: the server processes measured from /proc
-	redisPID    int
+	redisPIDs   []int // -redis-pid: the Redis servers measured, a Redis Cluster's primaries
 	rssEvery    time.Duration
 	syscalls    bool
 	pprofAddr   string
@@ -178,7 +178,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.settle, "settle", 20*time.Second, "idle: how long the sockets stay idle after the ramp")
 	fs.IntVar(&c.samples, "samples", 5, "idle: server RSS samples over -settle")
 	fs.Var((*pidList)(&c.pids), "pid", "server process `id`, or a comma-separated list of them (a cluster's nodes): report their RSS (each and summed), CPU (summed) and syscalls from /proc")
-	fs.IntVar(&c.redisPID, "redis-pid", 0, "Redis server process `id`: report its CPU seconds during the load and its RSS from /proc")
+	fs.Var((*pidList)(&c.redisPIDs), "redis-pid", "Redis server process `id`, or a comma-separated list of them (a Redis Cluster's primaries): report their CPU seconds during the load and RSS from /proc, summed")
 	fs.DurationVar(&c.rssEvery, "rss-every", 50*time.Millisecond, "with -pid: how often to sample the server's RSS while the load runs (for the peak)")
 	fs.BoolVar(&c.syscalls, "syscalls", false, "with -pid: count the server's write/send and read/recv system calls over the load with perf stat (needs perf and tracepoint access)")
 	fs.StringVar(&c.pprofAddr, "pprof", "", "server's net/http/pprof `host:port`: CPU profile over the load, heap and allocs after it (loopback only)")
@@ -264,8 +264,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-events must be in 0..10000000")
 	case c.rate < 0:
 		return nil, fmt.Errorf("-rate must not be negative")
-	case c.redisPID < 0 || c.connOffset < 0:
-		return nil, fmt.Errorf("-redis-pid and -conn-offset must not be negative")
+	case c.connOffset < 0:
+		return nil, fmt.Errorf("-conn-offset must not be negative")
 	}
 	if c.sources <= 0 {
 		per := (c.conns + c.procs - 1) / c.procs

@@ -112,6 +112,7 @@ type Report struct {
 	// (user+sys of /proc/PID/stat), per event published, and its RSS at
 	// the end.
 	RedisPID           int     `json:"redis_pid,omitempty"`
+	RedisPIDs          []int   `json:"redis_pids,omitempty"` // a Redis Cluster's primaries, summed
 	RedisCPUSec        float64 `json:"redis_cpu_sec,omitempty"`
 	RedisCPULoadSec    float64 `json:"redis_cpu_load_sec,omitempty"`
 	RedisCPUPerEventUs float64 `json:"redis_cpu_per_event_us,omitempty"`
@@ -423,8 +424,12 @@ func (r *Report) writeTable(out io.Writer) {
 		}
 	}
 	if r.RedisPID != 0 {
-		row("redis", "%.2f s CPU in total, %.2f s during the load (%.1f µs per event published), RSS %s at end (pid %d)",
-			r.RedisCPUSec, r.RedisCPULoadSec, r.RedisCPUPerEventUs, mib(r.RedisRSSEnd), r.RedisPID)
+		pids := "pid " + strconv.Itoa(r.RedisPID)
+		if len(r.RedisPIDs) > 1 {
+			pids = fmt.Sprintf("%d servers, pids %v", len(r.RedisPIDs), r.RedisPIDs)
+		}
+		row("redis", "%.2f s CPU in total, %.2f s during the load (%.1f µs per event published), RSS %s at end (%s)",
+			r.RedisCPUSec, r.RedisCPULoadSec, r.RedisCPUPerEventUs, mib(r.RedisRSSEnd), pids)
 	}
 	for _, p := range r.Profiles {
 		row("profile", "%s", p)

@@ -3,13 +3,10 @@ package redisbroker
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,18 +32,22 @@ const (
 	// publishWait is the longest Publish waits for room in the queue
 	// before it gives up (the HTTP API then answers 503).
 	publishWait = time.Second
-	// reloadDelay is how long after Redis came back a node waits, for the
-	// other nodes to tell Redis their state again, before it reloads the
-	// cluster's members from it.
-	reloadDelay = 3 * time.Second
+	// callTimeout bounds one round trip of the heartbeat, a batch of the
+	// worker or a step of a resync or reap: a Redis Cluster retries a
+	// command while its slot migrates, and nothing may wait for that
+	// without end.
+	callTimeout = 5 * time.Second
 	maxBackoff  = 2 * time.Second
 )
 
 // Config sets up a Broker.
 type Config struct {
-	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS.
+	// URL is where the nodes meet: redis://[[user]:password@]host:port/db
+	// for one Redis (rediss:// for TLS); with addr=host:port parameters for
+	// more addresses of a Redis Cluster (detected); with master_set=NAME
+	// for Sentinels, the URL's addresses being theirs. See ParseURL.
 	URL string
-	// Prefix starts every key and the pub/sub channel, so that deployments
+	// Prefix starts every key and pub/sub channel, so that deployments
 	// sharing a Redis never cross-talk (DefaultPrefix).
 	Prefix string
 	// NodeTimeout is how long a node may miss its heartbeats before the
@@ -55,54 +56,98 @@ type Config struct {
 	// Queue bounds the work waiting for Redis, in messages and membership
 	// changes (DefaultQueue).
 	Queue int
+	// Apps are the apps the node serves: a node reads the bus of each, and
+	// refuses a message past the app's limits (event data and name,
+	// channels per event, user_info).
+	Apps []pusher.AppConfig
+	// Secret, if set, is the cluster secret every app's bus key is derived
+	// from. Empty: each app's key is derived from its own id, key and
+	// secret, so that nodes with the same apps agree.
+	Secret string
 	// Log receives one line per change of the connection to Redis.
 	Log *slog.Logger
 }
 
 // Broker is the pusher.Broker on Redis. See the package doc.
 type Broker struct {
-	cfg  Config
-	opt  rueidis.ClientOption
-	node string
-	p    string // the key prefix
-	bus  string
+	cfg    Config
+	opt    rueidis.ClientOption // of the commands' client
+	busOpt rueidis.ClientOption // of the bus's client
+	p      string               // the key prefix
+	apps   []*app
+	byID   map[string]*app
+	byBus  map[string]*app
+	names  names
 
-	client  atomic.Pointer[rueidis.Client] // nil until the first connection
+	client  atomic.Pointer[rueidis.Client] // commands; nil until the first connection
+	bus     atomic.Pointer[rueidis.Client] // the bus's subscriptions, never a command
+	sharded atomic.Bool                    // a Redis Cluster: sharded pub/sub
 	cluster pusher.Cluster
-	cmu     sync.Mutex // one call into cluster at a time
 
-	ops     chan op
-	up      atomic.Bool
-	since   atomic.Int64 // unix nanoseconds: connected since
-	resyncs chan bool    // a resync to run; true: the first, at start
+	// cmu makes the calls into cluster one at a time, and guards what the
+	// bus and the snapshots share. It is never held across a round trip.
+	cmu      sync.Mutex
+	snaps    map[uint64]*snapshot // snapshots whose marker or result is still to come
+	waiting  []*snapshot          // marker seen, result not: the member events since are logged
+	loaded   map[string]bool      // apps whose cluster view was loaded since start or rejoining
+	partials map[string]*partial  // full counts arriving in parts, by node and app
+
+	ops        chan op
+	up         atomic.Bool
+	since      atomic.Int64 // unix nanoseconds: connected since
+	registered atomic.Bool  // this node's name is in P:nodes and every app's K:nodes
+	ready      atomic.Bool  // every app's cluster view has been loaded once
+	started    time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	seq    atomic.Uint64 // numbers this node's broadcasts
-	skipMu sync.Mutex
-	// waiting holds this node's broadcasts whose Publish waits for Redis's
-	// answer: true once the bus has handed one back.
-	waiting map[uint64]bool
+	seq     atomic.Uint64 // numbers this node's broadcasts
+	gen     atomic.Uint64 // numbers this node's full counts sent in parts
+	tokens  atomic.Uint64 // numbers snapshots
+	skipMu  sync.Mutex
+	pending map[uint64]bool     // this node's broadcasts whose Publish waits for Redis: true once the bus handed one back
 	skipped map[uint64]struct{} // this node's broadcasts it delivered itself when Redis was slow
 
-	lost   atomic.Uint64 // work that could not reach Redis
-	logged atomic.Bool   // the last transition logged was "down"
-	ready  atomic.Bool   // the first resync is done: the node has the cluster's view
+	view  nodeView
+	maint maintenance
+
+	lost    atomic.Uint64 // work that could not reach Redis
+	logged  atomic.Bool   // the last transition logged was "down"
+	refused [numReasons]atomic.Uint64
+	topo    topology
 }
 
 var _ pusher.Broker = (*Broker)(nil)
 
-// op is one piece of work for Redis, done in order by one goroutine.
-type op struct {
-	cmd  rueidis.Completed
-	done chan error // if not nil, gets the outcome, for a caller that waits
+// app is one app as the broker sees it.
+type app struct {
+	id  string
+	k   string // P:{A}: every key of the app starts with it
+	bus string // its pub/sub channel
+	lim limits
+	sig *signer
 }
 
-// New returns a broker for the Redis at cfg.URL. It does not connect:
-// Start does, and keeps trying while Redis is away.
+func (a *app) reg() string                 { return a.k + ":nodes" }
+func (a *app) kk(node string) string       { return a.k + ":k:" + node }
+func (a *app) nk(node, ch string) string   { return a.k + ":n:" + node + ":" + ch }
+func (a *app) ck(ch string) string         { return a.k + ":c:" + ch }
+func (a *app) mk(ch string) string         { return a.k + ":m:" + ch }
+func (a *app) chans() string               { return a.k + ":chans" }
+func (a *app) cache(ch string) string      { return a.k + ":cache:" + ch }
+func (a *app) cachex() string              { return a.k + ":cachex" }
+func (a *app) reapLock(node string) string { return a.k + ":reap:" + node }
+
+// memberKeys are the keys of the member scripts, in their order.
+func (a *app) memberKeys(node, ch string) []string {
+	return []string{a.reg(), a.kk(node), a.nk(node, ch), a.ck(ch), a.mk(ch), a.chans()}
+}
+
+// New returns a broker for the Redis at cfg.URL serving cfg.Apps. It does
+// not connect: Start does, and keeps trying while Redis is away.
 func New(cfg Config) (*Broker, error) {
 	opt, err := ParseURL(cfg.URL)
 	if err != nil {
@@ -120,71 +165,112 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
+	b := &Broker{
+		cfg: cfg, opt: opt, busOpt: opt, p: cfg.Prefix,
+		byID: map[string]*app{}, byBus: map[string]*app{},
+		snaps: map[uint64]*snapshot{}, loaded: map[string]bool{}, partials: map[string]*partial{},
+		ops: make(chan op, cfg.Queue),
+	}
+	// The bus's client reports a lost connection instead of subscribing
+	// again by itself: what was published meanwhile is lost, and the node
+	// must resync.
+	b.busOpt.DisableRetry = true
+	for i := range cfg.Apps {
+		ac := &cfg.Apps[i]
+		if ac.ID == "" {
+			return nil, errors.New("redisbroker: an app without an id")
+		}
+		if b.byID[ac.ID] != nil {
+			continue
+		}
+		a := &app{id: ac.ID, k: cfg.Prefix + ":{" + ac.ID + "}", lim: newLimits(ac), sig: newSigner(busKey(cfg.Secret, ac))}
+		a.bus = a.k + ":bus"
+		b.apps = append(b.apps, a)
+		b.byID[a.id], b.byBus[a.bus] = a, a
+	}
+	name, err := newName()
+	if err != nil {
 		return nil, err
 	}
-	b := &Broker{
-		cfg: cfg, opt: opt, node: hex.EncodeToString(id[:]),
-		p: cfg.Prefix, bus: cfg.Prefix + ":bus",
-		ops: make(chan op, cfg.Queue), resyncs: make(chan bool, 1),
-	}
+	b.names.set(name)
+	b.view.init()
+	b.maint.init()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
 
-// ParseURL reads redis://[[user]:password@]host:port/db (rediss:// for TLS)
-// into client options.
+// newName makes a node name: random, unique among the nodes at once.
+func newName() (string, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(id[:]), nil
+}
+
+// ParseURL reads a Redis URL into client options, as rueidis reads it:
+//
+//	redis://[[user]:password@]host:port/db      one Redis (rediss:// for TLS)
+//	redis://h1:7000?addr=h2:7001&addr=h3:7002   a Redis Cluster (detected)
+//	redis://h1:26379?addr=h2:26379&master_set=mymaster
+//	                                            Sentinels, and the master set they watch
+//
+// The user and password are the primaries' (an ACL user works); with
+// Sentinels, sentinel_username and sentinel_password are the Sentinels'
+// own, if they ask for one.
 func ParseURL(raw string) (rueidis.ClientOption, error) {
-	var opt rueidis.ClientOption
 	u, err := url.Parse(raw)
 	if err != nil {
-		return opt, errors.New("redisbroker: bad Redis URL: " + err.Error())
+		return rueidis.ClientOption{}, errors.New("redisbroker: bad Redis URL: " + err.Error())
 	}
-	switch u.Scheme {
-	case "redis":
-	case "rediss":
-		opt.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	default:
-		return opt, errors.New("redisbroker: a Redis URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS")
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "6379")
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return rueidis.ClientOption{}, errors.New("redisbroker: a Redis URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS")
 	}
 	if u.Hostname() == "" {
-		return opt, errors.New("redisbroker: the Redis URL has no host")
+		return rueidis.ClientOption{}, errors.New("redisbroker: the Redis URL has no host")
 	}
-	opt.InitAddress = []string{host}
-	if u.User != nil {
-		opt.Username = u.User.Username()
-		opt.Password, _ = u.User.Password()
+	opt, err := rueidis.ParseURL(raw)
+	if err != nil {
+		return opt, errors.New("redisbroker: bad Redis URL: " + strings.TrimPrefix(err.Error(), "redis: "))
 	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
-		n, err := strconv.Atoi(db)
-		if err != nil || n < 0 {
-			return opt, errors.New("redisbroker: the Redis URL's database must be a number")
+	q := u.Query()
+	if opt.Sentinel.MasterSet != "" {
+		opt.Sentinel.Username, opt.Sentinel.Password = q.Get("sentinel_username"), q.Get("sentinel_password")
+		opt.Sentinel.Dialer = opt.Dialer
+		// Sentinel follows +switch-master; this also mends a missed one.
+		opt.Sentinel.TopologyRefreshInterval = 5 * time.Second
+	}
+	if opt.TLSConfig != nil && len(opt.InitAddress) > 1 {
+		// Several servers (a Cluster's nodes, the primary a Sentinel
+		// names): each certificate is checked against the address dialed.
+		opt.TLSConfig.ServerName = ""
+		if opt.Sentinel.MasterSet != "" {
+			opt.Sentinel.TLSConfig = opt.TLSConfig.Clone()
 		}
-		opt.SelectDB = n
 	}
-	opt.ForceSingleClient = true
 	opt.DisableCache = true
+	opt.ClusterOption.ShardsRefreshInterval = 5 * time.Second
 	// Find out within seconds that Redis is gone (a refused or reset
 	// connection is found at once; these bound a silent one), but not so
 	// fast that a starved box — a node at full CPU, 100k sockets closing —
 	// takes a slow answer for an outage: at 1 s and 2 s it did, once, in
 	// the 100k-socket benchmark. Publish has its own deadline (publishWait),
 	// so no trigger waits this long.
-	opt.Dialer.Timeout = 3 * time.Second
-	opt.ConnWriteTimeout = 5 * time.Second
+	if opt.Dialer.Timeout == 0 {
+		opt.Dialer.Timeout = 3 * time.Second
+	}
+	if opt.ConnWriteTimeout == 0 {
+		opt.ConnWriteTimeout = 5 * time.Second
+	}
 	return opt, nil
 }
 
-// Node is this node's name: random, made at New.
-func (b *Broker) Node() string { return b.node }
+// Node is this node's name: random, made at New, and made again when the
+// node finds the others took it for dead.
+func (b *Broker) Node() string { return b.names.get() }
 
 // Ready reports whether the node has joined the cluster: it is subscribed
-// to the bus and has loaded the cluster's members and cache.
+// to every app's bus and has loaded the cluster's members and cache.
 func (b *Broker) Ready() bool { return b.ready.Load() }
 
 // Up reports whether Redis is reachable now.
@@ -196,17 +282,18 @@ func (b *Broker) Up() bool { return b.up.Load() }
 func (b *Broker) Lost() uint64 { return b.lost.Load() }
 
 // Start connects to Redis (trying again while it is away) and hands what
-// the bus carries to c.
+// the buses carry to c.
 func (b *Broker) Start(c pusher.Cluster) error {
 	b.cluster = c
+	b.started = time.Now()
 	b.wg.Add(3)
 	go b.runWorker()
 	go b.runHeartbeat()
-	go b.runBus()
+	go b.runMaintenance()
 	return nil
 }
 
-// redis returns the client, nil before the first connection.
+// redis returns the commands' client, nil before the first connection.
 func (b *Broker) redis() rueidis.Client {
 	if c := b.client.Load(); c != nil {
 		return *c
@@ -214,47 +301,45 @@ func (b *Broker) redis() rueidis.Client {
 	return nil
 }
 
-// queue hands o to the worker: at once, or, if wait, for up to publishWait
-// while the queue is full; it reports whether o was taken.
-func (b *Broker) queue(o op, wait bool) bool {
-	if b.closed.Load() {
-		return false
-	}
-	select {
-	case b.ops <- o:
-		return true
-	default:
-	}
-	if !wait {
-		b.lost.Add(1)
-		return false
-	}
-	t := time.NewTimer(publishWait)
-	defer t.Stop()
-	select {
-	case b.ops <- o:
-		return true
-	case <-t.C:
-	case <-b.ctx.Done():
-	}
-	b.lost.Add(1)
-	return false
+// header is the start of a message from this node, now, about a.
+func (b *Broker) header(a *app) header {
+	return header{origin: b.names.get(), time: time.Now().UnixMilli(), app: a.id}
 }
 
-// Publish sends bc on the bus and, for a broadcast from the HTTP API
+// pubCmd is the command publishing on a bus: sharded on a Redis Cluster,
+// so that each app's messages go through its own shard only.
+func (b *Broker) pubCmd() string {
+	if b.sharded.Load() {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
+}
+
+// pub builds the command publishing msg on a's bus.
+func (b *Broker) pub(c rueidis.Client, a *app, msg []byte) rueidis.Completed {
+	if b.sharded.Load() {
+		return c.B().Spublish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
+	}
+	return c.B().Publish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
+}
+
+// Publish sends bc on the app's bus and, for a broadcast from the HTTP API
 // (ctx not done), waits until Redis has taken it — the order of those
 // answers is the order every node delivers in. While Redis is away it
 // returns pusher.ErrBrokerDown at once: the caller delivers bc here, and
 // the other nodes miss it.
 func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
+	a := b.byID[bc.App]
 	c := b.redis()
-	if c == nil || !b.up.Load() {
+	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
+		// Away, or not in the cluster yet (the others would refuse a
+		// node they do not know).
 		b.lost.Add(1)
 		return pusher.ErrBrokerDown
 	}
 	seq := b.seq.Add(1)
-	payload := appendBroadcast(nil, bc, seq)
-	o := op{cmd: b.pub(c, payload)}
+	h := b.header(a)
+	o := op{cmd: b.pub(c, a, a.sig.sign(appendBroadcast(nil, h, bc, seq)))}
 	wait := ctx.Err() == nil
 	if wait {
 		o.done = make(chan error, 1)
@@ -265,16 +350,7 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 		return pusher.ErrBrokerFull
 	}
 	if bc.CacheUntil > 0 {
-		ttl := time.Until(time.UnixMilli(bc.CacheUntil)).Milliseconds()
-		for _, ch := range bc.Channels {
-			if _, cache := pusher.ChannelKind(ch); !cache || ttl <= 0 {
-				continue
-			}
-			one := *bc
-			one.Channels = []string{ch}
-			key := b.p + ":cache:" + bc.App + ":" + ch
-			b.queue(op{cmd: c.B().Set().Key(key).Value(rueidis.BinaryString(appendBroadcast(nil, &one, 0))).PxMilliseconds(ttl).Build()}, false)
-		}
+		b.keepCached(c, a, h, bc)
 	}
 	if !wait {
 		return nil
@@ -300,13 +376,35 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	return pusher.ErrBrokerDown
 }
 
+// keepCached stores bc as the last event of its cache channels, expiring
+// with it, indexed by when it expires (K:cachex, whose expired entries
+// every store drops).
+func (b *Broker) keepCached(c rueidis.Client, a *app, h header, bc *pusher.Broadcast) {
+	now := time.Now().UnixMilli()
+	ttl := bc.CacheUntil - now
+	if ttl <= 0 {
+		return
+	}
+	for _, ch := range bc.Channels {
+		if _, cache := pusher.ChannelKind(ch); !cache {
+			continue
+		}
+		one := *bc
+		one.Channels = []string{ch}
+		msg := a.sig.sign(appendBroadcast(nil, h, &one, 0))
+		b.queue(op{cmd: c.B().Set().Key(a.cache(ch)).Value(rueidis.BinaryString(msg)).PxMilliseconds(ttl).Build()}, false)
+		b.queue(op{cmd: c.B().Zadd().Key(a.cachex()).ScoreMember().ScoreMember(float64(bc.CacheUntil), ch).Build()}, false)
+		b.queue(op{cmd: c.B().Zremrangebyscore().Key(a.cachex()).Min("-inf").Max(itoa(now)).Build()}, false)
+	}
+}
+
 // await records that Publish waits for Redis's answer to broadcast seq.
 func (b *Broker) await(seq uint64) {
 	b.skipMu.Lock()
-	if b.waiting == nil {
-		b.waiting = make(map[uint64]bool)
+	if b.pending == nil {
+		b.pending = make(map[uint64]bool)
 	}
-	b.waiting[seq] = false
+	b.pending[seq] = false
 	b.skipMu.Unlock()
 }
 
@@ -318,8 +416,8 @@ func (b *Broker) await(seq uint64) {
 func (b *Broker) settle(seq uint64, skip bool) (seen bool) {
 	b.skipMu.Lock()
 	defer b.skipMu.Unlock()
-	seen = b.waiting[seq]
-	delete(b.waiting, seq)
+	seen = b.pending[seq]
+	delete(b.pending, seq)
 	if seen || !skip {
 		return seen
 	}
@@ -336,8 +434,8 @@ func (b *Broker) settle(seq uint64, skip bool) (seen bool) {
 func (b *Broker) skippedOwn(seq uint64) bool {
 	b.skipMu.Lock()
 	defer b.skipMu.Unlock()
-	if _, ok := b.waiting[seq]; ok {
-		b.waiting[seq] = true
+	if _, ok := b.pending[seq]; ok {
+		b.pending[seq] = true
 	}
 	if _, ok := b.skipped[seq]; ok {
 		delete(b.skipped, seq)
@@ -349,72 +447,92 @@ func (b *Broker) skippedOwn(seq uint64) bool {
 // maxSkipped bounds the broadcasts skip remembers.
 const maxSkipped = 4096
 
-// pub builds the command publishing msg on the bus.
-func (b *Broker) pub(c rueidis.Client, msg []byte) rueidis.Completed {
-	return c.B().Publish().Channel(b.bus).Message(rueidis.BinaryString(msg)).Build()
-}
-
-// publishCounts queues st's counts, app by app, for the bus.
-func (b *Broker) publishCounts(c rueidis.Client, st *pusher.NodeState) {
-	for i := range st.Apps {
-		b.queue(op{cmd: b.pub(c, appendCounts(nil, &st.Apps[i].Counts))}, true)
-	}
-}
-
-// eval builds a command running one of the scripts with args.
-func (b *Broker) eval(c rueidis.Client, script string, args ...string) rueidis.Completed {
-	return c.B().Eval().Script(script).Numkeys(0).Arg(args...).Build()
-}
-
 // Join queues m's first connection here for the Lua script that decides
 // whether it is the user's first anywhere.
-func (b *Broker) Join(m *pusher.Membership) {
-	if c := b.redis(); c != nil && b.up.Load() {
-		b.membership(b.eval(c, luaJoin, b.p, b.node, m.App, m.Channel, m.User, string(m.Info), m.Except))
-	} else {
-		b.lost.Add(1) // made up for by the resync when Redis is back
-	}
-}
+func (b *Broker) Join(m *pusher.Membership) { b.member(m, true) }
 
 // Leave queues m's last connection here leaving.
-func (b *Broker) Leave(m *pusher.Membership) {
-	if c := b.redis(); c != nil && b.up.Load() {
-		b.membership(b.eval(c, luaLeave, b.p, b.node, m.App, m.Channel, m.User))
+func (b *Broker) Leave(m *pusher.Membership) { b.member(m, false) }
+
+// member queues a join or leave; if it cannot reach Redis now, or the
+// queue is full, a resync of the app makes up for it.
+func (b *Broker) member(m *pusher.Membership, join bool) {
+	a := b.byID[m.App]
+	if a == nil {
+		return
+	}
+	c := b.redis()
+	if c == nil || !b.up.Load() || !b.registered.Load() {
+		b.lost.Add(1) // the resync when Redis is back, or at joining, tells it
+		return
+	}
+	node := b.names.get()
+	mm := *m
+	mm.Added = join
+	msg := string(a.sig.sign(appendMember(nil, header{origin: node, time: time.Now().UnixMilli(), app: a.id}, &mm)))
+	o := op{app: a, node: node, keys: a.memberKeys(node, m.Channel)}
+	if join {
+		o.script = luaJoin
+		o.args = []string{b.pubCmd(), a.bus, node, m.Channel, m.User, string(m.Info), indexed(m.Channel), msg}
 	} else {
-		b.lost.Add(1)
+		o.script = luaLeave
+		o.args = []string{b.pubCmd(), a.bus, node, m.Channel, m.User, indexed(m.Channel), msg}
+	}
+	o.cmd = evalsha(c, o.script, o.keys, o.args)
+	if !b.queue(o, false) {
+		b.askResync(a)
 	}
 }
 
-// membership queues a join or leave; if the queue is full, a resync makes
-// up for it.
-func (b *Broker) membership(cmd rueidis.Completed) {
-	if !b.queue(op{cmd: cmd}, false) {
-		b.askResync(false)
-	}
-}
-
-// Counts queues this node's counts for the bus.
+// Counts queues this node's counts of an app for its bus.
 func (b *Broker) Counts(ct *pusher.Counts) {
-	if c := b.redis(); c != nil && b.up.Load() {
-		b.queue(op{cmd: b.pub(c, appendCounts(nil, ct))}, false)
+	a := b.byID[ct.App]
+	if c := b.redis(); a != nil && c != nil && b.up.Load() && b.registered.Load() {
+		for _, cmd := range b.countsCmds(c, a, ct) {
+			b.queue(op{cmd: cmd}, false)
+		}
 	}
+}
+
+// countsCmds publish ct on a's bus, in parts of maxCountsPerMessage
+// channels; a full count in parts is numbered, so that the other nodes
+// take it as one.
+func (b *Broker) countsCmds(c rueidis.Client, a *app, ct *pusher.Counts) []rueidis.Completed {
+	h := b.header(a)
+	chs := ct.Channels
+	if len(chs) <= maxCountsPerMessage {
+		return []rueidis.Completed{b.pub(c, a, a.sig.sign(appendCounts(nil, h, ct.Connections, ct.Full, 0, true, chs)))}
+	}
+	var gen uint64
+	if ct.Full {
+		gen = b.gen.Add(1)
+	}
+	var out []rueidis.Completed
+	for len(chs) > 0 {
+		n := min(len(chs), maxCountsPerMessage)
+		out = append(out, b.pub(c, a, a.sig.sign(appendCounts(nil, h, ct.Connections, ct.Full, gen, n == len(chs), chs[:n]))))
+		chs = chs[n:]
+	}
+	return out
 }
 
 // Terminate asks the other nodes to close user's connections.
-func (b *Broker) Terminate(ctx context.Context, app, user string) error {
+func (b *Broker) Terminate(ctx context.Context, appID, user string) error {
+	a := b.byID[appID]
 	c := b.redis()
-	if c == nil || !b.up.Load() {
+	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
 		return errors.New("redisbroker: Redis is unreachable")
 	}
-	if !b.queue(op{cmd: b.pub(c, appendTerminate(nil, b.node, app, user))}, ctx.Err() == nil) {
+	if !b.queue(op{cmd: b.pub(c, a, a.sig.sign(appendTerminate(nil, b.header(a), user)))}, ctx.Err() == nil) {
 		return pusher.ErrBrokerFull
 	}
 	return nil
 }
 
 // Close takes this node out of the cluster: what is queued is sent, its
-// members and users are removed (with their member_removed) and its counts
-// forgotten by the other nodes; then it disconnects.
+// members and users are removed (with their member_removed, a few hundred
+// per script) and its counts forgotten by the other nodes; then it
+// disconnects.
 func (b *Broker) Close(ctx context.Context) error {
 	if b.closed.Swap(true) {
 		return nil
@@ -423,14 +541,15 @@ func (b *Broker) Close(ctx context.Context) error {
 	if c := b.redis(); c != nil && b.up.Load() {
 		done := make(chan error, 1)
 		select {
-		case b.ops <- op{cmd: b.eval(c, luaReap, b.p, b.node, b.node), done: done}:
+		case b.ops <- op{fn: func(rueidis.Client) error { return nil }, done: done}:
 			select {
-			case err = <-done:
+			case <-done:
 			case <-ctx.Done():
-				err = ctx.Err()
 			}
 		case <-ctx.Done():
-			err = ctx.Err()
+		}
+		if b.registered.Load() && ctx.Err() == nil {
+			err = b.leave(ctx, c)
 		}
 	}
 	b.cancel()
@@ -438,443 +557,83 @@ func (b *Broker) Close(ctx context.Context) error {
 	if c := b.redis(); c != nil {
 		c.Close()
 	}
+	if c := b.bus.Load(); c != nil {
+		(*c).Close()
+	}
 	return err
 }
 
-// runWorker does the queued work in order, in batches: one round trip for
-// everything waiting.
-func (b *Broker) runWorker() {
-	defer b.wg.Done()
-	batch := make([]op, 0, 512)
-	cmds := make(rueidis.Commands, 0, 512)
-	for {
-		batch, cmds = batch[:0], cmds[:0]
-		select {
-		case o := <-b.ops:
-			batch = append(batch, o)
-		case <-b.ctx.Done():
-			return
-		}
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case o := <-b.ops:
-				batch = append(batch, o)
-			default:
-				break more
-			}
-		}
-		c := b.redis()
-		if c == nil {
-			b.lost.Add(uint64(len(batch)))
-			b.finish(batch, nil, pusher.ErrBrokerDown)
-			continue
-		}
-		for _, o := range batch {
-			cmds = append(cmds, o.cmd)
-		}
-		results := c.DoMulti(b.ctx, cmds...)
-		failed := 0
-		for _, r := range results {
-			if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
-				if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
-					failed++
-					b.down(err)
-				} else {
-					b.cfg.Log.Warn("redisbroker: Redis refused a command", "error", err)
-				}
-			}
-		}
-		b.lost.Add(uint64(failed))
-		b.finish(batch, results, nil)
+// leave removes this node's state from every app and its name from the
+// cluster.
+func (b *Broker) leave(ctx context.Context, c rueidis.Client) error {
+	node := b.names.get()
+	if _, err := b.reapApps(ctx, c, node, b.apps); err != nil {
+		return err
 	}
+	return firstErr(c.DoMulti(ctx,
+		c.B().Zrem().Key(b.p+":nodes").Member(node).Build(),
+		c.B().Del().Key(b.p+":apps:"+node).Build()))
 }
 
-// finish gives the callers that wait the outcome of their op.
-func (b *Broker) finish(batch []op, results []rueidis.RedisResult, all error) {
-	for i, o := range batch {
-		if o.done == nil {
-			continue
-		}
-		err := all
-		if err == nil && i < len(results) {
-			err = results[i].Error()
-		}
-		o.done <- err
-	}
+// names is this node's name, and the names it had before.
+type names struct {
+	cur atomic.Pointer[string]
+	mu  sync.Mutex
+	old []string // newest last, at most maxOldNames
 }
 
-// down records that Redis is away, logging it once.
-func (b *Broker) down(err error) {
-	b.up.Store(false)
-	b.skipMu.Lock()
-	b.skipped = nil // what was waiting on the lost connection is lost with it
-	b.skipMu.Unlock()
-	if !b.logged.Swap(true) {
-		b.cfg.Log.Warn("redisbroker: Redis is unreachable: serving this node's clients alone until it is back", "error", err)
-	}
-}
+const maxOldNames = 8
 
-// upAgain records that Redis answers, logging it once; after an outage it
-// asks for a resync of what Redis may have lost. (The first resync, at
-// start, is asked for by runBus once the bus is subscribed.)
-func (b *Broker) upAgain() {
-	if b.up.Swap(true) {
-		return
-	}
-	b.since.Store(time.Now().UnixNano())
-	if b.logged.Swap(false) {
-		b.cfg.Log.Info("redisbroker: Redis is back: telling it this node's state again")
-		b.askResync(false)
-	}
-}
+func (n *names) get() string { return *n.cur.Load() }
 
-// askResync asks runHeartbeat for a resync; first is the one at start.
-func (b *Broker) askResync(first bool) {
-	select {
-	case b.resyncs <- first:
-	default:
-	}
-}
+func (n *names) set(s string) { n.cur.Store(&s) }
 
-// runHeartbeat connects, keeps this node's heartbeat, resyncs after Redis
-// comes back, and reaps nodes that stopped beating.
-func (b *Broker) runHeartbeat() {
-	defer b.wg.Done()
-	backoff := 50 * time.Millisecond
-	beaten := false // a beat has been recorded
-	t := time.NewTicker(heartbeatEvery)
-	defer t.Stop()
-	lastReap := time.Now()
-	for {
-		c := b.redis()
-		if c == nil {
-			nc, err := rueidis.NewClient(b.opt)
-			if err != nil {
-				b.down(err)
-				if !b.sleep(backoff) {
-					return
-				}
-				backoff = min(2*backoff, maxBackoff)
-				continue
-			}
-			b.client.Store(&nc)
-			c = nc
-		}
-		added, err := c.Do(b.ctx, c.B().Zadd().Key(b.p+":nodes").ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), b.node).Build()).AsInt64()
-		if b.ctx.Err() != nil {
-			return
-		}
-		if err == nil && added == 1 && beaten {
-			// This node's beat was gone: Redis restarted empty (or the
-			// others took this node for dead) without this node seeing
-			// it away. Tell it everything again.
-			b.cfg.Log.Warn("redisbroker: Redis lost this node's state (restarted?): telling it this node's state again")
-			b.askResync(false)
-		}
-		if err != nil {
-			b.down(err)
-			if !b.sleep(backoff) {
-				return
-			}
-			backoff = min(2*backoff, maxBackoff)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		beaten = true
-		b.upAgain()
-		select {
-		case f := <-b.resyncs:
-			b.resync(c, f)
-		default:
-		}
-		if time.Since(lastReap) >= reapEvery {
-			lastReap = time.Now()
-			b.reap(c)
-		}
-		select {
-		case <-t.C:
-		case f := <-b.resyncs:
-			b.resync(c, f)
-		case <-b.ctx.Done():
-			return
-		}
-	}
-}
-
-func (b *Broker) sleep(d time.Duration) bool {
-	select {
-	case <-time.After(d):
+// own reports whether s is this node's name, now or before.
+func (n *names) own(s string) bool {
+	if s == n.get() {
 		return true
-	case <-b.ctx.Done():
-		return false
 	}
-}
-
-// reap removes the members of nodes whose heartbeat is older than the
-// node timeout, one node at a time under a lock so that one node does it.
-// A node that came back to Redis less than a timeout ago waits: the
-// others may not have beaten since either.
-func (b *Broker) reap(c rueidis.Client) {
-	if time.Since(time.Unix(0, b.since.Load())) < b.cfg.NodeTimeout {
-		return
-	}
-	cutoff := time.Now().Add(-b.cfg.NodeTimeout).UnixMilli()
-	dead, err := c.Do(b.ctx, c.B().Zrangebyscore().Key(b.p+":nodes").Min("-inf").Max(strconv.FormatInt(cutoff, 10)).Build()).AsStrSlice()
-	if err != nil {
-		return
-	}
-	for _, node := range dead {
-		if node == b.node {
-			continue
-		}
-		lock := c.B().Set().Key(b.p + ":reap:" + node).Value(b.node).Nx().PxMilliseconds(int64(b.cfg.NodeTimeout / time.Millisecond)).Build()
-		if ok, err := c.Do(b.ctx, lock).AsBool(); err != nil || !ok {
-			continue
-		}
-		n, err := c.Do(b.ctx, b.eval(c, luaReap, b.p, node, b.node)).AsInt64()
-		if err == nil {
-			b.cfg.Log.Warn("redisbroker: a node stopped beating: removed it and the members only it had", "node", node, "timeout", b.cfg.NodeTimeout.String(), "members", n)
-		}
-	}
-}
-
-// resync tells Redis this node's state again — its presence members and
-// signed-in users, through the idempotent resync script, and its counts —
-// and, a moment later, reloads the cluster's members from Redis. At
-// start (first) it also asks the other nodes for their counts and loads
-// the cache channels' last events.
-func (b *Broker) resync(c rueidis.Client, first bool) {
-	b.cmu.Lock()
-	st := b.cluster.State()
-	b.cmu.Unlock()
-	// What Redis has of this node that its state no longer holds — a
-	// channel whose last member here left while Redis was away, or whose
-	// leave a full queue dropped — is emptied.
-	if known, err := c.Do(b.ctx, c.B().Smembers().Key(b.p+":k:"+b.node).Build()).AsStrSlice(); err == nil {
-		for _, key := range known {
-			if app, ch, ok := strings.Cut(key, "\n"); ok && ch != "" && !holds(st, app, ch) {
-				b.sync(c, app, ch, nil)
-			}
-		}
-	}
-	for _, as := range st.Apps {
-		for ch, members := range as.Presence {
-			b.sync(c, as.App, ch, members)
-		}
-		users := make([]pusher.Member, len(as.Users))
-		for i, u := range as.Users {
-			users[i] = pusher.Member{User: u}
-		}
-		b.sync(c, as.App, "", users)
-	}
-	b.publishCounts(c, st)
-	if first {
-		b.queue(op{cmd: b.pub(c, appendHello(nil, b.node))}, true)
-		b.loadCache(c, st)
-		b.reload(c, st)
-		b.ready.Store(true)
-		return
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if b.sleep(reloadDelay) && b.up.Load() {
-			b.reload(c, st)
-		}
-	}()
-}
-
-// holds reports whether st has members in channel ch of app.
-func holds(st *pusher.NodeState, app, ch string) bool {
-	for _, as := range st.Apps {
-		if as.App == app {
-			_, ok := as.Presence[ch]
-			return ok
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, o := range n.old {
+		if o == s {
+			return true
 		}
 	}
 	return false
 }
 
-// sync queues the resync script for one channel (or the users, "") of app.
-func (b *Broker) sync(c rueidis.Client, app, ch string, members []pusher.Member) {
-	args := []string{b.p, b.node, app, ch}
-	for _, m := range members {
-		args = append(args, m.User, string(m.Info))
+// rename gives the node a new name, keeping the old one as its own.
+func (n *names) rename() (old, cur string, err error) {
+	cur, err = newName()
+	if err != nil {
+		return "", "", err
 	}
-	b.queue(op{cmd: b.eval(c, luaResync, args...)}, true)
+	old = n.get()
+	n.mu.Lock()
+	n.old = append(n.old, old)
+	if len(n.old) > maxOldNames {
+		n.old = n.old[1:]
+	}
+	n.mu.Unlock()
+	n.set(cur)
+	return old, cur, nil
 }
 
-// reload replaces what this node knows of the cluster's members and
-// signed-in users with what Redis holds. It holds off the bus meanwhile:
-// the bus is subscribed, so a change Redis made after a read here comes
-// after the reload, and one made before it is applied twice, which
-// changes nothing.
-func (b *Broker) reload(c rueidis.Client, st *pusher.NodeState) {
-	b.cmu.Lock()
-	defer b.cmu.Unlock()
-	for _, as := range st.Apps {
-		prefix := b.p + ":m:" + as.App + ":"
-		presence := map[string][]pusher.Member{}
-		var users []pusher.Member
-		keys, err := b.scan(c, globEscape(prefix)+"*")
-		if err != nil {
-			return // Redis went away again: the next resync reloads
-		}
-		for _, key := range keys {
-			h, err := c.Do(b.ctx, c.B().Hgetall().Key(key).Build()).AsStrMap()
-			if err != nil {
-				return // Redis went away again: the next resync reloads
-			}
-			ch := strings.TrimPrefix(key, prefix)
-			list := make([]pusher.Member, 0, len(h))
-			for u, info := range h {
-				m := pusher.Member{User: u}
-				if info != "" {
-					m.Info = []byte(info)
-				}
-				list = append(list, m)
-			}
-			if ch == "" {
-				users = list
-			} else {
-				presence[ch] = list
-			}
-		}
-		b.cluster.Reload(as.App, presence, users)
+// ClusterStats reports, for metrics, the primaries in use, the failovers
+// and redirections seen, the bus messages refused and the resyncs.
+func (b *Broker) ClusterStats() pusher.ClusterStats {
+	var cs pusher.ClusterStats
+	b.topo.mu.Lock()
+	cs.Masters = append(cs.Masters, b.topo.masters...)
+	cs.Failovers, cs.Redirections = b.topo.failovers, b.topo.redirections
+	b.topo.mu.Unlock()
+	cs.Refused = make(map[string]uint64, numReasons)
+	for i := range b.refused {
+		cs.Refused[reasonNames[i]] = b.refused[i].Load()
 	}
-}
-
-// loadCache gives this node, just started, the cache channels' last events.
-func (b *Broker) loadCache(c rueidis.Client, st *pusher.NodeState) {
-	for _, as := range st.Apps {
-		keys, _ := b.scan(c, globEscape(b.p+":cache:"+as.App+":")+"*") // none if Redis went away: they come as they are published
-		for _, key := range keys {
-			v, err := c.Do(b.ctx, c.B().Get().Key(key).Build()).AsBytes()
-			var m message
-			if err != nil || decode(v, &m) != nil || m.kind != kindBroadcast {
-				continue
-			}
-			b.cmu.Lock()
-			b.cluster.Broadcast(&m.broadcast)
-			b.cmu.Unlock()
-		}
-	}
-}
-
-// scan returns the keys matching pattern, or an error if Redis did not
-// answer every step.
-func (b *Broker) scan(c rueidis.Client, pattern string) ([]string, error) {
-	var keys []string
-	var cursor uint64
-	for {
-		e, err := c.Do(b.ctx, c.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, e.Elements...)
-		if cursor = e.Cursor; cursor == 0 {
-			return keys, nil
-		}
-	}
-}
-
-// globEscape escapes the characters Redis's MATCH patterns give a meaning.
-func globEscape(s string) string {
-	var sb strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			sb.WriteByte('\\')
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
-}
-
-// runBus subscribes to the bus and hands each message to the cluster, in
-// order, subscribing again after Redis comes back.
-func (b *Broker) runBus() {
-	defer b.wg.Done()
-	backoff := 50 * time.Millisecond
-	var resubscribed atomic.Bool // false until the first subscription
-	for b.ctx.Err() == nil {
-		c := b.redis()
-		if c == nil {
-			if !b.sleep(50 * time.Millisecond) {
-				return
-			}
-			continue
-		}
-		var subscribed atomic.Bool
-		ctx := rueidis.WithOnSubscriptionHook(b.ctx, func(rueidis.PubSubSubscription) {
-			if !subscribed.Swap(true) {
-				b.askResync(!resubscribed.Swap(true))
-			}
-		})
-		err := c.Receive(ctx, c.B().Subscribe().Channel(b.bus).Build(), b.handle)
-		if b.ctx.Err() != nil {
-			return
-		}
-		if subscribed.Load() {
-			backoff = 50 * time.Millisecond
-			// Messages published while away are lost: resync, then reload
-			// the members that changed meanwhile.
-			b.down(err)
-		}
-		if !b.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// handle hands one bus message to the cluster.
-func (b *Broker) handle(msg rueidis.PubSubMessage) {
-	var m message
-	if decode([]byte(msg.Message), &m) != nil {
-		return
-	}
-	// What this node published itself it has delivered already — all but
-	// the HTTP API's broadcasts, which every node delivers from the bus.
-	if m.origin == b.node && m.kind != kindMember && (m.kind != kindBroadcast || m.broadcast.ClientEvent) {
-		return
-	}
-	b.cmu.Lock()
-	defer b.cmu.Unlock()
-	switch m.kind {
-	case kindBroadcast:
-		if m.origin == b.node && b.skippedOwn(m.seq) {
-			return
-		}
-		b.cluster.Broadcast(&m.broadcast)
-	case kindCounts:
-		b.cluster.Counts(&m.counts)
-	case kindTerminate:
-		b.cluster.Terminate(m.app, m.user)
-	case kindHello:
-		// A new node: tell it our counts now rather than in fullCountsEvery
-		// (off the bus, which holds cmu, as the queue may make it wait).
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			c := b.redis()
-			if c == nil {
-				return
-			}
-			b.cmu.Lock()
-			st := b.cluster.State()
-			b.cmu.Unlock()
-			b.publishCounts(c, st)
-		}()
-	case kindMember:
-		b.cluster.Member(&m.member)
-	case kindGone:
-		if m.node == b.node {
-			// Taken for dead while alive (cut off longer than the node
-			// timeout): tell Redis everything again.
-			b.askResync(false)
-			return
-		}
-		b.cluster.Forget(m.node)
-	}
+	b.maint.mu.Lock()
+	cs.Resyncs, cs.ResyncSeconds = b.maint.stats.resyncs, b.maint.stats.took.Seconds()
+	b.maint.mu.Unlock()
+	return cs
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -68,29 +69,40 @@ type node struct {
 
 // nodeConfig tunes a test node.
 type nodeConfig struct {
-	redis       *redistest.Server // nil: LocalBroker
+	redis       *redistest.Server // nil: url, or LocalBroker
+	url         string            // a Sentinel's or Cluster's
 	prefix      string
 	nodeTimeout time.Duration
+	secret      string
 	app         func(*pusher.AppConfig)
+	more        []pusher.AppConfig // apps beyond app-id
+	observer    pusher.Observer
 }
 
 func newNode(t *testing.T, cfg nodeConfig) *node {
 	t.Helper()
 	n := &node{t: t, loops: newLoops(t, 2)}
 	opts := pusher.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if cfg.redis != nil {
-		b, err := New(Config{URL: cfg.redis.URL(), Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Log: slog.New(slog.NewTextHandler(testLog{t}, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.broker, opts.Broker = b, b
-	}
 	appCfg := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	appCfg.ClientEventRate, appCfg.MaxMessageRate = 0, 0
 	if cfg.app != nil {
 		cfg.app(&appCfg)
 	}
-	s, err := pusher.NewServer([]pusher.AppConfig{appCfg}, opts)
+	apps := append([]pusher.AppConfig{appCfg}, cfg.more...)
+	url := cfg.url
+	if cfg.redis != nil {
+		url = cfg.redis.URL()
+	}
+	if url != "" {
+		b, err := New(Config{URL: url, Prefix: cfg.prefix, NodeTimeout: cfg.nodeTimeout, Apps: apps, Secret: cfg.secret,
+			Log: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.broker, opts.Broker = b, b
+	}
+	opts.Observer = cfg.observer
+	s, err := pusher.NewServer(apps, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +242,13 @@ func (r *recConn) Write(b []byte) {
 	r.mu.Unlock()
 }
 
+// all returns every frame received so far.
+func (r *recConn) all() []frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
+}
+
 func (r *recConn) Close(code int, _ string) {
 	r.mu.Lock()
 	r.closed = code
@@ -300,6 +319,9 @@ func (b *Broker) die() {
 	b.cancel()
 	b.wg.Wait()
 	if c := b.redis(); c != nil {
+		c.Close()
+	}
+	if c := b.busClient(); c != nil {
 		c.Close()
 	}
 }

@@ -1,46 +1,153 @@
 package redisbroker
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-
-	json "github.com/goccy/go-json"
+	"hash"
+	"sync"
 
 	"github.com/revurb/revurb/pusher"
 )
 
-// The bus carries two encodings. What a node publishes itself —
-// broadcasts, counts, terminate and hello — is binary: a kind byte, then
-// fields as uvarint-prefixed strings and uvarints; the event's data is
-// read back as a slice of the message, not copied. What the Lua
-// scripts publish — member events and a dead node's goodbye — is JSON,
-// which Redis's Lua can write (cjson); it starts with '{', never a kind
-// byte.
+// A bus message is binary: a version byte, a kind byte, the node that sent
+// it, when (unix ms, by its clock), the app, then the kind's fields as
+// uvarint-prefixed strings and uvarints, and last an HMAC-SHA256 of all
+// that, cut to macSize bytes, under the app's bus key. Every message is
+// made and signed by a node, in Go: what the Lua scripts publish is a
+// message the node made beforehand and handed to them, so Redis never
+// holds a key and never makes a message of its own.
 
-// Kinds of binary bus messages.
+// version starts every bus message; a node drops any other.
+const version byte = 2
+
+// Kinds of bus messages.
 const (
 	kindBroadcast byte = 1 + iota
 	kindCounts
 	kindTerminate
 	kindHello
-)
-
-// Kinds of the JSON messages the scripts publish, after their "k" field.
-const (
-	kindMember byte = 'm'
-	kindGone   byte = 'g'
+	kindMember  // published by luaJoin, luaLeave, luaResync and luaReap
+	kindGoodbye // a node's state is gone from an app: forget it
+	kindMarker  // a snapshot's place on the bus (luaSnapshot)
+	kindReset   // luaResync repaired an app's keys: every node resyncs it
 )
 
 // Flags of a broadcast.
 const flagClientEvent byte = 1
 
-var errMessage = errors.New("redisbroker: malformed bus message")
+// macSize is how much of the HMAC a message carries: 128 bits.
+const macSize = 16
 
-// appendBroadcast appends b as a bus message, numbered seq by its node.
-func appendBroadcast(dst []byte, b *pusher.Broadcast, seq uint64) []byte {
-	dst = append(dst, kindBroadcast)
-	dst = appendString(dst, b.Origin)
-	dst = appendString(dst, b.App)
+// Limits of what a message may hold beyond the app's own (event data, its
+// name, channels per event, user_info): a node refuses a message past any
+// of them.
+const (
+	maxCountsPerMessage = 256     // channel counts in one counts message
+	maxFullCounts       = 1 << 18 // channel counts of one node's full count of an app
+	maxID               = 1024    // a user id, socket id or node name
+	nameSlack           = 256     // over max_channel_name_length: #server-to-user- and the occupancy prefix
+)
+
+// Errors of decode, which name the reason a message is refused.
+var (
+	errMalformed = errors.New("malformed")
+	errSize      = errors.New("size")
+	errLimit     = errors.New("limit")
+)
+
+// limits is what one app's messages may hold.
+type limits struct {
+	data, event, name, info, channels int
+	message                           int // a whole message, MAC included
+}
+
+func newLimits(a *pusher.AppConfig) limits {
+	l := limits{data: a.MaxEventDataSize, event: a.MaxEventNameLength, name: a.MaxChannelNameLength + nameSlack,
+		info: a.MaxUserInfoSize, channels: max(a.MaxChannelsPerEvent, 1)}
+	header := 64 + 3*maxID
+	broadcast := header + l.data + l.event + l.channels*(l.name+3) + maxID
+	member := header + l.name + 2*maxID + l.info
+	counts := header + maxCountsPerMessage*(l.name+13)
+	l.message = max(broadcast, member, counts) + macSize
+	return l
+}
+
+// signer signs and checks one app's messages. It is safe for concurrent
+// use.
+type signer struct {
+	key  []byte
+	pool sync.Pool // hash.Hash under key
+}
+
+func newSigner(key []byte) *signer {
+	s := &signer{key: key}
+	s.pool.New = func() any { return hmac.New(sha256.New, s.key) }
+	return s
+}
+
+// sign appends the MAC of msg to it.
+func (s *signer) sign(msg []byte) []byte {
+	h := s.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(msg)
+	var sum [sha256.Size]byte
+	out := append(msg, h.Sum(sum[:0])[:macSize]...)
+	s.pool.Put(h)
+	return out
+}
+
+// open checks msg's MAC and returns the message without it.
+func (s *signer) open(msg []byte) ([]byte, bool) {
+	if len(msg) < macSize {
+		return nil, false
+	}
+	body, mac := msg[:len(msg)-macSize], msg[len(msg)-macSize:]
+	h := s.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(body)
+	var sum [sha256.Size]byte
+	ok := hmac.Equal(h.Sum(sum[:0])[:macSize], mac)
+	s.pool.Put(h)
+	return body, ok
+}
+
+// busKey derives an app's bus key: from the cluster secret when one is
+// set, else from the app's own credentials, so that nodes serving the
+// same app with the same config agree without configuring anything.
+func busKey(secret string, a *pusher.AppConfig) []byte {
+	var m hash.Hash
+	if secret != "" {
+		m = hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte("revurb bus key\x00" + a.ID))
+	} else {
+		m = hmac.New(sha256.New, []byte(a.Secret))
+		m.Write([]byte("revurb bus key\x00" + a.ID + "\x00" + a.Key))
+	}
+	return m.Sum(nil)
+}
+
+// header is what starts every message.
+type header struct {
+	kind   byte
+	origin string // the node that made it
+	time   int64  // unix ms, by the origin's clock
+	app    string
+}
+
+func appendHeader(dst []byte, h header) []byte {
+	dst = append(dst, version, h.kind)
+	dst = appendString(dst, h.origin)
+	dst = binary.AppendUvarint(dst, uint64(max(h.time, 0)))
+	return appendString(dst, h.app)
+}
+
+// appendBroadcast appends b as a bus message body, numbered seq by its
+// node.
+func appendBroadcast(dst []byte, h header, b *pusher.Broadcast, seq uint64) []byte {
+	h.kind = kindBroadcast
+	dst = appendHeader(dst, h)
 	dst = binary.AppendUvarint(dst, uint64(len(b.Channels)))
 	for _, ch := range b.Channels {
 		dst = appendString(dst, ch)
@@ -58,37 +165,74 @@ func appendBroadcast(dst []byte, b *pusher.Broadcast, seq uint64) []byte {
 	return binary.AppendUvarint(dst, seq)
 }
 
-// appendCounts appends c as a bus message.
-func appendCounts(dst []byte, c *pusher.Counts) []byte {
-	dst = append(dst, kindCounts)
-	dst = appendString(dst, c.Node)
-	dst = appendString(dst, c.App)
-	full := byte(0)
-	if c.Full {
-		full = 1
+// appendCounts appends some of a node's counts of an app: all of them when
+// gen is 0 and the node had that few, or one part of a full count (gen,
+// the full count's number, not 0), the last part when last.
+func appendCounts(dst []byte, h header, conns int, full bool, gen uint64, last bool, channels []pusher.ChannelCount) []byte {
+	h.kind = kindCounts
+	dst = appendHeader(dst, h)
+	var flags byte
+	if full {
+		flags |= 1
 	}
-	dst = append(dst, full)
-	dst = binary.AppendUvarint(dst, uint64(max(c.Connections, 0)))
-	dst = binary.AppendUvarint(dst, uint64(len(c.Channels)))
-	for _, cc := range c.Channels {
+	if last {
+		flags |= 2
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, gen)
+	dst = binary.AppendUvarint(dst, uint64(max(conns, 0)))
+	dst = binary.AppendUvarint(dst, uint64(len(channels)))
+	for _, cc := range channels {
 		dst = appendString(dst, cc.Channel)
 		dst = binary.AppendUvarint(dst, uint64(max(cc.Count, 0)))
 	}
 	return dst
 }
 
-// appendTerminate appends a request to close user's connections in app.
-func appendTerminate(dst []byte, origin, app, user string) []byte {
-	dst = append(dst, kindTerminate)
-	dst = appendString(dst, origin)
-	dst = appendString(dst, app)
-	return appendString(dst, user)
+// appendTerminate appends a request to close user's connections.
+func appendTerminate(dst []byte, h header, user string) []byte {
+	h.kind = kindTerminate
+	return appendString(appendHeader(dst, h), user)
 }
 
-// appendHello appends a new node's greeting: every node answers with all
-// its counts.
-func appendHello(dst []byte, origin string) []byte {
-	return appendString(append(dst, kindHello), origin)
+// appendHello appends a new node's greeting: every node answers with its
+// counts of the app.
+func appendHello(dst []byte, h header) []byte {
+	h.kind = kindHello
+	return appendHeader(dst, h)
+}
+
+// appendMember appends a membership change as the cluster announces it.
+func appendMember(dst []byte, h header, m *pusher.Membership) []byte {
+	h.kind = kindMember
+	dst = appendHeader(dst, h)
+	dst = appendString(dst, m.Channel)
+	dst = appendString(dst, m.User)
+	dst = appendBytes(dst, m.Info)
+	dst = appendString(dst, m.Except)
+	added := byte(0)
+	if m.Added {
+		added = 1
+	}
+	return append(dst, added)
+}
+
+// appendGoodbye appends that node's state in the app is gone.
+func appendGoodbye(dst []byte, h header, node string) []byte {
+	h.kind = kindGoodbye
+	return appendString(appendHeader(dst, h), node)
+}
+
+// appendMarker appends a snapshot's marker.
+func appendMarker(dst []byte, h header, token uint64) []byte {
+	h.kind = kindMarker
+	return binary.AppendUvarint(appendHeader(dst, h), token)
+}
+
+// appendReset appends a request to every node to resync the app.
+func appendReset(dst []byte, h header) []byte {
+	h.kind = kindReset
+	return appendHeader(dst, h)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -103,114 +247,109 @@ func appendBytes(dst, b []byte) []byte {
 
 // message is one bus message, decoded: the kind says which fields hold.
 type message struct {
-	kind      byte // a binary kind, or kindMember or kindGone for JSON ones
-	origin    string
+	header
 	broadcast pusher.Broadcast
 	seq       uint64 // of a broadcast: its number on its node
 	counts    pusher.Counts
+	gen       uint64 // of counts: the full count it is part of, or 0
+	last      bool   // of counts: the full count's last part
 	member    pusher.Membership
-	app, user string // terminate
-	node      string // gone
+	user      string // terminate
+	node      string // goodbye
+	token     uint64 // marker
 }
 
-// memberJSON is a JSON bus message, as the Lua scripts write it.
-type memberJSON struct {
-	Kind    string `json:"k"`
-	App     string `json:"a"`
-	Channel string `json:"c"`
-	User    string `json:"u"`
-	Info    string `json:"i"`
-	Except  string `json:"x"`
-	Added   int    `json:"d"`
-	Node    string `json:"n"`
-}
-
-// decode reads one bus message; a broadcast's Data aliases b.
-func decode(b []byte, m *message) error {
+// decode reads one message body (its MAC checked and cut off) within l;
+// a broadcast's Data aliases b. The error says why it is refused.
+func decode(b []byte, l *limits, m *message) error {
 	*m = message{}
-	if len(b) == 0 {
-		return errMessage
+	if len(b) < 2 || b[0] != version {
+		return errMalformed
 	}
-	if b[0] == '{' {
-		var j memberJSON
-		if err := json.Unmarshal(b, &j); err != nil {
-			return errMessage
-		}
-		switch j.Kind {
-		case "m":
-			m.kind = kindMember
-			m.member = pusher.Membership{App: j.App, Channel: j.Channel, User: j.User, Added: j.Added == 1, Except: j.Except, Node: j.Node}
-			if j.Info != "" {
-				m.member.Info = []byte(j.Info)
-			}
-		case "g":
-			m.kind, m.node = kindGone, j.Node
-		default:
-			return errMessage
-		}
-		return nil
-	}
-	r := reader{b: b[1:]}
-	m.kind = b[0]
+	r := reader{b: b[2:]}
+	m.kind = b[1]
+	m.origin, m.time, m.app = r.string(maxID), int64(r.uvarint()&(1<<63-1)), r.string(maxID)
 	switch m.kind {
 	case kindBroadcast:
 		bc := &m.broadcast
-		bc.Origin, bc.App = r.string(), r.string()
+		bc.Origin, bc.App = m.origin, m.app
 		n := r.uvarint()
-		if n > uint64(len(r.b)) { // each channel takes a byte at least
-			return errMessage
+		if n == 0 || n > uint64(l.channels) {
+			return r.fail(errLimit)
 		}
 		bc.Channels = make([]string, n)
 		for i := range bc.Channels {
-			bc.Channels[i] = r.string()
+			bc.Channels[i] = r.string(l.name)
 		}
-		bc.Event = r.string()
-		bc.Data = r.bytes()
-		bc.Except = r.string()
+		bc.Event = r.string(l.event)
+		bc.Data = r.bytes(l.data)
+		bc.Except = r.string(maxID)
 		bc.CacheUntil = r.varint()
-		flags := r.byte()
-		bc.ClientEvent = flags&flagClientEvent != 0
-		bc.User = r.string()
+		bc.ClientEvent = r.byte()&flagClientEvent != 0
+		bc.User = r.string(maxID)
 		m.seq = r.uvarint()
-		m.origin = bc.Origin
 	case kindCounts:
 		c := &m.counts
-		c.Node, c.App = r.string(), r.string()
-		c.Full = r.byte() == 1
+		c.Node, c.App = m.origin, m.app
+		flags := r.byte()
+		c.Full, m.last = flags&1 != 0, flags&2 != 0
+		m.gen = r.uvarint()
 		c.Connections = int(r.uvarint() & (1<<31 - 1))
 		n := r.uvarint()
-		if n > uint64(len(r.b)) {
-			return errMessage
+		if n > maxCountsPerMessage {
+			return r.fail(errLimit)
 		}
 		c.Channels = make([]pusher.ChannelCount, n)
 		for i := range c.Channels {
-			c.Channels[i] = pusher.ChannelCount{Channel: r.string(), Count: int(r.uvarint() & (1<<31 - 1))}
+			c.Channels[i] = pusher.ChannelCount{Channel: r.string(l.name), Count: int(r.uvarint() & (1<<31 - 1))}
 		}
-		m.origin = c.Node
 	case kindTerminate:
-		m.origin, m.app, m.user = r.string(), r.string(), r.string()
-	case kindHello:
-		m.origin = r.string()
+		m.user = r.string(maxID)
+	case kindHello, kindReset:
+	case kindMember:
+		mb := &m.member
+		mb.App, mb.Node = m.app, m.origin
+		mb.Channel, mb.User = r.string(l.name), r.string(maxID)
+		if info := r.bytes(l.info); len(info) > 0 {
+			mb.Info = info
+		}
+		mb.Except = r.string(maxID)
+		mb.Added = r.byte() == 1
+	case kindGoodbye:
+		m.node = r.string(maxID)
+	case kindMarker:
+		m.token = r.uvarint()
 	default:
-		return errMessage
+		return errMalformed
 	}
-	if r.bad || len(r.b) != 0 {
-		return errMessage
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.b) != 0 {
+		return errMalformed
 	}
 	return nil
 }
 
-// reader takes fields off a binary message; a short or malformed one sets
-// bad and yields zero values from then on.
+// reader takes fields off a message; a short or malformed one, or a field
+// over its limit, sets err and yields zero values from then on.
 type reader struct {
 	b   []byte
-	bad bool
+	err error
+}
+
+func (r *reader) fail(err error) error {
+	if r.err == nil {
+		r.err = err
+	}
+	r.b = nil
+	return r.err
 }
 
 func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.bad, r.b = true, nil
+		r.fail(errMalformed)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -220,7 +359,7 @@ func (r *reader) uvarint() uint64 {
 func (r *reader) varint() int64 {
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
-		r.bad, r.b = true, nil
+		r.fail(errMalformed)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -229,7 +368,7 @@ func (r *reader) varint() int64 {
 
 func (r *reader) byte() byte {
 	if len(r.b) == 0 {
-		r.bad = true
+		r.fail(errMalformed)
 		return 0
 	}
 	c := r.b[0]
@@ -237,12 +376,19 @@ func (r *reader) byte() byte {
 	return c
 }
 
-// bytes is the next uvarint-prefixed field, aliasing the message: decode's
-// callers hand it a buffer of their own.
-func (r *reader) bytes() []byte {
+// bytes is the next uvarint-prefixed field of at most limit bytes,
+// aliasing the message: decode's callers hand it a buffer of their own.
+func (r *reader) bytes(limit int) []byte {
 	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(limit) {
+		r.fail(errSize)
+		return nil
+	}
 	if n > uint64(len(r.b)) {
-		r.bad, r.b = true, nil
+		r.fail(errMalformed)
 		return nil
 	}
 	b := r.b[:n:n]
@@ -250,13 +396,4 @@ func (r *reader) bytes() []byte {
 	return b
 }
 
-func (r *reader) string() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.bad, r.b = true, nil
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
+func (r *reader) string(limit int) string { return string(r.bytes(limit)) }
