@@ -15,6 +15,14 @@
 // connection. A connection whose unsent backlog passes Config.MaxOutbound is
 // closed with 4100 (slow consumer).
 //
+// A turn is one callback of gnet on a loop: a connection's traffic, a
+// batch of queued tasks, a close. Every entry point brackets itself
+// (turn.go); at the end of the outermost turn each connection's frames
+// leave in one write, then the sessions of connections that closed during
+// the turn — gnet closes a socket inside a write that fails — are closed
+// in the protocol core, so that it never sees a close in the middle of its
+// own work.
+//
 // A connection that sends faster than its message budget (pusher's
 // Session.CanRead) is read more slowly rather than refused: its bytes wait
 // unread in gnet's inbound buffer, in order, and a resume turn every 100 ms

@@ -90,6 +90,9 @@ type loopState struct {
 	sweep   []*conn // the sweep's copy of conns, reused
 	scratch []byte  // for a frame built on the loop and staged at once
 
+	depth   int     // turns in progress on the loop (turn.go)
+	closing []*conn // connections gone during the turn, for the protocol core to close after it
+
 	throttled      []*conn // connections over their message budget (budget.go)
 	spareThrottled []*conn // the list a resume turn drained, reused
 	resume         resumer
@@ -237,7 +240,8 @@ type taskQueue struct {
 // Run drains the queue on its loop: one turn, whose writes leave together
 // at its end.
 func (q *taskQueue) Run(ctx context.Context) error {
-	defer q.l.flushSafely()
+	q.l.begin()
+	defer q.l.end()
 	q.mu.Lock()
 	batch := q.tasks
 	q.tasks, q.spare = q.spare[:0], nil
@@ -463,24 +467,30 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	l.conns[c.slot], moved.slot = moved, c.slot
 	l.conns[last] = nil
 	l.conns = l.conns[:last]
-	e.srv.Close(&c.sess)
-	// Unless gnet closed it inside a write of this turn, this is a turn of
-	// its own: what the close sent to others (a member_removed) leaves now.
-	l.st.flush()
+	// Closed by gnet inside a write of a turn: the protocol core hears of
+	// it when that turn ends. Else this is a turn of its own.
+	l.closing = append(l.closing, c)
+	if l.depth == 0 {
+		l.begin()
+		l.end()
+	}
 	return gnet.None
 }
 
 // OnTraffic decodes what arrived and hands complete messages to the
 // protocol core.
 func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
-	if gc.Context().(*conn).serve() {
+	c := gc.Context().(*conn)
+	c.l.begin()
+	defer c.l.end()
+	if c.serve() {
 		return gnet.Close
 	}
 	return gnet.None
 }
 
 // serve reads what c has received and not consumed yet, as far as its
-// message budget allows, and flushes the turn's writes. It reports whether
+// message budget allows, in a turn of c's loop. It reports whether
 // c must be closed at once: a bug reached by one client's bytes must not
 // take every other connection down with the process, so a panic is
 // logged, that client is told 1011 and dropped.
@@ -494,7 +504,6 @@ func (c *conn) serve() (closeNow bool) {
 				c.l.countClose(int(ws.StatusInternalServerError))
 			}
 			c.state = stateClosing
-			c.l.flushSafely()
 			closeNow = true
 		}
 	}()
@@ -502,7 +511,6 @@ func (c *conn) serve() (closeNow bool) {
 		// Still waiting for its budget: what arrived waits too, up to the
 		// cap. (A resume turn takes it off the list first.)
 		c.overInbound()
-		c.l.st.flush()
 		return false
 	}
 	buf, _ := c.gc.Peek(-1)
@@ -514,7 +522,6 @@ func (c *conn) serve() (closeNow bool) {
 	if c.throttled {
 		c.overInbound()
 	}
-	c.l.st.flush()
 	return false
 }
 

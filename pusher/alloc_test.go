@@ -43,10 +43,10 @@ func TestPingAllocs(t *testing.T) {
 	}
 }
 
-// TestLoopStateSize: each loop's state fills one cache line, so that loops
-// entering and leaving the server never write a line another loop uses.
-func TestLoopStateSize(t *testing.T) {
-	if n := unsafe.Sizeof(loopState{}); n != 64 {
-		t.Fatalf("loopState is %d bytes, want 64: mend its padding", n)
+// TestLoopCountersSize: each loop's counters fill one cache line, so that loops
+// counting never write a line another loop uses.
+func TestLoopCountersSize(t *testing.T) {
+	if n := unsafe.Sizeof(loopCounters{}); n != 64 {
+		t.Fatalf("loopCounters is %d bytes, want 64: mend its padding", n)
 	}
 }

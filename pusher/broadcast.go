@@ -78,18 +78,17 @@ type fanout struct {
 var fanoutPool = sync.Pool{New: func() any { return new(fanout) }}
 
 // Run writes the frame on the loop that owns the subscribers. What it
-// holds (the loop's bracket, the publish bound's count, the frame) is given
-// back in a defer, so that a panic in a write, which the loop recovers,
-// leaves nothing charged.
+// holds (the publish bound's count, the frame) is given back in a defer,
+// so that a panic in a write, which the loop recovers, leaves nothing
+// charged.
 func (t *fanout) Run(context.Context) error {
-	defer t.finish(t.s.enter(t.loop))
+	defer t.finish()
 	t.ch.write(t.loop, t.f.bytes(), &t.to)
 	return nil
 }
 
-// finish ends a fan-out task's bracket and returns what it held.
-func (t *fanout) finish(ls *loopState) {
-	t.s.leave(ls)
+// finish returns what a fan-out task held.
+func (t *fanout) finish() {
 	t.s.gate.done(t.loop, t.cost, t.size)
 	t.f.release()
 	*t = fanout{}
@@ -97,8 +96,9 @@ func (t *fanout) finish(ls *loopState) {
 }
 
 // write sends frame to the subscribers of c on loop that to reaches. It
-// runs on that loop, inside Server.enter: a subscriber whose socket fails
-// and closes during the walk leaves the list only afterwards.
+// runs on that loop, in one of its turns: a subscriber whose socket fails
+// during the walk is closed by the loop after the turn (loop: the turn),
+// so the list stays as it is while it is walked.
 func (c *channel) write(loop int, frame []byte, to *target) {
 	for _, sub := range c.subs[loop] {
 		if !to.upto.before(sub.seq) && sub.sess.id != to.except {

@@ -476,8 +476,6 @@ type overloadTask struct {
 }
 
 func (t *overloadTask) Run(context.Context) error {
-	ls := t.s.enter(t.loop)
-	defer t.s.leave(ls)
 	for _, sub := range t.ch.subs[t.loop] {
 		t.s.overloadCloses.Add(1)
 		t.s.fail(sub.sess, &Error{Code: CodeOverCapacity, Message: "Server over capacity: events for this channel could not be delivered"})

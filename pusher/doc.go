@@ -37,15 +37,15 @@
 // on loop i, is owned by loop i: only code running on loop i touches it, so
 // fan-out walks it without a lock.
 //
-// # Entering a loop
+// # The loop's turn
 //
-// Every Server call that runs on a loop brackets itself with
-// enter(loop)/leave: Open, Handle, Check, Close, Shutdown, and every Task
-// the server queues (fanout, sessionTask, overloadTask). A write that fails
-// makes gnet close the socket inside the write, so Close can run while a
-// fan-out walks the very subscriber list it would change; inside a
-// bracket, Close only marks the session and the outermost leave finishes
-// it. New code that runs on a loop must bracket itself too.
+// Server calls that take a Session (Open, Handle, Check, Close, Shutdown...)
+// and the Tasks the server queues (fanout, sessionTask, overloadTask) run
+// in a turn of their loop, which package loop owns: it flushes the turn's
+// writes when the turn ends, and a connection that closes during the turn
+// (gnet closes a socket inside a write that fails) reaches Close only
+// after it. So Close never runs while a fan-out walks the subscriber list
+// it would change, and nothing here brackets its own work.
 //
 // # Broadcasts
 //

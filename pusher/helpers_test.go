@@ -189,23 +189,34 @@ func steady(tb testing.TB, s *Server, loops, n int, channel string) []*Session {
 	return sessions
 }
 
-// dyingConn is a socket whose next write fails: like gnet, it closes the
-// connection at once, from inside the write, and the session's Close runs
-// right there.
+// dyingConn is a socket whose next write fails once armed: like gnet, it
+// is closed at once, and package loop, in whose turn the write happened,
+// closes its session when the turn ends (closeDead, here).
 type dyingConn struct {
 	recConn
-	s     *Server
 	sess  *Session
 	armed bool
+	dead  bool
 }
 
 func (c *dyingConn) Write(frame []byte) {
 	if c.armed {
-		c.armed = false
-		c.s.Close(c.sess)
+		c.armed, c.dead = false, true
 		return
 	}
-	c.recConn.Write(frame)
+	if !c.dead {
+		c.recConn.Write(frame)
+	}
+}
+
+// closeDead ends the turn of a loop whose writes killed some of conns:
+// their sessions are closed, as package loop does after the turn.
+func closeDead(s *Server, conns []*dyingConn) {
+	for _, c := range conns {
+		if c.dead {
+			s.Close(c.sess)
+		}
+	}
 }
 
 // frameJSON returns the payload of an unmasked server frame.

@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// TestCloseDuringFanout closes subscribers from inside the fan-out that is
-// writing to them, as gnet does when a write fails: every other subscriber
-// still gets the event exactly once, and the closed ones leave the channel.
+// TestCloseDuringFanout: subscribers whose sockets fail while the
+// fan-out writes to them (closed by the loop once its turn has ended):
+// every other subscriber still gets the event exactly once, and the closed
+// ones leave the channel, their members announced gone.
 func TestCloseDuringFanout(t *testing.T) {
 	for _, from := range []string{"publish", "client event"} {
 		t.Run(from, func(t *testing.T) {
@@ -21,7 +22,7 @@ func TestCloseDuringFanout(t *testing.T) {
 					live = append(live, c)
 					continue
 				}
-				d := &dyingConn{s: s}
+				d := &dyingConn{}
 				sess := &Session{}
 				d.sess = sess
 				if !s.Open(sess, d, 0, "app-key", "7", "") {
@@ -43,6 +44,7 @@ func TestCloseDuringFanout(t *testing.T) {
 			} else {
 				live[0].send(`{"event":"client-x","channel":"presence-room","data":{}}`)
 			}
+			closeDead(s, dying)
 			for i, c := range live {
 				if from == "publish" || i > 0 {
 					c.next() // the event, exactly once

@@ -35,44 +35,18 @@ type Server struct {
 	overloadCloses      atomic.Uint64 // subscribers closed for being too far behind other nodes
 	clientEventsDropped atomic.Uint64 // client events the broker could not take for other nodes
 
-	loopStates []loopState // index: event loop
+	loopCounters []loopCounters // index: event loop
 }
 
 // maxLoops is the most event loops a server fans out to: a broadcast keeps
 // a bit per loop.
 const maxLoops = 64
 
-// loopState is the server's own state for one event loop; only that loop
-// touches it.
-type loopState struct {
-	// depth counts the server calls in progress on the loop. A write to a
-	// socket that fails makes gnet close it at once, so Close can run while
-	// a fan-out is walking the very subscriber list it would change: such a
-	// Close waits in closing until the outermost call returns.
-	depth        int
-	closing      []*Session
+// loopCounters are the server's counters of one event loop, written by
+// that loop alone and read by Stats from anywhere.
+type loopCounters struct {
 	clientEvents atomic.Uint64 // relayed from this loop; written by it alone
-	_            [24]byte      // one 64-byte cache line per loop's state (TestLoopStateSize)
-}
-
-// enter marks a server call on loop i; leave ends it and, leaving the
-// outermost call, runs the closes that came in meanwhile.
-func (s *Server) enter(i int) *loopState {
-	ls := &s.loopStates[i]
-	ls.depth++
-	return ls
-}
-
-func (s *Server) leave(ls *loopState) {
-	if ls.depth == 1 {
-		for len(ls.closing) > 0 {
-			sess := ls.closing[len(ls.closing)-1]
-			ls.closing[len(ls.closing)-1] = nil
-			ls.closing = ls.closing[:len(ls.closing)-1]
-			s.close(sess)
-		}
-	}
-	ls.depth--
+	_            [56]byte      // one 64-byte cache line per loop's state (TestLoopStateSize)
 }
 
 // Options tune a Server. Zero values mean the defaults.
@@ -164,7 +138,7 @@ func (s *Server) Attach(l Loops) error {
 		return errors.New("pusher: need 1..64 event loops")
 	}
 	s.loops = l
-	s.loopStates = make([]loopState, l.Len())
+	s.loopCounters = make([]loopCounters, l.Len())
 	s.gate = newGate(l.Len(), s.opts.PublishQueue, s.opts.PublishWait, s.opts.PublishWaiters)
 	if err := s.broker.Start(s); err != nil {
 		return err
@@ -196,7 +170,6 @@ func (s *Server) Apps() []*App { return s.apps }
 // whether the session is open.
 func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
 	*sess = Session{conn: c, loop: uint8(loop)}
-	defer s.leave(s.enter(loop))
 	app := s.byKey[key]
 	var err *Error
 	switch {
@@ -264,20 +237,9 @@ func (s *Server) send(sess *Session, event, channel string, data []byte) {
 // Close ends the session: its subscriptions, its presence memberships and
 // its user. It runs when the connection is gone, however it went.
 func (s *Server) Close(sess *Session) {
-	if !sess.open || sess.closing {
+	if !sess.open {
 		return
 	}
-	ls := s.enter(int(sess.loop))
-	defer s.leave(ls)
-	if ls.depth > 1 {
-		sess.closing = true
-		ls.closing = append(ls.closing, sess)
-		return
-	}
-	s.close(sess)
-}
-
-func (s *Server) close(sess *Session) {
 	sess.open = false
 	for len(sess.subs) > 0 {
 		s.unsubscribe(sess, len(sess.subs)-1)
@@ -294,7 +256,6 @@ func (s *Server) close(sess *Session) {
 // Shutdown tells the client to reconnect at once, elsewhere: pusher:error
 // 4200 then close 4200 (Pusher protocol: 4200-4299).
 func (s *Server) Shutdown(sess *Session) {
-	defer s.leave(s.enter(int(sess.loop)))
 	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
 }
 
@@ -305,7 +266,6 @@ func (s *Server) Unauthenticated(sess *Session) {
 	if !sess.open {
 		return
 	}
-	defer s.leave(s.enter(int(sess.loop)))
 	s.fail(sess, &Error{Code: CodeUnauthorized, Message: "Connection not authorized within timeout"})
 }
 
@@ -326,7 +286,6 @@ func (s *Server) Check(sess *Session, now int64) {
 	if !sess.open {
 		return
 	}
-	defer s.leave(s.enter(int(sess.loop)))
 	if sess.pingSent != 0 {
 		if now-sess.pingSent >= int64(sess.app.pongTimeout()) {
 			s.fail(sess, &Error{Code: CodePongNotReceived, Message: "Pong reply not received in time"})
@@ -341,7 +300,6 @@ func (s *Server) Check(sess *Session, now int64) {
 
 // HandleBinary answers a binary frame: the Pusher protocol is text only.
 func (s *Server) HandleBinary(sess *Session) {
-	defer s.leave(s.enter(int(sess.loop)))
 	s.Touch(sess)
 	s.refuse(sess, &Error{Message: "Binary frames are not supported"})
 }
@@ -352,7 +310,6 @@ func (s *Server) Handle(sess *Session, msg []byte) {
 	if !sess.open {
 		return
 	}
-	defer s.leave(s.enter(int(sess.loop)))
 	sess.lastSeen = time.Now().UnixNano()
 	sess.pingSent = 0
 	if s.debug {

@@ -21,10 +21,9 @@ type Session struct {
 	pingSent    int64 // unix nanoseconds the server pinged, 0 when not waiting
 	nextMessage int64 // the inbound budget: unix nanoseconds of the next message's turn (budget.go)
 
-	rate    rateWindow
-	loop    uint8
-	open    bool // Open succeeded and Close has not run
-	closing bool // Close is waiting for the loop to leave the server
+	rate rateWindow
+	loop uint8
+	open bool // Open succeeded and Close has not run
 }
 
 // user is what a signed-in session knows of its user.

@@ -70,8 +70,8 @@ func (s *Server) Stats() Stats {
 		OverloadCloses: s.overloadCloses.Load(), ClientEventsDropped: s.clientEventsDropped.Load(),
 		Clustered: s.clustered,
 	}
-	for i := range s.loopStates {
-		st.ClientEvents += s.loopStates[i].clientEvents.Load()
+	for i := range s.loopCounters {
+		st.ClientEvents += s.loopCounters[i].clientEvents.Load()
 	}
 	if up, ok := s.broker.(interface{ Up() bool }); ok {
 		st.ClusterUp = up.Up()

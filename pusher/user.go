@@ -238,7 +238,6 @@ func (t *sessionTask) Run(context.Context) error {
 	if !t.sess.open {
 		return nil
 	}
-	defer t.s.leave(t.s.enter(int(t.sess.loop)))
 	if t.frame != nil {
 		t.sess.conn.Write(t.frame)
 	}
