@@ -127,24 +127,9 @@ type target struct {
 // upto, so that a subscriber gets either the replay or the live event,
 // never both and never neither.
 func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep *cachedEvent) {
-	sh := h.shard(name)
-	sh.mu.Lock()
-	if keep != nil {
-		h.cache.keep(sh, keep)
-	}
-	if to.upto == 0 {
-		to.upto = sh.seq
-	}
-	ch := sh.channels[name]
-	// The subscribers each loop has now, read under the lock: what the
-	// publish bound counts for the loop and uncounts when it has written.
-	var counts [maxLoops]int32
-	mask := ch.loops(&counts)
-	sh.mu.Unlock()
-	if keep != nil {
-		h.cache.admit(h, keep)
-	}
-	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
+	r := h.route(name, keep, &to)
+	ch := r.ch
+	for i, mask := 0, r.mask; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 == 0 {
 			continue
 		}
@@ -152,7 +137,7 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep 
 			ch.write(i, f.bytes(), &to)
 			continue
 		}
-		cost, size := int64(counts[i]), int64(len(f.bytes()))
+		cost, size := int64(r.counts[i]), int64(len(f.bytes()))
 		s.gate.add(i, cost, size)
 		t := fanoutPool.Get().(*fanout)
 		*t = fanout{s: s, ch: ch, loop: i, cost: cost, size: size, f: f, to: to}
@@ -163,6 +148,33 @@ func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep 
 		_ = s.loops.Execute(i, t)
 	}
 	f.release()
+}
+
+// routed is whom a broadcast reaches: the channel (nil if it has no
+// subscribers here), the loops where it has subscribers (a bit each) and
+// how many on each — what the publish bound counts for a loop and
+// uncounts when that loop has written.
+type routed struct {
+	ch     *channel
+	mask   uint64
+	counts [maxLoops]int32
+}
+
+// route fixes whom a broadcast to channel name reaches now: its
+// subscribers, and, if to.upto is 0, only the subscriptions numbered so
+// far. keep, if not nil, becomes the channel's cached event in the same
+// step, so that a subscriber gets either the replay or the live event,
+// never both and never neither. sh.mu is held.
+func (sh *shard) route(h *hub, name string, keep *cachedEvent, to *target) routed {
+	if keep != nil {
+		h.cache.keep(sh, keep)
+	}
+	if to.upto == 0 {
+		to.upto = sh.seq
+	}
+	r := routed{ch: sh.channels[name]}
+	r.mask = r.ch.loops(&r.counts)
+	return r
 }
 
 // loops returns the mask of the loops where c, which may be nil, has

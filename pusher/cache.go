@@ -64,7 +64,7 @@ type cacheStore struct {
 
 // keep makes ev the last event of its channel in shard sh, whose lock the
 // caller holds, and counts its bytes; the entry it replaces is uncounted.
-// After unlocking, the caller must call admit(ev).
+// After unlocking, the caller must call hub.admit(ev).
 func (c *cacheStore) keep(sh *shard, ev *cachedEvent) {
 	if old := sh.cache[ev.channel]; old != nil {
 		c.drop(old)
@@ -88,27 +88,23 @@ func (c *cacheStore) drop(ev *cachedEvent) {
 	}
 }
 
-// admit queues ev, kept in hub h, for eviction in its turn, and evicts the
-// oldest entries while the app keeps more than its cap.
-func (c *cacheStore) admit(h *hub, ev *cachedEvent) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.fifo = append(c.fifo, ev)
-	for c.max > 0 && c.bytes.Load() > c.max && c.head < len(c.fifo) {
-		v := c.fifo[c.head]
-		c.fifo[c.head] = nil
-		c.head++
-		sh := h.shard(v.channel)
-		sh.mu.Lock()
-		if !v.gone.Load() {
-			if sh.cache[v.channel] == v {
-				delete(sh.cache, v.channel)
-			}
-			c.drop(v)
-			c.evictions.Add(1)
-		}
-		sh.mu.Unlock()
+// evict drops v, the oldest entry of the app's cache, from its channel
+// unless it is gone already, to keep the app under its cap. sh.mu, of v's
+// channel, and c.mu are held.
+func (sh *shard) evict(c *cacheStore, v *cachedEvent) {
+	if v.gone.Load() {
+		return
 	}
+	if sh.cache[v.channel] == v {
+		delete(sh.cache, v.channel)
+	}
+	c.drop(v)
+	c.evictions.Add(1)
+}
+
+// compact gives back the queue's slots of the entries evicted, once they
+// are many. c.mu is held.
+func (c *cacheStore) compact() {
 	if c.head > 1024 && c.head > len(c.fifo)/2 {
 		n := copy(c.fifo, c.fifo[c.head:])
 		clear(c.fifo[n:])
@@ -132,9 +128,9 @@ func (c *cacheStore) forget() {
 	c.fifo, c.head = out, 0
 }
 
-// cached returns the last event of cache channel name in shard sh, whose
-// lock the caller holds, if it has not expired at now.
-func cached(sh *shard, name string, now int64) *cachedEvent {
+// cached returns the last event of cache channel name, if it has not
+// expired at now. sh.mu is held.
+func (sh *shard) cached(name string, now int64) *cachedEvent {
 	if ev := sh.cache[name]; ev != nil && ev.expires > now {
 		return ev
 	}
@@ -144,11 +140,8 @@ func cached(sh *shard, name string, now int64) *cachedEvent {
 // CachedEvent returns the JSON of the last event of cache channel name and
 // how long it is kept still; ok is false when there is none.
 func (s *Server) CachedEvent(app *App, name string) (event []byte, ttl time.Duration, ok bool) {
-	sh := app.hub.shard(name)
 	now := time.Now().UnixNano()
-	sh.mu.Lock()
-	ev := cached(sh, name, now)
-	sh.mu.Unlock()
+	ev := app.hub.cached(name, now)
 	if ev == nil {
 		return nil, 0, false
 	}
@@ -173,17 +166,14 @@ func (s *Server) CacheStats(app *App) CacheStats {
 func (s *Server) Expire(now int64) {
 	for _, app := range s.apps {
 		h := app.hub
-		for i := range h.shards {
-			sh := &h.shards[i]
-			sh.mu.Lock()
+		h.each(func(sh *shard) {
 			for name, ev := range sh.cache {
 				if ev.expires <= now {
 					delete(sh.cache, name)
 					h.cache.drop(ev)
 				}
 			}
-			sh.mu.Unlock()
-		}
+		})
 		h.cache.forget()
 	}
 }

@@ -93,6 +93,23 @@ type channel struct {
 	subs [][]subscriber
 }
 
+// count is how many connections of this node are in channel name. sh.mu
+// is held.
+func (sh *shard) count(name string) int {
+	if ch := sh.channels[name]; ch != nil {
+		return ch.count
+	}
+	return 0
+}
+
+// markDirty marks channel name as changed since the broker was last told
+// its count, in a cluster. sh.mu is held.
+func (sh *shard) markDirty(h *hub, name string) {
+	if h.clustered {
+		sh.dirty[name] = struct{}{}
+	}
+}
+
 // subscriber is one entry of a channel's subscribers on a loop: the
 // session, the number of its subscription (shard.seq when it joined) and
 // where that subscription sits in the session's own list (Session.subs), so

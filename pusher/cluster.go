@@ -89,14 +89,6 @@ func (r *remoteCounts) connections() int {
 	return r.total
 }
 
-// dirty marks channel name of shard sh, whose lock the caller holds, as
-// changed since the broker was last told its count.
-func (s *Server) dirty(sh *shard, name string) {
-	if s.clustered {
-		sh.dirty[name] = struct{}{}
-	}
-}
-
 // runCluster tells the broker this node's counts, every countsEvery what
 // changed and every fullCountsEvery all of them, until done is closed.
 func (s *Server) runCluster(done <-chan struct{}) {
@@ -139,25 +131,18 @@ func (s *Server) counts(app *App, full bool) (*Counts, bool) {
 	n := app.Connections()
 	c := &Counts{Node: s.broker.Node(), App: app.ID, Full: full, Connections: n}
 	changed := app.sentConns.Swap(int64(n)) != int64(n)
-	for i := range app.hub.shards {
-		sh := &app.hub.shards[i]
-		sh.mu.Lock()
+	app.hub.each(func(sh *shard) {
 		if full {
 			for name, ch := range sh.channels {
 				c.Channels = append(c.Channels, ChannelCount{Channel: name, Count: ch.count})
 			}
 		} else {
 			for name := range sh.dirty {
-				n := 0
-				if ch := sh.channels[name]; ch != nil {
-					n = ch.count
-				}
-				c.Channels = append(c.Channels, ChannelCount{Channel: name, Count: n})
+				c.Channels = append(c.Channels, ChannelCount{Channel: name, Count: sh.count(name)})
 			}
 		}
 		clear(sh.dirty)
-		sh.mu.Unlock()
-	}
+	})
 	return c, changed
 }
 
@@ -211,13 +196,7 @@ func (s *Server) remoteCountChanged(app *App, name string) {
 	if kind, _ := ChannelKind(name); kind == Presence {
 		return
 	}
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	local := 0
-	if ch := sh.channels[name]; ch != nil {
-		local = ch.count
-	}
-	sh.mu.Unlock()
+	local := app.hub.count(name)
 	if local == 0 {
 		return
 	}
@@ -310,18 +289,7 @@ func (s *Server) Reload(appID, channel string, members []Member) {
 		return
 	}
 	// Members listed here (or pending) that the cluster no longer has.
-	var unlist []string
-	sh := h.shard(channel)
-	sh.mu.Lock()
-	if r := sh.rosters[channel]; r != nil {
-		for id, m := range r.members {
-			if _, ok := held[id]; !ok && (m.listed || m.pending) {
-				unlist = append(unlist, id)
-			}
-		}
-	}
-	sh.mu.Unlock()
-	for _, id := range unlist {
+	for _, id := range h.unheld(channel, held) {
 		s.unlistMember(h, channel, id)
 	}
 	for _, m := range members {
@@ -357,9 +325,8 @@ func (s *Server) State(apps ...string) *NodeState {
 		}
 		as := AppState{App: app.ID, Presence: map[string][]Member{}}
 		h := app.hub
-		for i := range h.shards {
-			sh := &h.shards[i]
-			sh.mu.Lock()
+		occupancyWanted := s.obs != nil && (app.wants(ChannelOccupied) || app.wants(ChannelVacated))
+		h.each(func(sh *shard) {
 			for name, r := range sh.rosters {
 				as.Rosters = append(as.Rosters, name)
 				for id, m := range r.members {
@@ -368,18 +335,12 @@ func (s *Server) State(apps ...string) *NodeState {
 					}
 				}
 			}
-			sh.mu.Unlock()
-		}
-		if s.obs != nil && (app.wants(ChannelOccupied) || app.wants(ChannelVacated)) {
-			for i := range h.shards {
-				sh := &h.shards[i]
-				sh.mu.Lock()
+			if occupancyWanted {
 				for name := range sh.channels {
 					as.Presence[occupancy+name] = []Member{{User: occupant}}
 				}
-				sh.mu.Unlock()
 			}
-		}
+		})
 		h.usersMu.Lock()
 		for id := range h.users {
 			as.Users = append(as.Users, id)
@@ -449,21 +410,11 @@ const (
 // is too far behind to deliver to them. keep, if not nil, becomes the
 // channel's cached event all the same.
 func (s *Server) overloaded(app *App, name string, keep *cachedEvent) {
-	h := app.hub
-	sh := h.shard(name)
-	sh.mu.Lock()
-	if keep != nil {
-		h.cache.keep(sh, keep)
-	}
-	ch := sh.channels[name]
-	mask := ch.loops(nil)
-	sh.mu.Unlock()
-	if keep != nil {
-		h.cache.admit(h, keep)
-	}
-	for i := 0; mask != 0; i, mask = i+1, mask>>1 {
+	var to target
+	r := app.hub.route(name, keep, &to)
+	for i, mask := 0, r.mask; mask != 0; i, mask = i+1, mask>>1 {
 		if mask&1 != 0 {
-			_ = s.loops.Execute(i, &overloadTask{s: s, ch: ch, loop: i})
+			_ = s.loops.Execute(i, &overloadTask{s: s, ch: r.ch, loop: i})
 		}
 	}
 }
@@ -493,16 +444,7 @@ type ChannelInfo struct {
 
 // Channel returns what is known of the channel name of app, cluster-wide.
 func (s *Server) Channel(app *App, name string) ChannelInfo {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	n, users := 0, 0
-	if ch := sh.channels[name]; ch != nil {
-		n = ch.count
-	}
-	if r := sh.rosters[name]; r != nil {
-		users = r.visible
-	}
-	sh.mu.Unlock()
+	n, users := app.hub.info(name)
 	if s.clustered {
 		n += app.hub.remote.count(name)
 	}
@@ -513,16 +455,13 @@ func (s *Server) Channel(app *App, name string) ChannelInfo {
 // prefix, cluster-wide, sorted by name.
 func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
 	counts := map[string]int{}
-	for i := range app.hub.shards {
-		sh := &app.hub.shards[i]
-		sh.mu.Lock()
+	app.hub.each(func(sh *shard) {
 		for name, ch := range sh.channels {
 			if ch.count > 0 && strings.HasPrefix(name, prefix) {
 				counts[name] += ch.count
 			}
 		}
-		sh.mu.Unlock()
-	}
+	})
 	if s.clustered {
 		r := &app.hub.remote
 		r.mu.Lock()
@@ -539,12 +478,7 @@ func (s *Server) Channels(app *App, prefix string) []ChannelInfo {
 	for name, n := range counts {
 		ci := ChannelInfo{Name: name, Occupied: true, SubscriptionCount: n}
 		if kind, _ := ChannelKind(name); kind == Presence {
-			sh := app.hub.shard(name)
-			sh.mu.Lock()
-			if r := sh.rosters[name]; r != nil {
-				ci.UserCount = r.visible
-			}
-			sh.mu.Unlock()
+			_, ci.UserCount = app.hub.info(name)
 		}
 		out = append(out, ci)
 	}

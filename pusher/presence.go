@@ -153,18 +153,28 @@ func (s *Server) unlistMember(h *hub, name, user string) {
 // pending if settled, telling this node's subscribers when that changes
 // whether it is visible.
 func (s *Server) setListed(h *hub, name, user string, info []byte, listed, settled bool, except SocketID) {
-	sh := h.shard(name)
-	sh.tell.Lock()
-	defer sh.tell.Unlock()
-	sh.mu.Lock()
+	h.setListed(name, user, info, listed, settled, func(upto seqNum) {
+		if listed {
+			s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except, upto: upto})
+		} else {
+			s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{upto: upto})
+		}
+	})
+}
+
+// setListed makes user listed in channel name or not, and no longer
+// pending if settled, and reports whether that changed whether it is
+// visible here, and the subscriptions that are to be told: those made so
+// far (changed is false if the shard never had one, as upto 0 would mean
+// "every one when the broadcast runs"). sh.mu is held.
+func (sh *shard) setListed(name, user string, info []byte, listed, settled bool) (changed bool, upto seqNum) {
 	r := sh.rosters[name]
 	var m *member
 	if r != nil {
 		m = r.members[user]
 	}
 	if !listed && m == nil {
-		sh.mu.Unlock()
-		return
+		return false, 0
 	}
 	if r == nil {
 		r = newRoster()
@@ -181,26 +191,20 @@ func (s *Server) setListed(h *hub, name, user string, info []byte, listed, settl
 	if r.change(m, func() { m.listed, m.pending = listed, m.pending && !settled }) {
 		delete(sh.rosters, name)
 	}
-	// The subscriptions made so far are those told; none if the shard
-	// never had one (0 would mean "every one when the broadcast runs").
-	upto := sh.seq
-	tell := was != m.visible() && upto != 0
-	sh.mu.Unlock()
-	if !tell {
-		return
-	}
-	if listed {
-		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, user, info), target{except: except, upto: upto})
-	} else {
-		s.publishInternal(h, name, "pusher_internal:member_removed", appendMemberRemoved(nil, user), target{upto: upto})
-	}
+	return was != m.visible() && sh.seq != 0, sh.seq
 }
 
 // Users returns the ids of the members of presence channel name, sorted:
 // the cluster's, as this node knows them.
 func (s *Server) Users(app *App, name string) []string {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
+	ids := app.hub.members(name)
+	sort.Strings(ids)
+	return ids
+}
+
+// members returns the ids of the visible members of presence channel
+// name, unsorted. sh.mu is held.
+func (sh *shard) members(name string) []string {
 	var ids []string
 	if r := sh.rosters[name]; r != nil {
 		for id, m := range r.members {
@@ -209,7 +213,5 @@ func (s *Server) Users(app *App, name string) []string {
 			}
 		}
 	}
-	sh.mu.Unlock()
-	sort.Strings(ids)
 	return ids
 }

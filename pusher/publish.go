@@ -134,11 +134,5 @@ func (c *eventCache) entry(app *App, e *Event, ch string) *cachedEvent {
 
 // subscribers is how many connections of this node are in channel name.
 func (s *Server) subscribers(app *App, name string) int {
-	sh := app.hub.shard(name)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if ch := sh.channels[name]; ch != nil {
-		return ch.count
-	}
-	return 0
+	return app.hub.count(name)
 }

@@ -117,7 +117,7 @@ func NewServer(apps []AppConfig, opts Options) (*Server, error) {
 		if s.byKey[cfg.Key] != nil || s.byID[cfg.ID] != nil {
 			return nil, errors.New("pusher: app " + cfg.ID + " repeats an id or key")
 		}
-		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes)), hooks: map[string]bool{}}
+		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes), opts.Broker.Node() != ""), hooks: map[string]bool{}}
 		for _, w := range cfg.Webhooks {
 			for _, t := range w.EventTypes {
 				a.hooks[t] = true
@@ -138,6 +138,9 @@ func (s *Server) Attach(l Loops) error {
 		return errors.New("pusher: need 1..64 event loops")
 	}
 	s.loops = l
+	for _, a := range s.apps {
+		a.hub.loops = l.Len()
+	}
 	s.loopCounters = make([]loopCounters, l.Len())
 	s.gate = newGate(l.Len(), s.opts.PublishQueue, s.opts.PublishWait, s.opts.PublishWaiters)
 	if err := s.broker.Start(s); err != nil {

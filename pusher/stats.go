@@ -84,16 +84,13 @@ func (s *Server) Stats() Stats {
 	}
 	for _, app := range s.apps {
 		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections()})
-		for i := range app.hub.shards {
-			sh := &app.hub.shards[i]
-			sh.mu.Lock()
+		app.hub.each(func(sh *shard) {
 			for _, ch := range sh.channels {
 				k := kindLabel(ch)
 				st.Channels[k]++
 				st.Subscriptions[k] += ch.count
 			}
-			sh.mu.Unlock()
-		}
+		})
 	}
 	return st
 }

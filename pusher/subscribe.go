@@ -152,12 +152,13 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		s.subscriptionError(sess, name, "LimitReached", "Too many subscriptions on this connection (at most "+strconv.Itoa(max)+")", CodeOverCapacity)
 		return
 	}
-	if kind, _ := ChannelKind(name); kind == Presence {
-		tell := &sess.app.hub.shard(name).tell
-		tell.Lock()
-		defer tell.Unlock() // till member_added is queued (shard.tell)
+	h := sess.app.hub
+	kind, cache := ChannelKind(name)
+	if kind == Presence {
+		h.lockTell(name)
+		defer h.unlockTell(name) // till member_added is queued (hub.go: lock order)
 	}
-	j := s.join(sess, name, userID, userInfo)
+	j := h.join(sess, name, &joining{kind: kind, cache: cache, user: userID, info: userInfo, maxMembers: sess.app.MaxPresenceMembers})
 	if j.ch == nil {
 		s.subscriptionError(sess, name, "LimitReached", "Presence channel is full ("+strconv.Itoa(sess.app.MaxPresenceMembers)+" members)", CodeOverCapacity)
 		return
@@ -174,7 +175,7 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 	if j.announce {
 		// Queued to every loop, this one too, behind the announcements
 		// decided before it (shard.tell): never written ahead of them.
-		s.publishInternal(sess.app.hub, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, upto: j.seq})
+		s.publishInternal(h, name, "pusher_internal:member_added", appendMemberAdded(nil, userID, userInfo), target{except: sess.id, upto: j.seq})
 		if !s.clustered { // in a cluster, the node whose join the cluster announces reports it
 			s.observe(&Moment{App: sess.app, Name: MemberAdded, Channel: name, User: userID})
 		}
@@ -227,9 +228,19 @@ func (s *Session) serverSubs() int {
 	return 0
 }
 
+// joining is what a subscription asks of the channel table.
+type joining struct {
+	kind       Kind
+	cache      bool
+	user       string // presence: the user id
+	info       []byte // presence: its user_info
+	maxMembers int
+}
+
 // joined is what join did.
 type joined struct {
 	ch        *channel     // nil: refused, the presence channel is full
+	m         *member      // presence: the member the subscription counts for
 	presence  []byte       // presence channels: the member list, self included
 	cached    *cachedEvent // cache channels: the last event, if any
 	announce  bool         // presence: the user is a member this node's subscribers do not know of, to announce
@@ -239,20 +250,17 @@ type joined struct {
 	seq       seqNum       // the subscription's number (shard.seq)
 }
 
-// join makes sess a subscriber of the channel name (creating it), with the
-// presence identity userID. It sends nothing. sess is not subscribed yet.
-func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j joined) {
-	kind, cache := ChannelKind(name)
-	sh := sess.app.hub.shard(name)
-	sh.mu.Lock()
-	var m *member
-	if kind == Presence {
+// join counts sess, not subscribed yet, as a subscriber of channel name
+// (creating it), with the presence identity j asks for, and numbers its
+// subscription. It sends nothing. sh.mu is held.
+func (sh *shard) join(h *hub, sess *Session, name string, j *joining) (got joined) {
+	if j.kind == Presence {
 		r := sh.rosters[name]
+		var m *member
 		if r != nil {
-			m = r.members[userID]
+			m = r.members[j.user]
 		}
-		if (m == nil || !m.visible()) && r != nil && r.visible >= sess.app.MaxPresenceMembers {
-			sh.mu.Unlock()
+		if (m == nil || !m.visible()) && r != nil && r.visible >= j.maxMembers {
 			return joined{}
 		}
 		if r == nil {
@@ -260,54 +268,48 @@ func (s *Server) join(sess *Session, name, userID string, userInfo []byte) (j jo
 			sh.rosters[name] = r
 		}
 		if m == nil {
-			m = &member{id: userID, info: userInfo}
-			r.members[userID] = m
+			m = &member{id: j.user, info: j.info}
+			r.members[j.user] = m
 		}
 		// A member this node's subscribers do not know of yet is told to
 		// them now, on one node or in a cluster alike (the cluster's
 		// announcement, when it comes, changes nothing they see).
-		j.announce = !m.visible()
+		got.announce = !m.visible()
 		r.change(m, func() {
 			if m.conns++; m.conns == 1 {
-				if s.clustered {
-					j.firstHere = true
+				if h.clustered {
+					got.firstHere = true
 				} else {
 					m.listed = true
 				}
 			}
 		})
-		j.presence = appendPresence(make([]byte, 0, 64+32*r.visible), r)
+		got.m = m
+		got.presence = appendPresence(make([]byte, 0, 64+32*r.visible), r)
 	}
 	ch := sh.channels[name]
 	if ch == nil {
-		ch = &channel{name: name, kind: kind, cache: cache,
-			perLoop: make([]int32, s.loops.Len()), subs: make([][]subscriber, s.loops.Len())}
+		ch = &channel{name: name, kind: j.kind, cache: j.cache,
+			perLoop: make([]int32, h.loops), subs: make([][]subscriber, h.loops)}
 		sh.channels[name] = ch
-		j.created = true
+		got.created = true
 	}
 	ch.count++
 	ch.perLoop[sess.loop]++
 	sh.seq = sh.seq.next()
-	j.ch, j.count, j.seq = ch, ch.count, sh.seq
-	if cache {
-		j.cached = cached(sh, name, time.Now().UnixNano())
+	got.ch, got.count, got.seq = ch, ch.count, sh.seq
+	if j.cache {
+		got.cached = sh.cached(name, time.Now().UnixNano())
 	}
-	s.dirty(sh, name)
-	sh.mu.Unlock()
-	sess.addTo(ch, m, j.seq)
-	return j
+	sh.markDirty(h, name)
+	return got
 }
 
 // succeeded writes pusher_internal:subscription_succeeded. For presence
 // channels presence is the member list; nil asks for a fresh one.
 func (s *Server) succeeded(sess *Session, ch *channel, presence []byte) {
 	if ch.kind == Presence && presence == nil {
-		sh := sess.app.hub.shard(ch.name)
-		sh.mu.Lock()
-		if r := sh.rosters[ch.name]; r != nil {
-			presence = appendPresence(nil, r)
-		}
-		sh.mu.Unlock()
+		presence = sess.app.hub.presence(ch.name)
 	}
 	if presence == nil {
 		presence = []byte("{}")
@@ -348,31 +350,56 @@ func (s *Server) handleUnsubscribe(sess *Session, data []byte) {
 // their last connection, and empty channels are forgotten.
 func (s *Server) unsubscribe(sess *Session, k int) {
 	sub := sess.subs[k]
-	ch := sub.ch
 	h := sess.app.hub
-	sh := h.shard(ch.name)
 	if sub.m != nil {
-		sh.tell.Lock()
-		defer sh.tell.Unlock() // till member_removed is queued (shard.tell)
+		h.lockTell(sub.ch.name)
+		defer h.unlockTell(sub.ch.name) // till member_removed is queued (hub.go: lock order)
 	}
-	sh.mu.Lock()
+	l := h.leave(sess, k)
+	ch := sub.ch
+	switch {
+	case l.announce:
+		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, upto: l.upto}) // queued, as member_added
+		s.observe(&Moment{App: sess.app, Name: MemberRemoved, Channel: ch.name, User: sub.m.id})
+	case l.lastHere:
+		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})
+	}
+	if l.vacated {
+		s.occupied(sess.app, ch.name, false)
+	}
+	s.countChanged(sess, ch, l.count, l.upto)
+}
+
+// left is what leave did.
+type left struct {
+	count    int    // subscriptions after leaving
+	upto     seqNum // the shard's last subscription then: those an announcement of it reaches
+	announce bool   // presence, one node: the user's last connection left, to announce
+	lastHere bool   // presence, a cluster: the user's last connection here, for the broker
+	vacated  bool   // the channel's last subscriber on this node
+}
+
+// leave uncounts sub, a subscription of sess, from its channel: its
+// presence member leaves with its last connection, an empty channel is
+// forgotten. sh.mu is held.
+func (sh *shard) leave(h *hub, sess *Session, sub subscription) (l left) {
+	ch := sub.ch
 	ch.count--
 	ch.perLoop[sess.loop]--
-	count, upto := ch.count, sh.seq
-	announce, lastHere := false, false
+	l.count, l.upto = ch.count, sh.seq
 	if m := sub.m; m != nil {
 		r := sh.rosters[ch.name]
 		empty := r.change(m, func() {
 			if m.conns--; m.conns == 0 {
-				if s.clustered {
+				if h.clustered {
 					// Gone here; whether it is gone from the cluster, the
 					// broker announces. Not yet announced as joined, it
 					// stays visible until that announcement comes.
-					lastHere = true
+					l.lastHere = true
 					m.pending = !m.listed
 				} else {
 					m.listed = false
-					announce = true
+					l.announce = true
 				}
 			}
 		})
@@ -380,24 +407,12 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 			delete(sh.rosters, ch.name)
 		}
 	}
-	vacated := ch.count == 0 && sh.channels[ch.name] == ch
-	if vacated {
+	l.vacated = ch.count == 0 && sh.channels[ch.name] == ch
+	if l.vacated {
 		delete(sh.channels, ch.name)
 	}
-	s.dirty(sh, ch.name)
-	sh.mu.Unlock()
-	sess.removeFrom(k)
-	switch {
-	case announce:
-		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, upto: upto}) // queued, as member_added
-		s.observe(&Moment{App: sess.app, Name: MemberRemoved, Channel: ch.name, User: sub.m.id})
-	case lastHere:
-		s.broker.Leave(&Membership{App: sess.app.ID, Channel: ch.name, User: sub.m.id})
-	}
-	if vacated {
-		s.occupied(sess.app, ch.name, false)
-	}
-	s.countChanged(sess, ch, count, upto)
+	sh.markDirty(h, ch.name)
+	return l
 }
 
 // publishInternal broadcasts a server event to the channel's subscribers

@@ -70,7 +70,7 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 		return
 	}
 	sess.user = &user{id: *u.ID}
-	s.join(sess, serverToUserPrefix+sess.user.id, "", nil)
+	sess.app.hub.join(sess, serverToUserPrefix+sess.user.id, &joining{kind: ServerOnly})
 	s.online(sess)
 	s.watch(sess, u.Watchlist)
 }
