@@ -58,49 +58,74 @@ var _ pusher.Conn = (*conn)(nil)
 const appPath = "/app/"
 
 // traffic consumes what it can of buf, everything received and not yet
-// consumed, and returns how many bytes it used.
+// consumed, and returns how many bytes it used: the handshake first, then
+// frames.
 func (c *conn) traffic(buf []byte) int {
 	used := 0
 	if c.state == stateHandshake {
-		req, n, err := c.hs.Parse(buf)
-		if err == codec.ErrNeedMore {
-			return 0
+		n, done := c.handshake(buf)
+		if !done {
+			return n
 		}
-		if err != nil {
-			status, reason := 400, err.Error()
-			if he, ok := err.(*codec.HTTPError); ok {
-				status, reason = he.Status, he.Reason
-			}
-			c.refuseHTTP(status, reason)
-			return len(buf)
-		}
-		key, ok := strings.CutPrefix(req.Path, c.l.e.cfg.Path)
-		if !ok || key == "" || strings.Contains(key, "/") {
-			c.refuseHTTP(404, "Not found: the WebSocket endpoint is "+c.l.e.cfg.Path+"{key}")
-			return len(buf)
-		}
-		c.state = stateOpen
-		c.deadline = 0
-		// Staged, so that it leaves in one write with connection_established;
-		// built in the loop's scratch, which staging copies from.
-		c.l.scratch = codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key)
-		c.l.st.stage(c, c.l.scratch)
 		used = n
-		if c.refuse != 0 {
-			c.refused()
-			return len(buf)
-		}
-		c.l.opened.Add(1)
-		if !c.l.e.srv.Open(&c.sess, c, c.l.index, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
-			return len(buf)
-		}
-		c.dec.MaxMessage = c.sess.App().MaxMessageSize
-		if t := c.sess.App().UserAuthenticationTimeout; t > 0 {
-			// The loop's sweep closes it with 4009 if it has not signed
-			// in by then (Pusher: authorized connections).
-			c.deadline = time.Now().Add(time.Duration(t) * time.Second).UnixNano()
-		}
 	}
+	used = c.frames(buf, used)
+	if c.state != stateOpen {
+		return len(buf)
+	}
+	return used
+}
+
+// handshake parses the upgrade request at the start of buf and, once it
+// is whole, answers it and opens the session. It returns the bytes used
+// and whether the connection is open; when it is not, the bytes used are
+// 0 (the request is not whole yet) or all of buf (refused).
+func (c *conn) handshake(buf []byte) (int, bool) {
+	req, n, err := c.hs.Parse(buf)
+	if err == codec.ErrNeedMore {
+		return 0, false
+	}
+	if err != nil {
+		status, reason := 400, err.Error()
+		if he, ok := err.(*codec.HTTPError); ok {
+			status, reason = he.Status, he.Reason
+		}
+		c.refuseHTTP(status, reason)
+		return len(buf), false
+	}
+	key, ok := strings.CutPrefix(req.Path, c.l.e.cfg.Path)
+	if !ok || key == "" || strings.Contains(key, "/") {
+		c.refuseHTTP(404, "Not found: the WebSocket endpoint is "+c.l.e.cfg.Path+"{key}")
+		return len(buf), false
+	}
+	c.state = stateOpen
+	c.deadline = 0
+	// Staged, so that it leaves in one write with connection_established;
+	// built in the loop's scratch, which staging copies from.
+	c.l.scratch = codec.AppendUpgradeResponse(c.l.scratch[:0], req.Key)
+	c.l.st.stage(c, c.l.scratch)
+	if c.refuse != 0 {
+		c.refused()
+		return len(buf), false
+	}
+	c.l.opened.Add(1)
+	if !c.l.e.srv.Open(&c.sess, c, c.l.index, key, codec.QueryValue(req.RawQuery, "protocol"), req.Origin) {
+		return len(buf), false
+	}
+	c.dec.MaxMessage = c.sess.App().MaxMessageSize
+	if t := c.sess.App().UserAuthenticationTimeout; t > 0 {
+		// The loop's sweep closes it with 4009 if it has not signed in by
+		// then (Pusher: authorized connections).
+		c.deadline = time.Now().Add(time.Duration(t) * time.Second).UnixNano()
+	}
+	return n, true
+}
+
+// frames decodes the frames of buf from used on, as far as the
+// connection's message budget allows, and hands each whole message to the
+// protocol core. It returns the bytes used; a partial frame waits for the
+// next read.
+func (c *conn) frames(buf []byte, used int) int {
 	now := time.Now().UnixNano()
 	for c.state == stateOpen && used < len(buf) {
 		if !c.sess.CanRead(now) {
@@ -125,30 +150,32 @@ func (c *conn) traffic(buf []byte) int {
 			c.sess.Read(now)
 		}
 		c.l.bytesIn.Add(uint64(n))
-		switch m.Op {
-		case ws.OpText:
-			c.l.e.srv.Handle(&c.sess, m.Payload)
-		case ws.OpBinary:
-			c.l.e.srv.HandleBinary(&c.sess)
-		case ws.OpPing:
-			c.l.e.srv.Touch(&c.sess)
-			c.Write(codec.AppendFrame(nil, ws.OpPong, m.Payload))
-		case ws.OpPong:
-			c.l.e.srv.Touch(&c.sess)
-		case ws.OpClose:
-			// RFC 6455 §5.5.1: answer with the code received.
-			code := m.CloseCode
-			if code == ws.StatusNoStatusRcvd {
-				code = ws.StatusNormalClosure
-			}
-			c.Close(int(code), "")
-			return len(buf)
-		}
-	}
-	if c.state != stateOpen {
-		return len(buf)
+		c.message(&m)
 	}
 	return used
+}
+
+// message hands one decoded message or control frame to the protocol
+// core, or answers it.
+func (c *conn) message(m *codec.Message) {
+	switch m.Op {
+	case ws.OpText:
+		c.l.e.srv.Handle(&c.sess, m.Payload)
+	case ws.OpBinary:
+		c.l.e.srv.HandleBinary(&c.sess)
+	case ws.OpPing:
+		c.l.e.srv.Touch(&c.sess)
+		c.Write(codec.AppendFrame(nil, ws.OpPong, m.Payload))
+	case ws.OpPong:
+		c.l.e.srv.Touch(&c.sess)
+	case ws.OpClose:
+		// RFC 6455 §5.5.1: answer with the code received.
+		code := m.CloseCode
+		if code == ws.StatusNoStatusRcvd {
+			code = ws.StatusNormalClosure
+		}
+		c.Close(int(code), "")
+	}
 }
 
 // refused tells a connection just upgraded why it is refused: pusher:error
