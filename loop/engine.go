@@ -172,7 +172,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		for _, c := range e.loops[i].snapshot() {
 			switch c.state {
 			case stateOpen:
-				e.srv.Shutdown(&c.sess)
+				e.srv.Reconnect(&c.sess)
 			case stateHandshake:
 				if c.refuse == 0 {
 					c.refuse = pusher.CodeReconnect

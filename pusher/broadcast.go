@@ -121,12 +121,12 @@ type target struct {
 	upto seqNum
 }
 
-// broadcast sends the sealed frame f to the subscribers of channel name of
+// fanOut sends the sealed frame f to the subscribers of channel name of
 // hub h that to reaches. It consumes the caller's reference to f. keep, if
 // not nil, becomes the channel's cached event in the same step that fixes
 // upto, so that a subscriber gets either the replay or the live event,
 // never both and never neither.
-func (s *Server) broadcast(h *hub, name string, f *sharedFrame, to target, keep *cachedEvent) {
+func (s *Server) fanOut(h *hub, name string, f *sharedFrame, to target, keep *cachedEvent) {
 	r := h.route(name, keep, &to)
 	ch := r.ch
 	for i, mask := 0, r.mask; mask != 0; i, mask = i+1, mask>>1 {

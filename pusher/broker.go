@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Broker joins a Server to the other nodes of its cluster (DESIGN: the
@@ -121,6 +122,15 @@ type Broadcast struct {
 	// the sender's presence user, when not "".
 	ClientEvent bool
 	User        string
+}
+
+// cacheUntil is CacheUntil as a time, zero when it is 0 (no cache
+// channel: the app's cache_ttl applies).
+func (b *Broadcast) cacheUntil() time.Time {
+	if b.CacheUntil == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(b.CacheUntil)
 }
 
 // Membership is a user coming into, or leaving, a presence channel or an

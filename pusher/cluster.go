@@ -3,7 +3,6 @@ package pusher
 import (
 	"slices"
 	"strings"
-	"time"
 )
 
 // The Server's side of a cluster: what it does with what its Broker tells
@@ -155,7 +154,7 @@ func (s *Server) Broadcast(b *Broadcast) {
 		// The cache channels still keep the event, as every other node's
 		// do: their subscribers, reconnecting, are replayed it.
 		e := Event{Name: b.Event, Data: b.Data}
-		ec := eventCache{until: b.CacheUntil * int64(time.Millisecond)}
+		ec := eventCache{until: b.cacheUntil()}
 		for _, ch := range b.Channels {
 			var keep *cachedEvent
 			if !b.ClientEvent {
@@ -171,10 +170,10 @@ func (s *Server) Broadcast(b *Broadcast) {
 			f := newFrame()
 			f.buf = appendClientEvent(f.buf, []byte(b.Event), ch, b.Data, b.User)
 			f.seal()
-			s.broadcast(app.hub, ch, f, target{except: except}, nil)
+			s.fanOut(app.hub, ch, f, target{except: except}, nil)
 		}
 		return
 	}
 	e := Event{Channels: b.Channels, Name: b.Event, Data: b.Data, Except: b.Except}
-	s.deliver(app, &e, b.CacheUntil*int64(time.Millisecond))
+	s.deliver(app, &e, b.cacheUntil())
 }

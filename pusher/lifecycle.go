@@ -75,9 +75,9 @@ func (s *Server) Close(sess *Session) {
 	}
 }
 
-// Shutdown tells the client to reconnect at once, elsewhere: pusher:error
+// Reconnect tells the client to reconnect at once, elsewhere: pusher:error
 // 4200 then close 4200 (Pusher protocol: 4200-4299).
-func (s *Server) Shutdown(sess *Session) {
+func (s *Server) Reconnect(sess *Session) {
 	s.fail(sess, &Error{Code: CodeReconnect, Message: "Server is restarting, reconnect"})
 }
 

@@ -51,30 +51,30 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	}
 	if !s.clustered {
 		for i := range events {
-			s.deliver(app, &events[i], 0)
+			s.deliver(app, &events[i], time.Time{})
 		}
 		s.broadcasts.Add(uint64(len(events)))
 		return nil
 	}
 	// Through the cluster, this node included, so that every node
 	// delivers every broadcast in one order.
-	cacheUntil := time.Now().Add(app.cacheTTL()).UnixMilli()
+	cacheUntil := time.UnixMilli(time.Now().Add(app.cacheTTL()).UnixMilli()) // what the other nodes get
 	for i := range events {
 		e := &events[i]
 		b := &Broadcast{Origin: s.broker.Node(), App: app.ID, Channels: e.Channels, Event: e.Name, Data: e.Data, Except: e.Except}
 		if hasCacheChannel(e.Channels) {
-			b.CacheUntil = cacheUntil
+			b.CacheUntil = cacheUntil.UnixMilli()
 		}
 		switch err := s.broker.Publish(ctx, b); err {
 		case nil:
 		case ErrBrokerDown:
-			s.deliver(app, e, cacheUntil*int64(time.Millisecond))
+			s.deliver(app, e, cacheUntil)
 		default:
 			if i == 0 {
 				return ErrBusy
 			}
 			// Some of the batch went out: the rest still goes, here.
-			s.deliver(app, e, cacheUntil*int64(time.Millisecond))
+			s.deliver(app, e, cacheUntil)
 		}
 		s.broadcasts.Add(1)
 	}
@@ -91,9 +91,9 @@ func hasCacheChannel(channels []string) bool {
 }
 
 // deliver frames the event once per channel and fans it out to this node's
-// subscribers. A cache channel keeps it until cacheUntil (unix
-// nanoseconds), or for the app's cache_ttl from now when that is 0.
-func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
+// subscribers. A cache channel keeps it until cacheUntil, or for the app's
+// cache_ttl from now when that is zero.
+func (s *Server) deliver(app *App, e *Event, cacheUntil time.Time) {
 	if s.debug {
 		s.log.Debug("publish", "app", app.ID, "channels", e.Channels, "event", e.Name)
 	}
@@ -107,7 +107,7 @@ func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
 		f := newFrame()
 		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
 		f.seal()
-		s.broadcast(app.hub, ch, f, to, ec.entry(app, e, ch))
+		s.fanOut(app.hub, ch, f, to, ec.entry(app, e, ch))
 	}
 }
 
@@ -115,7 +115,7 @@ func (s *Server) deliver(app *App, e *Event, cacheUntil int64) {
 // copy of its data.
 type eventCache struct {
 	data  *cacheData
-	until int64 // unix nanoseconds; 0: the app's cache_ttl from the first entry
+	until time.Time // zero: the app's cache_ttl from the first entry
 }
 
 // entry is what channel ch keeps of e: nil unless it is a cache channel.
@@ -125,11 +125,11 @@ func (c *eventCache) entry(app *App, e *Event, ch string) *cachedEvent {
 	}
 	if c.data == nil {
 		c.data = &cacheData{b: append([]byte(nil), e.Data...)}
-		if c.until == 0 {
-			c.until = time.Now().Add(app.cacheTTL()).UnixNano()
+		if c.until.IsZero() {
+			c.until = time.Now().Add(app.cacheTTL())
 		}
 	}
-	return &cachedEvent{channel: ch, event: e.Name, data: c.data, expires: c.until}
+	return &cachedEvent{channel: ch, event: e.Name, data: c.data, expires: c.until.UnixNano()}
 }
 
 // subscribers is how many connections of this node are in channel name.

@@ -183,7 +183,7 @@ func TestKeepalive(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	s, _ := newServer(t, 1)
 	c := dial(t, s, 0)
-	s.Shutdown(&c.sess)
+	s.Reconnect(&c.sess)
 	if got := c.errorCode(); got != CodeReconnect || c.conn.closeCode != CodeReconnect {
 		t.Fatalf("code %d close %d, want 4200", got, c.conn.closeCode)
 	}

@@ -421,5 +421,5 @@ func (s *Server) publishInternal(h *hub, name, event string, data []byte, to tar
 	f := newFrame()
 	f.buf = appendEvent(f.buf, event, name, data)
 	f.seal()
-	s.broadcast(h, name, f, to, nil)
+	s.fanOut(h, name, f, to, nil)
 }
