@@ -50,6 +50,24 @@ func (f *sharedFrame) seal() {
 	codec.AppendFrameHeader(f.buf[f.off:f.off], ws.OpText, n)
 }
 
+// eventFrame returns a sealed frame holding the server event
+// {"event","channel","data"} (appendEvent), with one reference.
+func eventFrame(event, channel string, data []byte) *sharedFrame {
+	f := newFrame()
+	f.buf = appendEvent(f.buf, event, channel, data)
+	f.seal()
+	return f
+}
+
+// clientEventFrame returns a sealed frame holding a relayed client event
+// (appendClientEvent), with one reference.
+func clientEventFrame(event []byte, channel string, data []byte, user string) *sharedFrame {
+	f := newFrame()
+	f.buf = appendClientEvent(f.buf, event, channel, data, user)
+	f.seal()
+	return f
+}
+
 // bytes is the sealed frame.
 func (f *sharedFrame) bytes() []byte { return f.buf[f.off:] }
 

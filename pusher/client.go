@@ -42,10 +42,7 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	if sub.m != nil {
 		user = sub.m.id
 	}
-	f := newFrame()
-	f.buf = appendClientEvent(f.buf, e.event, sub.ch.name, e.data, user)
-	f.seal()
-	s.fanOut(app.hub, sub.ch.name, f, target{except: sess.id, from: sess}, nil)
+	s.fanOut(app.hub, sub.ch.name, clientEventFrame(e.event, sub.ch.name, e.data, user), target{except: sess.id, from: sess}, nil)
 	s.loopCounters[sess.loop].clientEvents.Add(1)
 	if s.obs != nil && app.wants(ClientEventHook) {
 		s.obs.Observe(&Moment{App: app, Name: ClientEventHook, Channel: sub.ch.name, User: user,

@@ -167,10 +167,7 @@ func (s *Server) Broadcast(b *Broadcast) {
 	if b.ClientEvent {
 		except, _ := ParseSocketID(b.Except)
 		for _, ch := range b.Channels {
-			f := newFrame()
-			f.buf = appendClientEvent(f.buf, []byte(b.Event), ch, b.Data, b.User)
-			f.seal()
-			s.fanOut(app.hub, ch, f, target{except: except}, nil)
+			s.fanOut(app.hub, ch, clientEventFrame([]byte(b.Event), ch, b.Data, b.User), target{except: except}, nil)
 		}
 		return
 	}

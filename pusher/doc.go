@@ -39,7 +39,7 @@
 //
 // # The loop's turn
 //
-// Server calls that take a Session (Open, Handle, Check, Close, Shutdown...)
+// Server calls that take a Session (Open, Handle, Check, Close, Reconnect...)
 // and the Tasks the server queues (fanout, sessionTask, overloadTask) run
 // in a turn of their loop, which package loop owns: it flushes the turn's
 // writes when the turn ends, and a connection that closes during the turn

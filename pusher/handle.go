@@ -2,6 +2,9 @@ package pusher
 
 import (
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/revurb/revurb/codec"
 )
 
 // What a session sends is handled here, message by message, and what the
@@ -24,9 +27,7 @@ func (s *Server) refuse(sess *Session, err *Error) {
 
 // send writes one event to sess alone.
 func (s *Server) send(sess *Session, event, channel string, data []byte) {
-	f := newFrame()
-	f.buf = appendEvent(f.buf, event, channel, data)
-	f.seal()
+	f := eventFrame(event, channel, data)
 	sess.conn.Write(f.bytes())
 	f.release()
 }
@@ -80,10 +81,5 @@ func hasPrefix(b []byte, p string) bool {
 
 // appendFrameJSON appends a text frame holding payload.
 func appendFrameJSON(dst, payload []byte) []byte {
-	f := newFrame()
-	f.buf = append(f.buf, payload...)
-	f.seal()
-	dst = append(dst, f.bytes()...)
-	f.release()
-	return dst
+	return codec.AppendFrame(dst, ws.OpText, payload)
 }

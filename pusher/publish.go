@@ -104,10 +104,7 @@ func (s *Server) deliver(app *App, e *Event, cacheUntil time.Time) {
 	}
 	ec := eventCache{until: cacheUntil}
 	for _, ch := range e.Channels {
-		f := newFrame()
-		f.buf = appendEvent(f.buf, e.Name, ch, e.Data)
-		f.seal()
-		s.fanOut(app.hub, ch, f, to, ec.entry(app, e, ch))
+		s.fanOut(app.hub, ch, eventFrame(e.Name, ch, e.Data), to, ec.entry(app, e, ch))
 	}
 }
 

@@ -418,8 +418,5 @@ func (sh *shard) leave(h *hub, sess *Session, sub subscription) (l left) {
 // publishInternal broadcasts a server event to the channel's subscribers
 // that to reaches.
 func (s *Server) publishInternal(h *hub, name, event string, data []byte, to target) {
-	f := newFrame()
-	f.buf = appendEvent(f.buf, event, name, data)
-	f.seal()
-	s.fanOut(h, name, f, to, nil)
+	s.fanOut(h, name, eventFrame(event, name, data), to, nil)
 }
