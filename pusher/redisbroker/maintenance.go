@@ -135,25 +135,28 @@ func (b *Broker) rename() {
 // order, and waits for it.
 func (b *Broker) runResync() {
 	m := &b.maint
+	// cmu before maint.mu: the bus, holding cmu, takes maint.mu to note a
+	// hello or ask for a resync.
+	b.cmu.Lock()
 	m.mu.Lock()
 	if len(m.resync) == 0 {
 		m.mu.Unlock()
+		b.cmu.Unlock()
 		return
 	}
 	due := time.Since(m.last) >= resyncGap || !b.registered.Load()
 	var apps []*app
-	b.cmu.Lock()
 	for a := range m.resync {
 		if due || !b.loaded[a.id] {
 			apps = append(apps, a)
 			delete(m.resync, a)
 		}
 	}
-	b.cmu.Unlock()
 	if len(apps) > 0 {
 		m.last = time.Now()
 	}
 	m.mu.Unlock()
+	b.cmu.Unlock()
 	if len(apps) == 0 {
 		return
 	}
