@@ -1,0 +1,182 @@
+package redisbroker
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// Timings and bounds of the reaping.
+const (
+	reapEvery    = 2 * time.Second // how often a node looks for the dead
+	reapBatch    = 200             // users one luaReap removes
+	reapChannels = 16              // channels of an app a reap step takes
+)
+
+// leave removes this node's state from every app and its name from the
+// cluster.
+func (b *Broker) leave(ctx context.Context, c rueidis.Client) error {
+	node := b.names.get()
+	if _, err := b.reapApps(ctx, c, node, b.apps); err != nil {
+		return err
+	}
+	return firstErr(c.DoMulti(ctx,
+		c.B().Zrem().Key(b.nodesKey()).Member(node).Build(),
+		c.B().Del().Key(b.appsKey(node)).Build()))
+}
+
+// reapDead removes the nodes whose beat is older than the node timeout,
+// app by app, each app under a lock (K:reap:N) so that one node does it;
+// a node that has just come back to Redis waits a node timeout first, as
+// the others may not have beaten since either. A dead node leaves P:nodes
+// once no app holds anything of it.
+func (b *Broker) reapDead(c rueidis.Client) {
+	if time.Since(time.Unix(0, b.since.Load())) < b.cfg.NodeTimeout || !b.registered.Load() {
+		return
+	}
+	dead := b.view.dead(time.Now().Add(-b.cfg.NodeTimeout).UnixMilli())
+	me := b.names.get()
+	for _, node := range dead {
+		if node == me {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 4*callTimeout)
+		ids, err := c.Do(ctx, c.B().Smembers().Key(b.appsKey(node)).Build()).AsStrSlice()
+		if err != nil {
+			cancel()
+			return
+		}
+		var mine []*app
+		var cmds rueidis.Commands
+		for _, id := range ids {
+			if a := b.byID[id]; a != nil {
+				mine = append(mine, a)
+				cmds = append(cmds, c.B().Set().Key(a.reapLock(node)).Value(me).Nx().PxMilliseconds(b.cfg.NodeTimeout.Milliseconds()).Build())
+			}
+		}
+		var locked []*app
+		for i, r := range c.DoMulti(ctx, cmds...) {
+			if ok, err := r.AsBool(); err == nil && ok {
+				locked = append(locked, mine[i])
+			}
+		}
+		if len(locked) > 0 {
+			n, err := b.reapApps(ctx, c, node, locked)
+			if err == nil {
+				b.cfg.Log.Warn("redisbroker: a node stopped beating: removed it and the members only it had", "node", node, "timeout", b.cfg.NodeTimeout.String(), "apps", len(locked), "members", n)
+			}
+		}
+		if left, err := c.Do(ctx, c.B().Scard().Key(b.appsKey(node)).Build()).AsInt64(); err == nil && left == 0 {
+			_ = c.Do(ctx, c.B().Zrem().Key(b.nodesKey()).Member(node).Build()).Error()
+		}
+		cancel()
+	}
+}
+
+// reapApps removes node's state from apps a few hundred users per script
+// (luaReap), publishing member_removed for those no other node has, then
+// its goodbye on each app's bus; it returns how many members it removed.
+// node is unregistered from each app first, so that it writes nothing
+// more there should it be alive.
+func (b *Broker) reapApps(ctx context.Context, c rueidis.Client, node string, apps []*app) (int64, error) {
+	cmds := make(rueidis.Commands, 0, len(apps))
+	for _, a := range apps {
+		cmds = append(cmds, c.B().Srem().Key(a.reg()).Member(node).Build())
+	}
+	if err := firstErr(c.DoMulti(ctx, cmds...)); err != nil {
+		return 0, err
+	}
+	var removed int64
+	active := apps
+	for len(active) > 0 {
+		cmds = cmds[:0]
+		for _, a := range active {
+			cmds = append(cmds, c.B().Srandmember().Key(a.kk(node)).Count(reapChannels).Build())
+		}
+		res := c.DoMulti(ctx, cmds...)
+		type job struct {
+			a  *app
+			ch string
+		}
+		var jobs []job
+		var done, still []*app
+		for i, a := range active {
+			chans, err := res[i].AsStrSlice()
+			if err != nil && !isRedisErr(err) {
+				return removed, err
+			}
+			if len(chans) == 0 {
+				done = append(done, a)
+				continue
+			}
+			still = append(still, a)
+			for _, ch := range chans {
+				jobs = append(jobs, job{a, ch})
+			}
+		}
+		if len(jobs) > 0 {
+			cmds = cmds[:0]
+			for _, j := range jobs {
+				cmds = append(cmds, c.B().Srandmember().Key(j.a.nk(node, j.ch)).Count(reapBatch).Build())
+			}
+			res = c.DoMulti(ctx, cmds...)
+			var ops []op
+			for i, j := range jobs {
+				users, err := res[i].AsStrSlice()
+				if err != nil && !isRedisErr(err) {
+					return removed, err
+				}
+				h := b.header(j.a)
+				o := op{script: luaReap, keys: j.a.memberKeys(node, j.ch), args: []string{b.pubCmd(), j.a.bus, j.ch, indexed(j.ch)}}
+				for _, u := range users {
+					msg := j.a.sig.sign(appendMember(nil, h, &pusher.Membership{Channel: j.ch, User: u}))
+					o.args = append(o.args, u, string(msg))
+				}
+				o.cmd = evalsha(c, o.script, o.keys, o.args)
+				ops = append(ops, o)
+			}
+			var skip rueidis.Commands
+			for i, r := range doScripts(ctx, c, ops) {
+				n, err := r.AsInt64()
+				if err != nil {
+					if !isRedisErr(err) {
+						return removed, err
+					}
+					// A key of the wrong type: what cannot be read
+					// cannot be reaped. The channel is dropped from the
+					// node's keys, so that the reap ends, and the resyncs
+					// repair the counts.
+					b.cfg.Log.Warn("redisbroker: Redis refused a reap", "error", err)
+					skip = append(skip, c.B().Srem().Key(jobs[i].a.kk(node)).Member(jobs[i].ch).Build(),
+						c.B().Del().Key(jobs[i].a.nk(node, jobs[i].ch)).Build())
+					continue
+				}
+				removed += n
+			}
+			if len(skip) > 0 {
+				if err := firstErr(c.DoMulti(ctx, skip...)); err != nil {
+					return removed, err
+				}
+			}
+		}
+		if len(done) > 0 {
+			cmds = cmds[:0]
+			for _, a := range done {
+				cmds = append(cmds, b.pub(c, a, a.sig.sign(appendGoodbye(nil, b.header(a), node))),
+					c.B().Srem().Key(b.appsKey(node)).Member(a.id).Build(),
+					c.B().Del().Key(a.kk(node)).Build())
+			}
+			if err := firstErr(c.DoMulti(ctx, cmds...)); err != nil {
+				return removed, err
+			}
+		}
+		if ctx.Err() != nil {
+			return removed, ctx.Err()
+		}
+		active = still
+	}
+	return removed, nil
+}
