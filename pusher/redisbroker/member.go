@@ -29,15 +29,14 @@ func (b *Broker) member(m *pusher.Membership, join bool) {
 	mm := *m
 	mm.Added = join
 	msg := string(a.sig.sign(appendMember(nil, header{origin: node, time: time.Now().UnixMilli(), app: a.id}, &mm)))
-	o := op{app: a, node: node, keys: a.memberKeys(node, m.Channel)}
+	keys := a.memberKeys(node, m.Channel)
+	var o op
 	if join {
-		o.script = luaJoin
-		o.args = []string{b.pubCmd(), a.bus, node, m.Channel, m.User, string(m.Info), indexed(m.Channel), msg}
+		o = scriptOp(c, luaJoin, a, keys, []string{b.pubCmd(), a.bus, node, m.Channel, m.User, string(m.Info), indexed(m.Channel), msg})
 	} else {
-		o.script = luaLeave
-		o.args = []string{b.pubCmd(), a.bus, node, m.Channel, m.User, indexed(m.Channel), msg}
+		o = scriptOp(c, luaLeave, a, keys, []string{b.pubCmd(), a.bus, node, m.Channel, m.User, indexed(m.Channel), msg})
 	}
-	o.cmd = evalsha(c, o.script, o.keys, o.args)
+	o.node = node
 	if !b.queue(o, false) {
 		b.askResync(a)
 	}

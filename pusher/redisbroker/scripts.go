@@ -239,9 +239,11 @@ redis.call(pub, bus, msg)
 return {members, cached}
 `)
 
-// evalsha builds the command running s.
-func evalsha(c rueidis.Client, s *script, keys, args []string) rueidis.Completed {
-	return c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+// scriptOp is the op running s on keys with args, for app a (nil: none),
+// by its SHA1: doScripts sends the body along when Redis lacks it.
+func scriptOp(c rueidis.Client, s *script, a *app, keys, args []string) op {
+	return op{cmd: c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(),
+		script: s, app: a, keys: keys, args: args}
 }
 
 // eval builds the command running s, its body sent along.
@@ -249,7 +251,7 @@ func eval(c rueidis.Client, s *script, keys, args []string) rueidis.Completed {
 	return c.B().Eval().Script(s.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 }
 
-// doScripts runs script commands (made by evalsha) in one round trip,
+// doScripts runs script commands (made by scriptOp) in one round trip,
 // sending again with EVAL those Redis did not have (a new primary after a
 // failover has none).
 func doScripts(ctx context.Context, c rueidis.Client, ops []op) []rueidis.RedisResult {
