@@ -85,25 +85,38 @@ func (b *Broker) runGroup(g *group) {
 	}
 }
 
-// handle takes one message off the bus: it checks it — its size, its
-// MAC, its fields against the app's limits, its node against those of the
-// heartbeat set — and hands it to the cluster. It never waits on Redis.
+// handle takes one message off the bus: it checks it and hands it to the
+// cluster. It never waits on Redis.
 func (b *Broker) handle(msg rueidis.PubSubMessage) {
 	a := b.byBus[msg.Channel]
 	if a == nil {
 		return
 	}
-	if len(msg.Message) > a.lim.message {
-		b.refused[refusedSize].Add(1)
+	var m message
+	own, ok := b.check(a, msg.Message, &m)
+	if !ok {
 		return
 	}
-	body, ok := a.sig.open([]byte(msg.Message))
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	b.dispatch(a, &m, own)
+}
+
+// check reads raw, a message on a's bus, into m, checking its size, its
+// MAC, its fields against the app's limits and its node against those of
+// the heartbeat set; a message refused is counted by reason. own says the
+// message comes from this node, under its name now or one it had.
+func (b *Broker) check(a *app, raw string, m *message) (own, ok bool) {
+	if len(raw) > a.lim.message {
+		b.refused[refusedSize].Add(1)
+		return false, false
+	}
+	body, ok := a.sig.open([]byte(raw))
 	if !ok {
 		b.refused[refusedSignature].Add(1)
-		return
+		return false, false
 	}
-	var m message
-	if err := decode(body, &a.lim, &m); err != nil || m.app != a.id {
+	if err := decode(body, &a.lim, m); err != nil || m.app != a.id {
 		switch err {
 		case errSize:
 			b.refused[refusedSize].Add(1)
@@ -112,15 +125,18 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 		default:
 			b.refused[refusedMalformed].Add(1)
 		}
-		return
+		return false, false
 	}
-	own := b.names.own(m.origin)
+	own = b.names.own(m.origin)
 	if !own && !b.view.allow(m.origin, m.time, time.Now().UnixMilli()) {
 		b.refused[refusedUnknownNode].Add(1)
-		return
+		return false, false
 	}
-	b.cmu.Lock()
-	defer b.cmu.Unlock()
+	return own, true
+}
+
+// dispatch acts on m, a message checked on a's bus. The caller holds cmu.
+func (b *Broker) dispatch(a *app, m *message, own bool) {
 	switch m.kind {
 	case kindBroadcast:
 		// What this node published itself it has delivered already —
@@ -132,7 +148,7 @@ func (b *Broker) handle(msg rueidis.PubSubMessage) {
 		b.cluster.Broadcast(&m.broadcast)
 	case kindCounts:
 		if !own {
-			b.counts(&m)
+			b.counts(m)
 		}
 	case kindTerminate:
 		if !own {
