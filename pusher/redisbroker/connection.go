@@ -6,6 +6,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// A node holds two clients: the commands' and the bus's, whose
+// connections carry subscriptions only. The heartbeat connects them and
+// finds out, with every beat, whether Redis answers (upAgain) or not
+// (down); nothing else waits on it.
+
 // connect makes the two clients, commands' and bus's, and starts reading
 // the bus; nil if Redis cannot be reached yet.
 func (b *Broker) connect() rueidis.Client {
@@ -30,6 +35,7 @@ func (b *Broker) connect() rueidis.Client {
 	return c
 }
 
+// sleep waits d, or until Close: false then.
 func (b *Broker) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -69,6 +75,16 @@ func (b *Broker) upAgain() {
 func (b *Broker) redis() rueidis.Client {
 	if c := b.client.Load(); c != nil {
 		return *c
+	}
+	return nil
+}
+
+// live returns the commands' client when Redis answers and this node is
+// in the cluster, else nil: what is meant for the other nodes goes out
+// only then, as they would refuse a node they do not know.
+func (b *Broker) live() rueidis.Client {
+	if c := b.redis(); c != nil && b.up.Load() && b.registered.Load() {
+		return c
 	}
 	return nil
 }

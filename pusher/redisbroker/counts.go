@@ -6,10 +6,16 @@ import (
 	"github.com/revurb/revurb/pusher"
 )
 
+// Each node sends its subscription counts of an app on the app's bus, as
+// pusher hands them over: what changed, and now and then a full count
+// (and one in answer to a hello, and after a resync). A count of more
+// than maxCountsPerMessage channels goes in parts, which the other nodes
+// put together (partial) before they take it.
+
 // Counts queues this node's counts of an app for its bus.
 func (b *Broker) Counts(ct *pusher.Counts) {
 	a := b.byID[ct.App]
-	if c := b.redis(); a != nil && c != nil && b.up.Load() && b.registered.Load() {
+	if c := b.live(); a != nil && c != nil {
 		for _, cmd := range b.countsCmds(c, a, ct) {
 			b.queue(op{cmd: cmd}, false)
 		}

@@ -331,8 +331,7 @@ func (b *Broker) die() {
 // quietConn is a connection that reads nothing the server writes.
 type quietConn struct{}
 
-func (quietConn) Write([]byte) {}
-
+func (quietConn) Write([]byte)      {}
 func (quietConn) Close(int, string) {}
 
 // quietJoin opens a connection that reads nothing on loop of n and joins

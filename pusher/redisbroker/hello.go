@@ -6,6 +6,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// A node that loads an app for the first time says hello on its bus, and
+// every other node answers with its full counts of the app. Answers are
+// sent by the maintenance, off the bus, at most once per helloGap an app:
+// a flood of hellos costs a node a bounded rate of answers.
+
 // Bounds of the answers to hellos.
 const (
 	helloGap   = time.Second // between two answers to hellos of the same app

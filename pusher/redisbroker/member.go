@@ -20,8 +20,8 @@ func (b *Broker) member(m *pusher.Membership, join bool) {
 	if a == nil {
 		return
 	}
-	c := b.redis()
-	if c == nil || !b.up.Load() || !b.registered.Load() {
+	c := b.live()
+	if c == nil {
 		b.lost.Add(1) // the resync when Redis is back, or at joining, tells it
 		return
 	}

@@ -7,6 +7,11 @@ import (
 	"sync/atomic"
 )
 
+// A node's name is random, and made again when the others took the node
+// for dead while it was alive (reaped): it then rejoins under the new one,
+// as at start, while the reaper removes what the old one left. Messages
+// under an old name are still the node's own.
+
 // names is this node's name, and the names it had before.
 type names struct {
 	cur atomic.Pointer[string]

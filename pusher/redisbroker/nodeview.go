@@ -5,16 +5,6 @@ import (
 	"time"
 )
 
-// forget drops what is known of a node gone. The caller holds cmu.
-func (b *Broker) forget(node string) {
-	for k := range b.partials {
-		if len(k) > len(node) && k[:len(node)] == node && k[len(node)] == 0 {
-			delete(b.partials, k)
-		}
-	}
-	b.cluster.Forget(node)
-}
-
 // nodeView is what this node knows of the others: the heartbeat set, as
 // the heartbeat last read it, the nodes seen on the bus since that read
 // (a node writes its beat before it publishes anything, so a node that
@@ -127,4 +117,14 @@ func (v *nodeView) dead(cutoff int64) []string {
 		}
 	}
 	return out
+}
+
+// forget drops what is known of a node gone. The caller holds cmu.
+func (b *Broker) forget(node string) {
+	for k := range b.partials {
+		if len(k) > len(node) && k[:len(node)] == node && k[len(node)] == 0 {
+			delete(b.partials, k)
+		}
+	}
+	b.cluster.Forget(node)
 }

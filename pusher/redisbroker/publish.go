@@ -11,31 +11,19 @@ import (
 	"github.com/revurb/revurb/pusher"
 )
 
+// What a node puts on its apps' buses: broadcasts and client events
+// (Publish), with the cache channels' last events kept beside them, and
+// terminate requests. A broadcast from the HTTP API comes back to its own
+// node through the bus, like any other node's — unless Redis was too slow
+// to answer and the node delivered it itself: then the bus's copy is
+// skipped (await, settle, skippedOwn).
+
 // publishWait is the longest Publish waits for room in the queue before
 // it gives up (the HTTP API then answers 503), and for Redis's answer.
 const publishWait = time.Second
 
-// header is the start of a message from this node, now, about a.
-func (b *Broker) header(a *app) header {
-	return header{origin: b.names.get(), time: time.Now().UnixMilli(), app: a.id}
-}
-
-// pubCmd is the command publishing on a bus: sharded on a Redis Cluster,
-// so that each app's messages go through its own shard only.
-func (b *Broker) pubCmd() string {
-	if b.sharded.Load() {
-		return "SPUBLISH"
-	}
-	return "PUBLISH"
-}
-
-// pub builds the command publishing msg on a's bus.
-func (b *Broker) pub(c rueidis.Client, a *app, msg []byte) rueidis.Completed {
-	if b.sharded.Load() {
-		return c.B().Spublish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
-	}
-	return c.B().Publish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
-}
+// maxSkipped bounds the broadcasts skip remembers.
+const maxSkipped = 4096
 
 // Publish sends bc on the app's bus and, for a broadcast from the HTTP API
 // (ctx not done), waits until Redis has taken it — the order of those
@@ -44,10 +32,8 @@ func (b *Broker) pub(c rueidis.Client, a *app, msg []byte) rueidis.Completed {
 // the other nodes miss it.
 func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 	a := b.byID[bc.App]
-	c := b.redis()
-	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
-		// Away, or not in the cluster yet (the others would refuse a
-		// node they do not know).
+	c := b.live()
+	if a == nil || c == nil {
 		b.lost.Add(1)
 		return pusher.ErrBrokerDown
 	}
@@ -112,6 +98,19 @@ func (b *Broker) keepCached(c rueidis.Client, a *app, h header, bc *pusher.Broad
 	}
 }
 
+// Terminate asks the other nodes to close user's connections.
+func (b *Broker) Terminate(ctx context.Context, appID, user string) error {
+	a := b.byID[appID]
+	c := b.live()
+	if a == nil || c == nil {
+		return errors.New("redisbroker: Redis is unreachable")
+	}
+	if !b.queue(op{cmd: b.pub(c, a, a.sig.sign(appendTerminate(nil, b.header(a), user)))}, ctx.Err() == nil) {
+		return pusher.ErrBrokerFull
+	}
+	return nil
+}
+
 // await records that Publish waits for Redis's answer to broadcast seq.
 func (b *Broker) await(seq uint64) {
 	b.skipMu.Lock()
@@ -158,20 +157,26 @@ func (b *Broker) skippedOwn(seq uint64) bool {
 	return false
 }
 
-// maxSkipped bounds the broadcasts skip remembers.
-const maxSkipped = 4096
+// header is the start of a message from this node, now, about a.
+func (b *Broker) header(a *app) header {
+	return header{origin: b.names.get(), time: time.Now().UnixMilli(), app: a.id}
+}
 
-// Terminate asks the other nodes to close user's connections.
-func (b *Broker) Terminate(ctx context.Context, appID, user string) error {
-	a := b.byID[appID]
-	c := b.redis()
-	if a == nil || c == nil || !b.up.Load() || !b.registered.Load() {
-		return errors.New("redisbroker: Redis is unreachable")
+// pubCmd is the command publishing on a bus: sharded on a Redis Cluster,
+// so that each app's messages go through its own shard only.
+func (b *Broker) pubCmd() string {
+	if b.sharded.Load() {
+		return "SPUBLISH"
 	}
-	if !b.queue(op{cmd: b.pub(c, a, a.sig.sign(appendTerminate(nil, b.header(a), user)))}, ctx.Err() == nil) {
-		return pusher.ErrBrokerFull
+	return "PUBLISH"
+}
+
+// pub builds the command publishing msg on a's bus.
+func (b *Broker) pub(c rueidis.Client, a *app, msg []byte) rueidis.Completed {
+	if b.sharded.Load() {
+		return c.B().Spublish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
 	}
-	return nil
+	return c.B().Publish().Channel(a.bus).Message(rueidis.BinaryString(msg)).Build()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

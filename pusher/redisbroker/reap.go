@@ -9,6 +9,11 @@ import (
 	"github.com/revurb/revurb/pusher"
 )
 
+// Reaping removes a node's state from Redis, app by app, a few hundred
+// users per script, publishing member_removed for those only it had and
+// then its goodbye: a dead node's, by one of the others (reapDead), or
+// this node's own when it stops (leave).
+
 // Timings and bounds of the reaping.
 const (
 	reapEvery    = 2 * time.Second // how often a node looks for the dead
