@@ -214,8 +214,8 @@ func (b *Broker) Close(ctx context.Context) error {
 	if c := b.redis(); c != nil {
 		c.Close()
 	}
-	if c := b.bus.Load(); c != nil {
-		(*c).Close()
+	if c := b.busClient(); c != nil {
+		c.Close()
 	}
 	return err
 }

@@ -37,6 +37,11 @@ func (m *maintenance) init() {
 	m.kick, m.rename = make(chan struct{}, 1), make(chan struct{}, 1)
 }
 
+// runMaintenance is the maintenance goroutine: every maintenanceEvery, or
+// when kicked, it rejoins under a new name if the node was reaped, expires
+// the snapshots that never completed and, while Redis answers, reads the
+// primaries (every heartbeatEvery), runs the resync due, answers the
+// hellos owed and reaps the dead (every reapEvery).
 func (b *Broker) runMaintenance() {
 	defer b.wg.Done()
 	t := time.NewTicker(maintenanceEvery)
