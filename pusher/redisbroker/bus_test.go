@@ -1,57 +1,69 @@
 package redisbroker
 
 import (
-	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/revurb/revurb/pusher"
+	"github.com/revurb/revurb/pusher/redisbroker/redistest"
 )
 
-// TestNodeView: a node of the heartbeat set is taken; one gone from it is
-// refused; one not in it yet is taken on trust if its message is newer
-// than the last read, until reads go on lacking it; an old message of an
-// unknown node is refused.
-func TestNodeView(t *testing.T) {
-	var v nodeView
-	v.init()
-	const s = 1000 // ms
-	if forget := v.update(map[string]int64{"a": 10 * s, "b": 10 * s}, 10*s, 10*s); len(forget) != 0 {
-		t.Fatalf("forgot %v", forget)
+// TestBusRefuses: a message on an app's bus that is unsigned, signed with
+// another key (a made-up node's), past the app's limits, from a node not
+// in the heartbeat set, or carrying too many counts, is dropped and
+// counted by reason; the node's clients get none of it, and what it keeps
+// of the cluster does not change.
+func TestBusRefuses(t *testing.T) {
+	r := redistest.Start(t)
+	n := newNode(t, nodeConfig{redis: r, prefix: "forge", app: func(a *pusher.AppConfig) { a.MaxConnections = 50 }})
+	c := n.dial(0)
+	c.subscribe("feed")
+	a := n.broker.byID["app-id"]
+	ours := a.sig
+	theirs := newSigner(busKey("guessed", &pusher.AppConfig{ID: "app-id"}))
+	now := time.Now().UnixMilli()
+	fake := header{origin: "made-up", time: now, app: "app-id"}
+	stale := header{origin: "long-gone", time: now - time.Hour.Milliseconds(), app: "app-id"}
+	live := header{origin: n.broker.Node(), time: now, app: "app-id"}
+	bc := func(data int) *pusher.Broadcast {
+		return &pusher.Broadcast{Channels: []string{"feed"}, Event: "forged", Data: []byte(`"` + strings.Repeat("x", data) + `"`)}
+	}
+	many := make([]pusher.ChannelCount, maxCountsPerMessage+1)
+	for i := range many {
+		many[i] = pusher.ChannelCount{Channel: "c" + strconv.Itoa(i), Count: 1}
 	}
 	for _, tc := range []struct {
-		name string
-		node string
-		at   int64
-		want bool
+		name, reason string
+		msg          []byte
 	}{
-		{"known", "a", 1, true},
-		{"unknown, after the read", "new", 11 * s, true},
-		{"the same again", "new", 1, true},
-		{"unknown, long before the read", "old", 1 * s, false},
+		{"unsigned", "signature", appendBroadcast(nil, fake, bc(1), 1)},
+		{"another key", "signature", theirs.sign(appendCounts(nil, fake, 1000, true, 0, true, []pusher.ChannelCount{{Channel: "feed", Count: 1000}}))},
+		{"garbage", "signature", []byte("hello")},
+		{"oversized data", "size", ours.sign(appendBroadcast(nil, live, bc(a.lim.data+1), 1))},
+		{"oversized message", "size", ours.sign(appendBroadcast(nil, live, bc(a.lim.message), 1))},
+		{"too many counts", "limit", ours.sign(appendCounts(nil, live, 1, false, 0, true, many))},
+		{"an unknown node's old message", "unknown_node", ours.sign(appendCounts(nil, stale, 1000, true, 0, true, nil))},
+		{"not a message", "malformed", ours.sign([]byte{version, 99})},
 	} {
-		if got := v.allow(tc.node, tc.at, 11*s); got != tc.want {
-			t.Errorf("%s: allow %v", tc.name, got)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			before := n.broker.ClusterStats().Refused[tc.reason]
+			r.Do("PUBLISH", a.bus, string(tc.msg))
+			waitFor(t, "the message refused for "+tc.reason, func() bool { return n.broker.ClusterStats().Refused[tc.reason] == before+1 })
+		})
 	}
-	// b leaves the set; "new" is still not in it a second later.
-	if forget := v.update(map[string]int64{"a": 12 * s}, 12*s, 12*s); !slices.Equal(forget, []string{"b"}) {
-		t.Fatalf("forgot %v, want b", forget)
+	// A signed one from the node itself goes through: the bus works.
+	if err := n.publish("feed", "real", "1", ""); err != nil {
+		t.Fatal(err)
 	}
-	if v.allow("b", 13*s, 13*s) {
-		t.Error("a node gone is taken")
+	c.wait("real", nil)
+	if got := c.events("forged"); len(got) != 0 {
+		t.Fatalf("a client got %d forged events", len(got))
 	}
-	if !v.allow("new", 13*s, 13*s) {
-		t.Error("a node on trust refused within pendingFor")
+	if got := n.s.Connections(n.app); got != 1 {
+		t.Fatalf("connections %d: forged counts were taken", got)
 	}
-	// Three seconds on, still not in the set: forgotten, not gone.
-	if forget := v.update(map[string]int64{"a": 15 * s}, 15*s, 15*s); !slices.Equal(forget, []string{"new"}) {
-		t.Fatalf("forgot %v, want new", forget)
-	}
-	if !v.allow("new", 16*s, 16*s) {
-		t.Error("a node forgotten on trust may come back")
-	}
-	if !v.goodbye("a", 16*s) || v.goodbye("a", 16*s) || v.allow("a", 17*s, 17*s) {
-		t.Error("goodbye")
-	}
-	if dead := v.dead(20 * s); len(dead) != 0 {
-		t.Errorf("dead %v after a's goodbye", dead)
-	}
+	c2 := n.dial(1) // not locked out by max_connections
+	c2.subscribe("feed")
 }

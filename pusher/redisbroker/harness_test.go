@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,3 +327,82 @@ func (b *Broker) die() {
 		c.Close()
 	}
 }
+
+// quietConn is a connection that reads nothing the server writes.
+type quietConn struct{}
+
+func (quietConn) Write([]byte)      {}
+func (quietConn) Close(int, string) {}
+
+// quietJoin opens a connection that reads nothing on loop of n and joins
+// the presence channel as user; close closes it.
+func (n *node) quietJoin(loop int, channel, user string) (close func()) {
+	n.t.Helper()
+	sess := new(pusher.Session)
+	ok := false
+	n.loops.on(loop, func() {
+		if ok = n.s.Open(sess, quietConn{}, loop, "app-key", "7", ""); !ok {
+			return
+		}
+		cd := `{"user_id":"` + user + `"}`
+		auth := "app-key:" + pusher.Sign("app-secret", sess.ID().String()+":"+channel+":"+cd)
+		msg, _ := json.Marshal(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth, "channel_data": cd}})
+		n.s.Handle(sess, msg)
+	})
+	if !ok {
+		n.t.Fatal("open refused")
+	}
+	return func() { n.loops.on(loop, func() { n.s.Close(sess) }) }
+}
+
+// commandStats reads INFO commandstats: calls by command.
+func commandStats(t *testing.T, r *redistest.Server) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, line := range strings.Split(r.Do("INFO", "commandstats").(string), "\r\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		out[name] = calls
+	}
+	return out
+}
+
+// keys lists the keys matching pattern (the test may scan; revurb never
+// does).
+func keys(t *testing.T, r *redistest.Server, pattern string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range r.Do("KEYS", pattern).([]any) {
+		out = append(out, k.(string))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// cluster starts n nodes meeting at r, under a prefix of the test's own.
+func cluster(t *testing.T, r *redistest.Server, n int, cfg nodeConfig) []*node {
+	t.Helper()
+	cfg.redis = r
+	if cfg.prefix == "" {
+		cfg.prefix = "test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = newNode(t, cfg)
+	}
+	return nodes
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -2,15 +2,13 @@ package redisbroker
 
 import (
 	"context"
-	"net"
-	"slices"
-	"sort"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
 )
+
+// heartbeatEvery is how often a node beats, and reads the others' beats.
+const heartbeatEvery = time.Second
 
 // runHeartbeat connects, then beats every second: it writes this node's
 // time into P:nodes and reads the whole set back (the node view the bus
@@ -59,33 +57,9 @@ func (b *Broker) runHeartbeat() {
 	}
 }
 
-// connect makes the two clients, commands' and bus's, and starts reading
-// the bus; nil if Redis cannot be reached yet.
-func (b *Broker) connect() rueidis.Client {
-	c, err := rueidis.NewClient(b.opt)
-	if err != nil {
-		b.down(err)
-		return nil
-	}
-	bus, err := rueidis.NewClient(b.busOpt)
-	if err != nil {
-		c.Close()
-		b.down(err)
-		return nil
-	}
-	b.sharded.Store(c.Mode() == rueidis.ClientModeCluster)
-	b.bus.Store(&bus)
-	b.client.Store(&c)
-	for _, g := range b.groups(bus) {
-		b.wg.Add(1)
-		go b.runGroup(g)
-	}
-	return c
-}
-
 // beat writes this node's beat, if it has registered, and reads the set.
 func (b *Broker) beat(ctx context.Context, c rueidis.Client) error {
-	key := b.p + ":nodes"
+	key := b.nodesKey()
 	now := time.Now().UnixMilli()
 	if b.registered.Load() && !b.closed.Load() {
 		node := b.names.get()
@@ -117,95 +91,4 @@ func (b *Broker) beat(ctx context.Context, c rueidis.Client) error {
 		b.cmu.Unlock()
 	}
 	return nil
-}
-
-func (b *Broker) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-b.ctx.Done():
-		return false
-	}
-}
-
-// topology is what the heartbeat last saw of the primaries, for metrics:
-// who they are, and who serves each app on a Redis Cluster.
-type topology struct {
-	mu           sync.Mutex
-	masters      []string
-	owners       map[string]string // app → its primary, on a Redis Cluster
-	failovers    uint64
-	redirections uint64
-}
-
-// poll reads the primaries: a Sentinel's current master or the one
-// server, as the client uses it; a Redis Cluster's from CLUSTER SLOTS.
-func (t *topology) poll(ctx context.Context, c rueidis.Client, b *Broker) {
-	var masters []string
-	var owners map[string]string
-	if c.Mode() == rueidis.ClientModeCluster {
-		slots, err := c.Do(ctx, c.B().ClusterSlots().Build()).ToArray()
-		if err != nil {
-			return
-		}
-		type rng struct {
-			lo, hi int64
-			addr   string
-		}
-		var rs []rng
-		for _, s := range slots {
-			f, err := s.ToArray()
-			if err != nil || len(f) < 3 {
-				continue
-			}
-			lo, _ := f[0].AsInt64()
-			hi, _ := f[1].AsInt64()
-			node, err := f[2].ToArray()
-			if err != nil || len(node) < 2 {
-				continue
-			}
-			host, _ := node[0].ToString()
-			port, _ := node[1].AsInt64()
-			addr := net.JoinHostPort(host, strconv.FormatInt(port, 10))
-			rs = append(rs, rng{lo, hi, addr})
-			if !slices.Contains(masters, addr) {
-				masters = append(masters, addr)
-			}
-		}
-		owners = map[string]string{}
-		for _, a := range b.apps {
-			cmd := c.B().Spublish().Channel(a.bus).Message("").Build()
-			slot := int64(cmd.Slot())
-			for _, r := range rs {
-				if r.lo <= slot && slot <= r.hi {
-					owners[a.id] = r.addr
-				}
-			}
-		}
-	} else {
-		for addr := range c.Nodes() {
-			masters = append(masters, addr)
-		}
-	}
-	sort.Strings(masters)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, m := range t.masters {
-		if !slices.Contains(masters, m) && len(masters) > 0 {
-			t.failovers++
-		}
-	}
-	for id, addr := range owners {
-		if was, ok := t.owners[id]; ok && was != addr {
-			t.redirections++
-		}
-	}
-	if len(masters) > 0 {
-		t.masters = masters
-	}
-	if owners != nil {
-		t.owners = owners
-	}
 }

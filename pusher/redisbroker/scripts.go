@@ -1,8 +1,12 @@
 package redisbroker
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"strings"
+
+	"github.com/redis/rueidis"
 )
 
 // The Lua scripts keep the cluster's members exact: each runs atomically in
@@ -10,30 +14,7 @@ import (
 // the user's first connection anywhere, and the member message it
 // publishes on the app's bus takes its place among every other message
 // there — every node sees an app's member events and broadcasts in one
-// order.
-//
-// Keys, for prefix P, app A, node N and presence channel C (C is "" for an
-// app's signed-in users); K is P:{A}, so that on a Redis Cluster every key
-// of an app, and its bus, hash to one slot:
-//
-//	P:nodes        ZSET  node → its last heartbeat, unix ms
-//	P:apps:N       SET   the apps node N registered in
-//	K:bus          the app's pub/sub channel (sharded on a Redis Cluster)
-//	K:nodes        SET   the nodes registered in the app: may write its keys
-//	K:n:N:C        SET   the users node N has connections of in C
-//	K:k:N          SET   the channels C whose K:n:N:C holds anyone
-//	K:c:C          HASH  user → how many nodes have it in C
-//	K:m:C          HASH  user → user_info: C's members, cluster-wide
-//	K:chans        SET   the presence channels (and "") whose K:m:C holds anyone
-//	K:cache:C      STRING the last event of cache channel C, expiring with it
-//	K:cachex       ZSET  cache channel → when its K:cache:C expires, unix ms
-//	K:reap:N       STRING a lock: the node removing dead node N from the app
-//
-// Every structure is bounded by live state: a set or hash entry goes when
-// what it stands for goes (K:k:N loses C when K:n:N:C empties; K:chans
-// loses C when K:m:C does), and a node's keys go when it leaves or is
-// reaped, a few hundred users per script (luaReap), so that no script
-// holds Redis for more than a few milliseconds.
+// order. The keys they touch are listed in keys.go.
 //
 // Every script is given all the keys it touches (so that a Redis Cluster
 // runs it where they all are, or redirects or retries it whole while a
@@ -258,12 +239,36 @@ redis.call(pub, bus, msg)
 return {members, cached}
 `)
 
-// indexed says whether a channel's members are listed in K:chans: every
-// presence channel and the users (""), not the occupancy channels, whose
-// one member stands for a node with subscribers, which no reload reads.
-func indexed(channel string) string {
-	if channel != "" && channel[0] == 0 {
-		return "0"
+// scriptOp is the op running s on keys with args, for app a (nil: none),
+// by its SHA1: doScripts sends the body along when Redis lacks it.
+func scriptOp(c rueidis.Client, s *script, a *app, keys, args []string) op {
+	return op{cmd: c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(),
+		script: s, app: a, keys: keys, args: args}
+}
+
+// eval builds the command running s, its body sent along.
+func eval(c rueidis.Client, s *script, keys, args []string) rueidis.Completed {
+	return c.B().Eval().Script(s.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// doScripts runs script commands (made by scriptOp) in one round trip,
+// sending again with EVAL those Redis did not have (a new primary after a
+// failover has none).
+func doScripts(ctx context.Context, c rueidis.Client, ops []op) []rueidis.RedisResult {
+	cmds := make(rueidis.Commands, len(ops))
+	for i := range ops {
+		cmds[i] = ops[i].cmd
 	}
-	return "1"
+	res := c.DoMulti(ctx, cmds...)
+	for i := range res {
+		if isNoScript(res[i].Error()) && ops[i].script != nil {
+			res[i] = c.Do(ctx, eval(c, ops[i].script, ops[i].keys, ops[i].args))
+		}
+	}
+	return res
+}
+
+func isNoScript(err error) bool {
+	e, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(e.Error(), "NOSCRIPT")
 }

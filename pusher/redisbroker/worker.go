@@ -2,8 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -26,38 +24,6 @@ type op struct {
 	keys, args []string
 	app        *app
 	node       string // a member script's: the name it wrote under
-}
-
-// evalsha builds the command running s.
-func evalsha(c rueidis.Client, s *script, keys, args []string) rueidis.Completed {
-	return c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-}
-
-// eval builds the command running s, its body sent along.
-func eval(c rueidis.Client, s *script, keys, args []string) rueidis.Completed {
-	return c.B().Eval().Script(s.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-}
-
-// doScripts runs script commands (made by evalsha) in one round trip,
-// sending again with EVAL those Redis did not have (a new primary after a
-// failover has none).
-func doScripts(ctx context.Context, c rueidis.Client, ops []op) []rueidis.RedisResult {
-	cmds := make(rueidis.Commands, len(ops))
-	for i := range ops {
-		cmds[i] = ops[i].cmd
-	}
-	res := c.DoMulti(ctx, cmds...)
-	for i := range res {
-		if isNoScript(res[i].Error()) && ops[i].script != nil {
-			res[i] = c.Do(ctx, eval(c, ops[i].script, ops[i].keys, ops[i].args))
-		}
-	}
-	return res
-}
-
-func isNoScript(err error) bool {
-	e, ok := rueidis.IsRedisErr(err)
-	return ok && strings.HasPrefix(e.Error(), "NOSCRIPT")
 }
 
 // queue hands o to the worker: at once, or, if wait, for up to publishWait
@@ -189,29 +155,3 @@ func firstErr(res []rueidis.RedisResult) error {
 	}
 	return nil
 }
-
-// down records that Redis is away, logging it once.
-func (b *Broker) down(err error) {
-	b.up.Store(false)
-	b.skipMu.Lock()
-	b.skipped = nil // what was waiting on the lost connection is lost with it
-	b.skipMu.Unlock()
-	if !b.logged.Swap(true) {
-		b.cfg.Log.Warn("redisbroker: Redis is unreachable: serving this node's clients alone until it is back", "error", err)
-	}
-}
-
-// upAgain records that Redis answers, logging it once; after an outage it
-// asks for a resync of every app, whose state Redis may have lost.
-func (b *Broker) upAgain() {
-	if b.up.Swap(true) {
-		return
-	}
-	b.since.Store(time.Now().UnixNano())
-	if b.logged.Swap(false) {
-		b.cfg.Log.Info("redisbroker: Redis is back: telling it this node's state again")
-		b.askResync(b.apps...)
-	}
-}
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

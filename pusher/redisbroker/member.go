@@ -1,0 +1,43 @@
+package redisbroker
+
+import (
+	"time"
+
+	"github.com/revurb/revurb/pusher"
+)
+
+// Join queues m's first connection here for the Lua script that decides
+// whether it is the user's first anywhere.
+func (b *Broker) Join(m *pusher.Membership) { b.member(m, true) }
+
+// Leave queues m's last connection here leaving.
+func (b *Broker) Leave(m *pusher.Membership) { b.member(m, false) }
+
+// member queues a join or leave; if it cannot reach Redis now, or the
+// queue is full, a resync of the app makes up for it.
+func (b *Broker) member(m *pusher.Membership, join bool) {
+	a := b.byID[m.App]
+	if a == nil {
+		return
+	}
+	c := b.live()
+	if c == nil {
+		b.lost.Add(1) // the resync when Redis is back, or at joining, tells it
+		return
+	}
+	node := b.names.get()
+	mm := *m
+	mm.Added = join
+	msg := string(a.sig.sign(appendMember(nil, header{origin: node, time: time.Now().UnixMilli(), app: a.id}, &mm)))
+	keys := a.memberKeys(node, m.Channel)
+	var o op
+	if join {
+		o = scriptOp(c, luaJoin, a, keys, []string{b.pubCmd(), a.bus, node, m.Channel, m.User, string(m.Info), indexed(m.Channel), msg})
+	} else {
+		o = scriptOp(c, luaLeave, a, keys, []string{b.pubCmd(), a.bus, node, m.Channel, m.User, indexed(m.Channel), msg})
+	}
+	o.node = node
+	if !b.queue(o, false) {
+		b.askResync(a)
+	}
+}
