@@ -62,6 +62,15 @@ type Broker interface {
 	// with Added false.
 	Leave(m *Membership)
 
+	// Occupy says that o.Channel got its first subscriber on this node
+	// (o.Occupied) or lost its last one. When that makes it the channel's
+	// first node with subscribers anywhere, or its last, the broker
+	// announces it: Cluster.Occupancy on every node, with the node whose
+	// change it was, so that the channel_occupied and channel_vacated
+	// webhooks go out once for the cluster. Server calls it only for the
+	// apps whose webhooks want them.
+	Occupy(o *Occupancy)
+
 	// Counts sends this node's subscription counts of the channels of c
 	// that changed (all of them when c.Full) to every other node.
 	Counts(c *Counts)
@@ -85,6 +94,9 @@ type Cluster interface {
 	// Member announces that a user came into, or left, a presence channel
 	// or the app's signed-in users, cluster-wide.
 	Member(e *Membership)
+	// Occupancy announces that a channel got its first subscriber
+	// anywhere in the cluster, or lost its last.
+	Occupancy(o *Occupancy)
 	// Counts updates another node's subscription counts.
 	Counts(c *Counts)
 	// Forget drops what is known of a node that left or died.
@@ -148,6 +160,17 @@ type Membership struct {
 	Node string
 }
 
+// Occupancy is a channel getting its first subscriber on a node, or
+// losing its last.
+type Occupancy struct {
+	App      string
+	Channel  string
+	Occupied bool
+	// Node is the node whose change it was. Set by the broker on what it
+	// announces.
+	Node string
+}
+
 // Member is one member as a broker stores it.
 type Member struct {
 	User string
@@ -185,6 +208,9 @@ type AppState struct {
 	// Rosters are the presence channels this node lists members of,
 	// whichever node they are on: what a reload must cover.
 	Rosters []string
+	// Occupied are the channels with subscribers on this node, when the
+	// app's webhooks want occupancy (Broker.Occupy).
+	Occupied []string
 }
 
 // LocalBroker is the cluster of one node: it connects to nothing, and
@@ -197,6 +223,7 @@ func (LocalBroker) Node() string                                    { return "" 
 func (LocalBroker) Start(Cluster) error                             { return nil }
 func (LocalBroker) Publish(context.Context, *Broadcast) error       { return nil }
 func (LocalBroker) Join(*Membership)                                {}
+func (LocalBroker) Occupy(*Occupancy)                               {}
 func (LocalBroker) Leave(*Membership)                               {}
 func (LocalBroker) Counts(*Counts)                                  {}
 func (LocalBroker) Terminate(context.Context, string, string) error { return nil }

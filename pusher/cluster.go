@@ -2,7 +2,6 @@ package pusher
 
 import (
 	"slices"
-	"strings"
 )
 
 // The Server's side of a cluster: what it does with what its Broker tells
@@ -23,14 +22,6 @@ func (s *Server) Member(e *Membership) {
 	switch {
 	case e.Channel == "":
 		s.listUser(app.hub, e.User, e.Added)
-	case strings.HasPrefix(e.Channel, occupancy):
-		if mine {
-			moment := ChannelVacated
-			if e.Added {
-				moment = ChannelOccupied
-			}
-			s.observe(&Moment{App: app, Name: moment, Channel: strings.TrimPrefix(e.Channel, occupancy)})
-		}
 	default:
 		except, _ := ParseSocketID(e.Except)
 		s.listMember(app.hub, e.Channel, e.User, e.Info, e.Added, except)
@@ -44,6 +35,20 @@ func (s *Server) Member(e *Membership) {
 	}
 }
 
+// Occupancy reports a channel occupied or vacated cluster-wide (Cluster)
+// as the webhook moment, on the node whose change it was.
+func (s *Server) Occupancy(o *Occupancy) {
+	app := s.byID[o.App]
+	if app == nil || o.Node != s.broker.Node() {
+		return
+	}
+	moment := ChannelVacated
+	if o.Occupied {
+		moment = ChannelOccupied
+	}
+	s.observe(&Moment{App: app, Name: moment, Channel: o.Channel})
+}
+
 // Reload makes this node's roster of one presence channel of app, or its
 // signed-in users online (channel ""), exactly what the broker holds
 // (Cluster), telling this node's subscribers or watchers what that
@@ -51,8 +56,8 @@ func (s *Server) Member(e *Membership) {
 // unlisted too if the broker does not hold it: its join was lost.
 func (s *Server) Reload(appID, channel string, members []Member) {
 	app := s.byID[appID]
-	if app == nil || strings.HasPrefix(channel, occupancy) {
-		return // which nodes have subscribers is the broker's business
+	if app == nil {
+		return
 	}
 	h := app.hub
 	held := memberSet(members)
@@ -122,7 +127,9 @@ func (s *Server) State(apps ...string) *NodeState {
 			}
 			if occupancyWanted {
 				for name := range sh.channels {
-					as.Presence[occupancy+name] = []Member{{User: occupant}}
+					if kind, _ := ChannelKind(name); kind != ServerOnly {
+						as.Occupied = append(as.Occupied, name)
+					}
 				}
 			}
 		})

@@ -76,15 +76,3 @@ func (s *Server) observe(e *Moment) {
 		s.obs.Observe(e)
 	}
 }
-
-// occupancy is the prefix of the channel names under which the broker
-// keeps, per channel, which nodes have subscribers, so that occupied and
-// vacated are reported once for a cluster: every node with a subscriber of
-// a channel has the one member occupant in occupancy+channel, so the
-// broker announces it when the first node anywhere gets one and gone when
-// the last one anywhere loses its last. No client channel starts with a
-// NUL.
-const (
-	occupancy = "\x00occupied:"
-	occupant  = "*"
-)

@@ -204,12 +204,7 @@ func (s *Server) occupied(app *App, name string, yes bool) {
 		return // a #server-to-user channel is the server's, not an app's channel
 	}
 	if s.clustered {
-		m := &Membership{App: app.ID, Channel: occupancy + name, User: occupant, Added: yes}
-		if yes {
-			s.broker.Join(m)
-		} else {
-			s.broker.Leave(m)
-		}
+		s.broker.Occupy(&Occupancy{App: app.ID, Channel: name, Occupied: yes})
 		return
 	}
 	moment := ChannelVacated

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/revurb/revurb/pusher"
 )
 
 // The bus: every app's pub/sub channel, read through a client of its own
@@ -160,6 +161,10 @@ func (b *Broker) dispatch(a *app, m *message, own bool) {
 		}
 	case kindMember:
 		b.logMember(a, &m.member)
+		if ch, ok := occupancyOf(m.member.Channel); ok {
+			b.cluster.Occupancy(&pusher.Occupancy{App: m.member.App, Channel: ch, Occupied: m.member.Added, Node: m.member.Node})
+			return
+		}
 		b.cluster.Member(&m.member)
 	case kindGoodbye:
 		switch {

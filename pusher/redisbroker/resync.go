@@ -222,6 +222,9 @@ func heldChannels(a *app, as *pusher.AppState) []*resyncChannel {
 		}
 		out = append(out, &resyncChannel{a, name, want})
 	}
+	for _, name := range as.Occupied {
+		out = append(out, &resyncChannel{a, occupancyChannel(name), map[string][]byte{occupant: nil}})
+	}
 	if len(as.Users) > 0 {
 		want := make(map[string][]byte, len(as.Users))
 		for _, u := range as.Users {
