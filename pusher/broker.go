@@ -32,7 +32,7 @@ type Broker interface {
 
 	// Publish sends b to every node of the cluster. A broadcast from the
 	// HTTP API reaches every node, this one included, through
-	// Cluster.Broadcast, and every node gets every such broadcast in one
+	// Cluster.Deliver, and every node gets every such broadcast in one
 	// order: the cluster's, which is the order Publish returned in, so a
 	// publisher that waits for each trigger's answer — on whichever node —
 	// has its events delivered in its order everywhere. A client event
@@ -88,9 +88,9 @@ type Broker interface {
 // Cluster is what a Broker hands what the other nodes do to; Server
 // implements it. Its methods are called one at a time.
 type Cluster interface {
-	// Broadcast delivers an event published on another node, or on this
+	// Deliver delivers an event published on another node, or on this
 	// one through the broker (see Broker.Publish).
-	Broadcast(b *Broadcast)
+	Deliver(b *Broadcast)
 	// Member announces that a user came into, or left, a presence channel
 	// or the app's signed-in users, cluster-wide.
 	Member(e *Membership)
@@ -126,9 +126,9 @@ type Broadcast struct {
 	Event    string
 	Data     []byte
 	Except   string // a socket_id left out, or ""
-	// CacheUntil, for cache channels, is when the event stops being their
+	// CacheUntilMs, for cache channels, is when the event stops being their
 	// last one (unix milliseconds), so that every node keeps it as long.
-	CacheUntil int64
+	CacheUntilMs int64
 	// ClientEvent says Data is the raw JSON a client sent with a client
 	// event (Pusher protocol: client events), relayed as it is, with User,
 	// the sender's presence user, when not "".
@@ -136,13 +136,13 @@ type Broadcast struct {
 	User        string
 }
 
-// cacheUntil is CacheUntil as a time, zero when it is 0 (no cache
+// cacheUntil is CacheUntilMs as a time, zero when it is 0 (no cache
 // channel: the app's cache_ttl applies).
 func (b *Broadcast) cacheUntil() time.Time {
-	if b.CacheUntil == 0 {
+	if b.CacheUntilMs == 0 {
 		return time.Time{}
 	}
-	return time.UnixMilli(b.CacheUntil)
+	return time.UnixMilli(b.CacheUntilMs)
 }
 
 // Membership is a user coming into, or leaving, a presence channel or an

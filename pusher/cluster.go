@@ -145,14 +145,14 @@ func (s *Server) State(apps ...string) *NodeState {
 	return st
 }
 
-// Broadcast delivers an event published through the cluster (Cluster),
+// Deliver delivers an event published through the cluster (Cluster),
 // by another node or this one. It cannot be refused, so its work counts
 // toward the publish bound without waiting; a node so far behind that it
 // holds overloadFactor bounds of deliveries, or overloadBytes of frames,
 // closes the subscribers of the event's channels with 4100 instead — they
 // reconnect after a back-off — rather than skip it silently or queue
 // without end.
-func (s *Server) Broadcast(b *Broadcast) {
+func (s *Server) Deliver(b *Broadcast) {
 	app := s.byID[b.App]
 	if app == nil || (b.ClientEvent && b.Origin == s.broker.Node()) {
 		return
@@ -179,5 +179,5 @@ func (s *Server) Broadcast(b *Broadcast) {
 		return
 	}
 	e := Event{Channels: b.Channels, Name: b.Event, Data: b.Data, Except: b.Except}
-	s.deliver(app, &e, b.cacheUntil())
+	s.deliverHere(app, &e, b.cacheUntil())
 }

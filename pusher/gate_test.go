@@ -237,14 +237,14 @@ func TestClientEventsCountTowardTheBound(t *testing.T) {
 func TestRemoteBroadcastOverload(t *testing.T) {
 	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1, PublishWait: 20 * time.Millisecond}, 2)
 	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: []byte("1")}
-	s.Broadcast(b) // queued: 2 deliveries
+	s.Deliver(b) // queued: 2 deliveries
 	if q := s.PublishStats().Queued; q != 2 {
 		t.Fatalf("queued %d", q)
 	}
 	for s.PublishStats().Queued <= overloadFactor*1 {
-		s.Broadcast(b)
+		s.Deliver(b)
 	}
-	s.Broadcast(b) // over the line: refused by closing its subscribers
+	s.Deliver(b) // over the line: refused by closing its subscribers
 	loops.run()
 	for _, c := range clients {
 		if c.conn.closeCode != CodeOverCapacity {
@@ -258,9 +258,9 @@ func TestRemoteBroadcastOverload(t *testing.T) {
 	// A cache channel keeps an event it could not deliver, as the other
 	// nodes' do: a subscriber who reconnects is replayed it.
 	for s.PublishStats().Queued <= overloadFactor*1 {
-		s.Broadcast(b)
+		s.Deliver(b)
 	}
-	s.Broadcast(&Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"cache-news"}, Event: "headline", Data: []byte("kept")})
+	s.Deliver(&Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"cache-news"}, Event: "headline", Data: []byte("kept")})
 	loops.run()
 	late := dial(t, s, 0)
 	late.subscribe("cache-news")
@@ -276,7 +276,7 @@ func TestRemoteBroadcastOverloadBytes(t *testing.T) {
 	data := []byte(`"` + strings.Repeat("x", 10000) + `"`)
 	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: data}
 	for s.gate.pendingBytes() <= overloadBytes {
-		s.Broadcast(b)
+		s.Deliver(b)
 		if s.overloadCloses.Load() != 0 {
 			t.Fatalf("closed with %d bytes queued", s.gate.pendingBytes())
 		}
@@ -284,7 +284,7 @@ func TestRemoteBroadcastOverloadBytes(t *testing.T) {
 	if q := s.PublishStats().Queued; q > overloadFactor*s.gate.limit {
 		t.Fatalf("the deliveries' bound came first: %d queued", q)
 	}
-	s.Broadcast(b)
+	s.Deliver(b)
 	loops.run()
 	for _, c := range clients {
 		if c.conn.closeCode != CodeOverCapacity {

@@ -51,7 +51,7 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 	}
 	if !s.clustered {
 		for i := range events {
-			s.deliver(app, &events[i], time.Time{})
+			s.deliverHere(app, &events[i], time.Time{})
 		}
 		s.broadcasts.Add(uint64(len(events)))
 		return nil
@@ -63,18 +63,18 @@ func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
 		e := &events[i]
 		b := &Broadcast{Origin: s.broker.Node(), App: app.ID, Channels: e.Channels, Event: e.Name, Data: e.Data, Except: e.Except}
 		if hasCacheChannel(e.Channels) {
-			b.CacheUntil = cacheUntil.UnixMilli()
+			b.CacheUntilMs = cacheUntil.UnixMilli()
 		}
 		switch err := s.broker.Publish(ctx, b); err {
 		case nil:
 		case ErrBrokerDown:
-			s.deliver(app, e, cacheUntil)
+			s.deliverHere(app, e, cacheUntil)
 		default:
 			if i == 0 {
 				return ErrBusy
 			}
 			// Some of the batch went out: the rest still goes, here.
-			s.deliver(app, e, cacheUntil)
+			s.deliverHere(app, e, cacheUntil)
 		}
 		s.broadcasts.Add(1)
 	}
@@ -90,10 +90,10 @@ func hasCacheChannel(channels []string) bool {
 	return false
 }
 
-// deliver frames the event once per channel and fans it out to this node's
+// deliverHere frames the event once per channel and fans it out to this node's
 // subscribers. A cache channel keeps it until cacheUntil, or for the app's
 // cache_ttl from now when that is zero.
-func (s *Server) deliver(app *App, e *Event, cacheUntil time.Time) {
+func (s *Server) deliverHere(app *App, e *Event, cacheUntil time.Time) {
 	if s.debug {
 		s.log.Debug("publish", "app", app.ID, "channels", e.Channels, "event", e.Name)
 	}

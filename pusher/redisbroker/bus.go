@@ -146,7 +146,7 @@ func (b *Broker) dispatch(a *app, m *message, own bool) {
 		if own && (m.broadcast.ClientEvent || b.skippedOwn(m.seq)) {
 			return
 		}
-		b.cluster.Broadcast(&m.broadcast)
+		b.cluster.Deliver(&m.broadcast)
 	case kindCounts:
 		if !own {
 			b.counts(m)

@@ -94,7 +94,7 @@ func appendBroadcast(dst []byte, h header, b *pusher.Broadcast, seq uint64) []by
 	dst = appendString(dst, b.Event)
 	dst = appendBytes(dst, b.Data)
 	dst = appendString(dst, b.Except)
-	dst = binary.AppendVarint(dst, b.CacheUntil)
+	dst = binary.AppendVarint(dst, b.CacheUntilMs)
 	var flags byte
 	if b.ClientEvent {
 		flags |= flagClientEvent
@@ -223,7 +223,7 @@ func decode(b []byte, l *limits, m *message) error {
 		bc.Event = r.string(l.event)
 		bc.Data = r.bytes(l.data)
 		bc.Except = r.string(maxID)
-		bc.CacheUntil = r.varint()
+		bc.CacheUntilMs = r.varint()
 		bc.ClientEvent = r.byte()&flagClientEvent != 0
 		bc.User = r.string(maxID)
 		m.seq = r.uvarint()

@@ -19,7 +19,7 @@ func testHeader(kind byte) header {
 func TestMessageRoundTrip(t *testing.T) {
 	h := testHeader(0)
 	bc := pusher.Broadcast{Origin: "n1", App: "app", Channels: []string{"a", "cache-b"}, Event: "e",
-		Data: []byte(`{"x":"ü"}`), Except: "1.2", CacheUntil: 1700000000123, ClientEvent: true, User: "u"}
+		Data: []byte(`{"x":"ü"}`), Except: "1.2", CacheUntilMs: 1700000000123, ClientEvent: true, User: "u"}
 	mb := pusher.Membership{App: "app", Channel: "presence-x", User: "ann", Info: []byte(`{"n":1}`), Added: true, Except: "1.2", Node: "n1"}
 	cc := []pusher.ChannelCount{{Channel: "a", Count: 3}, {Channel: "b", Count: 0}}
 	for _, tc := range []struct {
@@ -141,7 +141,7 @@ func TestMessageMalformed(t *testing.T) {
 // accepts a message it would not write the same way again.
 func FuzzDecode(f *testing.F) {
 	h := testHeader(0)
-	f.Add(appendBroadcast(nil, h, &pusher.Broadcast{Channels: []string{"c"}, Event: "e", Data: []byte("d"), CacheUntil: 5}, 9))
+	f.Add(appendBroadcast(nil, h, &pusher.Broadcast{Channels: []string{"c"}, Event: "e", Data: []byte("d"), CacheUntilMs: 5}, 9))
 	f.Add(appendCounts(nil, h, 3, false, 0, true, []pusher.ChannelCount{{Channel: "c", Count: 2}}))
 	f.Add(appendTerminate(nil, h, "u"))
 	f.Add(appendHello(nil, h))

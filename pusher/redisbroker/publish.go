@@ -49,7 +49,7 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 		b.settle(seq, false)
 		return pusher.ErrBrokerFull
 	}
-	if bc.CacheUntil > 0 {
+	if bc.CacheUntilMs > 0 {
 		b.keepCached(c, a, h, bc)
 	}
 	if !wait {
@@ -81,7 +81,7 @@ func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
 // every store drops).
 func (b *Broker) keepCached(c rueidis.Client, a *app, h header, bc *pusher.Broadcast) {
 	now := time.Now().UnixMilli()
-	ttl := bc.CacheUntil - now
+	ttl := bc.CacheUntilMs - now
 	if ttl <= 0 {
 		return
 	}
@@ -93,7 +93,7 @@ func (b *Broker) keepCached(c rueidis.Client, a *app, h header, bc *pusher.Broad
 		one.Channels = []string{ch}
 		msg := a.sig.sign(appendBroadcast(nil, h, &one, 0))
 		b.queue(op{cmd: c.B().Set().Key(a.cache(ch)).Value(rueidis.BinaryString(msg)).PxMilliseconds(ttl).Build()}, false)
-		b.queue(op{cmd: c.B().Zadd().Key(a.cachex()).ScoreMember().ScoreMember(float64(bc.CacheUntil), ch).Build()}, false)
+		b.queue(op{cmd: c.B().Zadd().Key(a.cachex()).ScoreMember().ScoreMember(float64(bc.CacheUntilMs), ch).Build()}, false)
 		b.queue(op{cmd: c.B().Zremrangebyscore().Key(a.cachex()).Min("-inf").Max(itoa(now)).Build()}, false)
 	}
 }

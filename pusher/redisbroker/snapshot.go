@@ -293,7 +293,7 @@ func (b *Broker) appLoaded(s *snapshot) {
 			if !ok || decode(body, &s.app.lim, &m) != nil || m.kind != kindBroadcast {
 				continue
 			}
-			b.cluster.Broadcast(&m.broadcast)
+			b.cluster.Deliver(&m.broadcast)
 		}
 	}
 	b.loaded[s.app.id] = true
