@@ -37,7 +37,8 @@
 // and query syntax), response.go (the answers to it); frame.go (a frame's
 // header and the frames a server writes), decoder.go (reading client frames:
 // the header, then one step per opcode), utf8.go (text checked as it
-// arrives), close.go (close frames and codes); json.go (JSON strings).
+// arrives), close.go (close frames and codes); json.go (JSON strings: the
+// one encoder of them that pusher, api and loop use).
 //
 // Nothing here is safe for concurrent use; use one Handshake and one Decoder
 // per connection, touched only by the goroutine or event loop that owns it.

@@ -212,10 +212,10 @@ func (c *channel) loops(counts *[maxLoops]int32) uint64 {
 // more). channel may be empty.
 func appendEvent(dst []byte, event, channel string, data []byte) []byte {
 	dst = append(dst, `{"event":`...)
-	dst = AppendJSONString(dst, event)
+	dst = codec.AppendJSONString(dst, event)
 	if channel != "" {
 		dst = append(dst, `,"channel":`...)
-		dst = AppendJSONString(dst, channel)
+		dst = codec.AppendJSONString(dst, channel)
 	}
 	dst = append(dst, `,"data":`...)
 	dst = appendJSONBytes(dst, data)
