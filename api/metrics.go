@@ -26,21 +26,8 @@ import (
 // Sources are the counters of the parts of the process outside the
 // protocol core, read at scrape time; a nil func is left out.
 type Sources struct {
-	Transport func() TransportStats // the event loops
-	Webhooks  func() WebhookStats   // the webhook dispatcher
-}
-
-// TransportStats is what the event loops have seen.
-type TransportStats struct {
-	Opened            uint64
-	Refused           uint64            // over the connection cap, or while draining
-	Closed            map[string]uint64 // by close code
-	MessagesIn        uint64
-	MessagesOut       uint64
-	BytesIn, BytesOut uint64
-	SlowConsumers     uint64
-	Throttles         uint64 // times a connection went over its message budget and was read more slowly
-	InboundCloses     uint64 // connections closed with 4100 for what they sent unread past max_inbound
+	Transport func() pusher.TransportStats // the event loops
+	Webhooks  func() WebhookStats          // the webhook dispatcher
 }
 
 // WebhookStats is what the webhook dispatcher has done.
@@ -255,7 +242,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Without a source (no webhooks configured, say) its families are
 	// still there, at 0.
-	var t TransportStats
+	var t pusher.TransportStats
 	if c.src.Transport != nil {
 		t = c.src.Transport()
 	}

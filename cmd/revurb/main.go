@@ -129,12 +129,7 @@ func run(cfg *config) error {
 	httpAPI := api.New(srv, api.Options{
 		MaxBodySize: cfg.Server.MaxRequestBody, MaxURLSize: cfg.Server.MaxRequestURL,
 		Concurrency: fds.api, ConnsPerAddress: perAddr, Path: cfg.Path,
-		Sources: api.Sources{Transport: func() api.TransportStats {
-			st := eng.Stats()
-			return api.TransportStats{Opened: st.Opened, Refused: st.Refused, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
-				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers,
-				Throttles: st.Throttles, InboundCloses: st.InboundCloses}
-		}, Webhooks: webhookStats(hooks)},
+		Sources:          api.Sources{Transport: eng.Stats, Webhooks: webhookStats(hooks)},
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
