@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/revurb/revurb/codec"
 	"github.com/revurb/revurb/pusher"
 )
 
@@ -102,7 +103,7 @@ func (s *Server) channels(ctx *fasthttp.RequestCtx, app *pusher.App) {
 			b = append(b, ',')
 		}
 		n++
-		b = pusher.AppendJSONString(b, ci.Name)
+		b = codec.AppendJSONString(b, ci.Name)
 		b = append(b, ':')
 		b = appendInfo(b, ci, info)
 	}
@@ -175,7 +176,7 @@ func (s *Server) users(ctx *fasthttp.RequestCtx, app *pusher.App, name string) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = pusher.AppendJSONString(b, id)
+		b = codec.AppendJSONString(b, id)
 		b = append(b, '}')
 	}
 	reply(ctx, fasthttp.StatusOK, append(b, "]}"...))

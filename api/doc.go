@@ -1,7 +1,9 @@
 // Package api serves the Pusher Channels HTTP API (Pusher HTTP API:
 // events, batch_events, channels, users, terminate_connections) on its own
 // port, plus an unsigned health check at GET /up. It is the only package of
-// revurb that imports fasthttp.
+// revurb that imports fasthttp. It imports pusher, and codec for its JSON
+// string encoder (codec.AppendJSONString), the one every reply and event
+// is written with.
 //
 // Every /apps/{id}/... request is authenticated by its signed query
 // (signature.go) before anything else looks at it; triggers are validated

@@ -8,6 +8,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/revurb/revurb/codec"
 	"github.com/revurb/revurb/pusher"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, app *pusher.App, body []byte) 
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = pusher.AppendJSONString(b, ch)
+		b = codec.AppendJSONString(b, ch)
 		b = append(b, ':')
 		b = s.appendTriggerInfo(b, app, ch, t.info)
 	}

@@ -26,21 +26,8 @@ import (
 // Sources are the counters of the parts of the process outside the
 // protocol core, read at scrape time; a nil func is left out.
 type Sources struct {
-	Transport func() TransportStats // the event loops
-	Webhooks  func() WebhookStats   // the webhook dispatcher
-}
-
-// TransportStats is what the event loops have seen.
-type TransportStats struct {
-	Opened            uint64
-	Refused           uint64            // over the connection cap, or while draining
-	Closed            map[string]uint64 // by close code
-	MessagesIn        uint64
-	MessagesOut       uint64
-	BytesIn, BytesOut uint64
-	SlowConsumers     uint64
-	Throttles         uint64 // times a connection went over its message budget and was read more slowly
-	InboundCloses     uint64 // connections closed with 4100 for what they sent unread past max_inbound
+	Transport func() pusher.TransportStats // the event loops
+	Webhooks  func() WebhookStats          // the webhook dispatcher
 }
 
 // WebhookStats is what the webhook dispatcher has done.
@@ -211,88 +198,119 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector: the protocol core's counters,
+// the cluster's, the event loops', the webhook dispatcher's and the API's
+// own connections, read now.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
 	st := c.p.Stats()
-	for _, a := range st.Apps {
-		gauge(descConnections, float64(a.Connections), a.ID)
-	}
-	for _, kind := range channelKinds {
-		gauge(descSubscriptions, float64(st.Subscriptions[kind]), kind)
-		gauge(descChannels, float64(st.Channels[kind]), kind)
-	}
-	counter(descClientEvents, st.ClientEvents)
-	counter(descBroadcasts, st.Broadcasts)
-	counter(descWaits, st.Publish.Waits)
-	counter(descRejections, st.Publish.Rejections)
-	gauge(descQueued, float64(st.Publish.Queued))
+	collectCore(ch, &st)
 	if st.Clustered {
-		up := 0.0
-		if st.ClusterUp {
-			up = 1
-		}
-		gauge(descRedisUp, up)
-		counter(descOverload, st.OverloadCloses)
-		counter(descClientDropped, st.ClientEventsDropped)
-		counter(descClusterLost, st.ClusterLost)
-		cs := st.Cluster
-		for _, addr := range cs.Masters {
-			gauge(descMaster, 1, addr)
-		}
-		counter(descFailovers, cs.Failovers)
-		counter(descRedirections, cs.Redirections)
-		for _, r := range refusedReasons {
-			counter(descBusRefused, cs.Refused[r], r)
-		}
-		counter(descResyncs, cs.Resyncs)
-		gauge(descResyncSeconds, cs.ResyncSeconds)
+		collectCluster(ch, &st)
 	}
 	// Without a source (no webhooks configured, say) its families are
 	// still there, at 0.
-	var t TransportStats
+	var t pusher.TransportStats
 	if c.src.Transport != nil {
 		t = c.src.Transport()
 	}
-	counter(descOpened, t.Opened)
-	counter(descRefused, t.Refused)
-	for _, code := range closeCodes {
-		counter(descClosed, t.Closed[code], code)
-	}
-	for code, n := range t.Closed {
-		if !slices.Contains(closeCodes, code) {
-			counter(descClosed, n, code)
-		}
-	}
-	counter(descMsgsIn, t.MessagesIn)
-	counter(descMsgsOut, t.MessagesOut)
-	counter(descBytesIn, t.BytesIn)
-	counter(descBytesOut, t.BytesOut)
-	counter(descSlow, t.SlowConsumers)
-	counter(descThrottles, t.Throttles)
-	counter(descInboundCloses, t.InboundCloses)
+	collectTransport(ch, &t)
 	var w WebhookStats
 	if c.src.Webhooks != nil {
 		w = c.src.Webhooks()
 	}
-	counter(descWebhooksSent, w.Sent)
-	counter(descWebhooksFailed, w.Failed)
-	counter(descWebhooksDrop, w.Dropped)
-	gauge(descWebhookQueue, float64(w.Queue))
-	gauge(descWebhookBytes, float64(w.Bytes))
-	a := c.conns()
-	for s := range connStates {
-		gauge(descAPIConns, float64(a.open[s]), s.String())
-		if s != connServing && s != connWaiting { // never ended
-			counter(descAPIEnded, a.ended[s], s.String())
+	collectWebhooks(ch, &w)
+	collectAPIConns(ch, c.conns())
+}
+
+// gauge and counter send one sample of d to ch.
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+// collectCore reports the protocol core: connections, subscriptions and
+// channels, events, the publish bound.
+func collectCore(ch chan<- prometheus.Metric, st *pusher.Stats) {
+	for _, a := range st.Apps {
+		gauge(ch, descConnections, float64(a.Connections), a.ID)
+	}
+	for _, kind := range channelKinds {
+		gauge(ch, descSubscriptions, float64(st.Subscriptions[kind]), kind)
+		gauge(ch, descChannels, float64(st.Channels[kind]), kind)
+	}
+	counter(ch, descClientEvents, st.ClientEvents)
+	counter(ch, descBroadcasts, st.Broadcasts)
+	counter(ch, descWaits, st.Publish.Waits)
+	counter(ch, descRejections, st.Publish.Rejections)
+	gauge(ch, descQueued, float64(st.Publish.Queued))
+}
+
+// collectCluster reports the broker and the store the nodes meet at.
+func collectCluster(ch chan<- prometheus.Metric, st *pusher.Stats) {
+	up := 0.0
+	if st.ClusterUp {
+		up = 1
+	}
+	gauge(ch, descRedisUp, up)
+	counter(ch, descOverload, st.OverloadCloses)
+	counter(ch, descClientDropped, st.ClientEventsDropped)
+	counter(ch, descClusterLost, st.ClusterLost)
+	cs := st.Cluster
+	for _, addr := range cs.Masters {
+		gauge(ch, descMaster, 1, addr)
+	}
+	counter(ch, descFailovers, cs.Failovers)
+	counter(ch, descRedirections, cs.Redirections)
+	for _, r := range refusedReasons {
+		counter(ch, descBusRefused, cs.Refused[r], r)
+	}
+	counter(ch, descResyncs, cs.Resyncs)
+	gauge(ch, descResyncSeconds, cs.ResyncSeconds)
+}
+
+// collectTransport reports the event loops: every known close code, and
+// any other they counted.
+func collectTransport(ch chan<- prometheus.Metric, t *pusher.TransportStats) {
+	counter(ch, descOpened, t.Opened)
+	counter(ch, descRefused, t.Refused)
+	for _, code := range closeCodes {
+		counter(ch, descClosed, t.Closed[code], code)
+	}
+	for code, n := range t.Closed {
+		if !slices.Contains(closeCodes, code) {
+			counter(ch, descClosed, n, code)
 		}
 	}
-	counter(descAPIRefused, a.refused)
+	counter(ch, descMsgsIn, t.MessagesIn)
+	counter(ch, descMsgsOut, t.MessagesOut)
+	counter(ch, descBytesIn, t.BytesIn)
+	counter(ch, descBytesOut, t.BytesOut)
+	counter(ch, descSlow, t.SlowConsumers)
+	counter(ch, descThrottles, t.Throttles)
+	counter(ch, descInboundCloses, t.InboundCloses)
+}
+
+// collectWebhooks reports the webhook dispatcher.
+func collectWebhooks(ch chan<- prometheus.Metric, w *WebhookStats) {
+	counter(ch, descWebhooksSent, w.Sent)
+	counter(ch, descWebhooksFailed, w.Failed)
+	counter(ch, descWebhooksDrop, w.Dropped)
+	gauge(ch, descWebhookQueue, float64(w.Queue))
+	gauge(ch, descWebhookBytes, float64(w.Bytes))
+}
+
+// collectAPIConns reports the API's connections by state.
+func collectAPIConns(ch chan<- prometheus.Metric, a connStats) {
+	for s := range connStates {
+		gauge(ch, descAPIConns, float64(a.open[s]), s.String())
+		if s != connServing && s != connWaiting { // never ended
+			counter(ch, descAPIEnded, a.ended[s], s.String())
+		}
+	}
+	counter(ch, descAPIRefused, a.refused)
 }
 
 // connStats sums the connection tables of the listeners Listen made.

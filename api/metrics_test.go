@@ -2,6 +2,8 @@ package api
 
 import (
 	"testing"
+
+	"github.com/revurb/revurb/pusher"
 )
 
 // TestMetricsKnownLabels: before anything happened, every close code has
@@ -14,8 +16,8 @@ func TestMetricsKnownLabels(t *testing.T) {
 		want map[string]float64 // code → value; the other known codes 0
 	}{
 		{name: "no_source", want: map[string]float64{}},
-		{name: "counted", src: Sources{Transport: func() TransportStats {
-			return TransportStats{Closed: map[string]uint64{"4200": 3, "4999": 1}}
+		{name: "counted", src: Sources{Transport: func() pusher.TransportStats {
+			return pusher.TransportStats{Closed: map[string]uint64{"4200": 3, "4999": 1}}
 		}}, want: map[string]float64{"4200": 3, "4999": 1}},
 	}
 	for _, tc := range tests {

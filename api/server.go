@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/revurb/revurb/codec"
 	"github.com/revurb/revurb/pusher"
 )
 
@@ -394,7 +395,7 @@ func reply(ctx *fasthttp.RequestCtx, status int, body []byte) {
 func fail(ctx *fasthttp.RequestCtx, status int, msg string) {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
-	b = pusher.AppendJSONString(b, msg)
+	b = codec.AppendJSONString(b, msg)
 	reply(ctx, status, append(b, '}'))
 }
 

@@ -2,19 +2,10 @@ package api
 
 import (
 	"bytes"
-	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
-	"flag"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,295 +13,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/revurb/revurb/pusher"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-const (
-	testAppID  = "app-id"
-	testKey    = "app-key"
-	testSecret = "app-secret"
-)
-
-// syncLoops is a one-loop pusher.Loops that runs each task at once, on the
-// caller's goroutine, one task at a time.
-type syncLoops struct{ mu sync.Mutex }
-
-func (l *syncLoops) Len() int { return 1 }
-
-func (l *syncLoops) Execute(_ int, t pusher.Task) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return t.Run(context.Background())
-}
-
-// recConn is a pusher.Conn that records the frames written to it.
-type recConn struct {
-	mu     sync.Mutex
-	frames [][]byte
-	closed int
-}
-
-func (c *recConn) Write(frame []byte) {
-	c.mu.Lock()
-	c.frames = append(c.frames, append([]byte(nil), frame...))
-	c.mu.Unlock()
-}
-
-func (c *recConn) Close(code int, _ string) {
-	c.mu.Lock()
-	c.closed = code
-	c.mu.Unlock()
-}
-
-// take returns the JSON payloads written since the last take.
-func (c *recConn) take(t *testing.T) []string {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, f := range c.frames {
-		out = append(out, string(framePayload(t, f)))
-	}
-	c.frames = nil
-	return out
-}
-
-func (c *recConn) closeCode() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// framePayload returns the payload of an unmasked server text frame.
-func framePayload(t *testing.T, f []byte) []byte {
-	t.Helper()
-	if len(f) < 2 || f[0] != 0x81 || f[1]&0x80 != 0 {
-		t.Fatalf("not an unmasked final text frame: % x", f[:min(len(f), 4)])
-	}
-	n, off := int(f[1]&0x7f), 2
-	switch n {
-	case 126:
-		n, off = int(f[2])<<8|int(f[3]), 4
-	case 127:
-		t.Fatalf("unexpected 64-bit frame length")
-	}
-	if len(f) != off+n {
-		t.Fatalf("frame length %d, header says %d", len(f)-off, n)
-	}
-	return f[off:]
-}
-
-// fixture is an API server on an in-memory listener in front of a pusher
-// server with one app and one loop.
-type fixture struct {
-	t      *testing.T
-	p      *pusher.Server
-	app    *pusher.App
-	api    *Server
-	client *http.Client
-}
-
-func newFixture(t *testing.T, opts Options) *fixture {
-	t.Helper()
-	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Attach(&syncLoops{}); err != nil {
-		t.Fatal(err)
-	}
-	s := New(p, opts)
-	ln := fasthttputil.NewInmemoryListener()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		if err := s.Shutdown(shutdownCtx(t)); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &fixture{t: t, p: p, app: p.AppByID(app.ID), api: s, client: &http.Client{Transport: tr}}
-}
-
-// signing says how to sign a request; the zero value signs it as a Pusher
-// SDK does. "-" leaves a parameter out.
-type signing struct {
-	key       string
-	timestamp string
-	version   string
-	md5       string
-	secret    string
-	signature string
-	// extra is added to the query after signing.
-	extra string
-}
-
-// signQuery returns the escaped query of a request signed as the Pusher
-// server SDKs sign it: every parameter but auth_signature, sorted, joined
-// k=v& with values unescaped; HMAC-SHA256 of METHOD\nPATH\nQUERY.
-func signQuery(method, path string, params map[string]string, body []byte, o signing, now time.Time) (query, ts string) {
-	all := map[string]string{}
-	for k, v := range params {
-		all[k] = v
-	}
-	set := func(k, v, def string) {
-		switch v {
-		case "-":
-		case "":
-			all[k] = def
-		default:
-			all[k] = v
-		}
-	}
-	ts = strconv.FormatInt(now.Unix(), 10)
-	set("auth_key", o.key, testKey)
-	set("auth_timestamp", o.timestamp, ts)
-	set("auth_version", o.version, "1.0")
-	if len(body) > 0 || (o.md5 != "" && o.md5 != "-") {
-		sum := md5.Sum(body)
-		set("body_md5", o.md5, hex.EncodeToString(sum[:]))
-	}
-	if v := all["auth_timestamp"]; v != "" {
-		ts = v
-	}
-	keys := make([]string, 0, len(all))
-	for k := range all {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var sb strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			sb.WriteByte('&')
-		}
-		sb.WriteString(k + "=" + all[k])
-	}
-	secret := testSecret
-	if o.secret != "" {
-		secret = o.secret
-	}
-	v := url.Values{}
-	for k, x := range all {
-		v.Set(k, x)
-	}
-	switch o.signature {
-	case "":
-		v.Set("auth_signature", pusher.Sign(secret, method+"\n"+path+"\n"+sb.String()))
-	case "-":
-	default:
-		v.Set("auth_signature", o.signature)
-	}
-	query = v.Encode()
-	if o.extra != "" {
-		query += "&" + o.extra
-	}
-	return query, ts
-}
-
-// response is what a test looks at in a reply.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-	ts     string // auth_timestamp sent, masked in goldens
-}
-
-// do sends a request; path is also what is signed unless unsigned.
-func (f *fixture) do(method, path string, params map[string]string, body string, o signing, unsigned bool) response {
-	f.t.Helper()
-	target := "http://api.test" + path
-	var ts string
-	if !unsigned {
-		var q string
-		q, ts = signQuery(method, path, params, []byte(body), o, time.Now())
-		target += "?" + q
-	}
-	var rb io.Reader
-	if body != "" {
-		rb = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, target, rb)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		f.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b, ts: ts}
-}
-
-// golden compares r with testdata/name.golden, or rewrites it with -update.
-// The timestamp the request was signed with is masked.
-func golden(t *testing.T, name string, r response) {
-	t.Helper()
-	var sb strings.Builder
-	sb.WriteString("HTTP " + strconv.Itoa(r.status) + "\n")
-	sb.WriteString("Content-Type: " + r.header.Get("Content-Type") + "\n")
-	if a := r.header.Get("Allow"); a != "" {
-		sb.WriteString("Allow: " + a + "\n")
-	}
-	body := string(r.body)
-	if r.ts != "" {
-		body = strings.ReplaceAll(body, r.ts, "TIMESTAMP")
-	}
-	sb.WriteString("\n" + body + "\n")
-	got := sb.String()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("reply differs from %s:\n got:\n%s\nwant:\n%s", path, got, want)
-	}
-}
-
-// checkReply asserts what every reply shares: the status, a JSON body and
-// its content type, and an "error" member exactly when the status is not
-// 200.
-func checkReply(t *testing.T, r response, status int) {
-	t.Helper()
-	if r.status != status {
-		t.Errorf("status %d, want %d; body %s", r.status, status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q, want application/json", ct)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, r.body)
-	}
-	_, isErr := v["error"]
-	if isErr != (r.status != http.StatusOK) {
-		t.Errorf("status %d with body %s", r.status, r.body)
-	}
-}
-
-const eventsPath = "/apps/" + testAppID + "/events"
 
 func TestRoutes(t *testing.T) {
 	f := newFixture(t, Options{})
@@ -475,172 +180,6 @@ func TestBodyTooLarge(t *testing.T) {
 	}
 }
 
-// session is a WebSocket connection as the pusher core sees it.
-type session struct {
-	sess pusher.Session
-	conn recConn
-}
-
-func (f *fixture) open(t *testing.T) *session {
-	t.Helper()
-	s := &session{}
-	if !f.p.Open(&s.sess, &s.conn, 0, testKey, "7", "") {
-		t.Fatal("Open failed")
-	}
-	s.conn.take(t)
-	return s
-}
-
-// subscribe joins channel, as a presence member userID when it is a
-// presence channel.
-func (f *fixture) subscribe(t *testing.T, s *session, channel, userID string) {
-	t.Helper()
-	data := map[string]string{"channel": channel}
-	switch kind, _ := pusher.ChannelKind(channel); kind {
-	case pusher.Presence:
-		cd := `{"user_id":"` + userID + `"}`
-		data["channel_data"] = cd
-		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+":"+channel+":"+cd)
-	case pusher.Private, pusher.Encrypted:
-		data["auth"] = testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+":"+channel)
-	}
-	f.send(t, s, "pusher:subscribe", data)
-	got := s.conn.take(t)
-	if len(got) == 0 || !strings.Contains(got[0], "subscription_succeeded") {
-		t.Fatalf("subscribe %s: %v", channel, got)
-	}
-}
-
-func (f *fixture) signin(t *testing.T, s *session, userID string) {
-	t.Helper()
-	ud := `{"id":"` + userID + `"}`
-	f.send(t, s, "pusher:signin", map[string]string{
-		"user_data": ud,
-		"auth":      testKey + ":" + pusher.Sign(testSecret, s.sess.ID().String()+"::user::"+ud),
-	})
-	if got := s.conn.take(t); len(got) == 0 || !strings.Contains(got[0], "signin_success") {
-		t.Fatalf("signin %s: %v", userID, got)
-	}
-}
-
-func (f *fixture) send(t *testing.T, s *session, event string, data any) {
-	t.Helper()
-	msg, err := json.Marshal(map[string]any{"event": event, "data": data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.p.Handle(&s.sess, msg)
-}
-
-func expectFrames(t *testing.T, who string, s *session, want ...string) {
-	t.Helper()
-	got := s.conn.take(t)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("%s received\n%s\nwant\n%s", who, strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-// TestOccupied runs the API against channels with subscribers: counts,
-// users, delivery, socket_id exclusion, all-or-nothing batches, the cache
-// and terminate_connections.
-func TestOccupied(t *testing.T) {
-	f := newFixture(t, Options{})
-	a, b, c := f.open(t), f.open(t), f.open(t)
-	f.subscribe(t, a, "presence-room", "1")
-	f.subscribe(t, a, "news", "")
-	f.subscribe(t, a, "cache-last", "")
-	b.conn.take(t)
-	f.subscribe(t, b, "presence-room", "2")
-	f.subscribe(t, c, "presence-room", "1") // user 1's second connection
-	for _, s := range []*session{a, b, c} {
-		s.conn.take(t) // member_added and cache_miss frames
-	}
-
-	get := func(name, path string, params map[string]string) {
-		t.Helper()
-		r := f.do("GET", path, params, "", signing{}, false)
-		checkReply(t, r, 200)
-		golden(t, name, r)
-	}
-	get("occupied_channels", "/apps/app-id/channels", nil)
-	get("occupied_channels_presence", "/apps/app-id/channels",
-		map[string]string{"filter_by_prefix": "presence-", "info": "user_count,subscription_count"})
-	get("occupied_channel", "/apps/app-id/channels/presence-room",
-		map[string]string{"info": "user_count,subscription_count"})
-	get("occupied_channel_plain", "/apps/app-id/channels/news", nil)
-	get("occupied_users", "/apps/app-id/channels/presence-room/users", nil)
-
-	t.Run("socket_id excluded", func(t *testing.T) {
-		body := `{"name":"ev","channel":"presence-room","data":"{\"x\":1}","socket_id":"` + a.sess.ID().String() + `"}`
-		checkReply(t, f.do("POST", eventsPath, nil, body, signing{}, false), 200)
-		want := `{"event":"ev","channel":"presence-room","data":"{\"x\":1}"}`
-		expectFrames(t, "a", a)
-		expectFrames(t, "b", b, want)
-		expectFrames(t, "c", c, want)
-	})
-
-	t.Run("events info", func(t *testing.T) {
-		body := `{"name":"ev","channels":["presence-room","news","empty"],"data":"d","info":"user_count,subscription_count"}`
-		r := f.do("POST", eventsPath, nil, body, signing{}, false)
-		checkReply(t, r, 200)
-		golden(t, "occupied_events_info", r)
-		expectFrames(t, "a", a,
-			`{"event":"ev","channel":"presence-room","data":"d"}`,
-			`{"event":"ev","channel":"news","data":"d"}`)
-		expectFrames(t, "b", b, `{"event":"ev","channel":"presence-room","data":"d"}`)
-		c.conn.take(t)
-	})
-
-	t.Run("batch all or nothing", func(t *testing.T) {
-		bad := `{"batch":[{"name":"ev","channel":"news","data":"1"},{"name":"ev","channel":"bad name","data":"2"}]}`
-		checkReply(t, f.do("POST", "/apps/app-id/batch_events", nil, bad, signing{}, false), 400)
-		expectFrames(t, "a", a)
-
-		good := `{"batch":[{"name":"ev","channel":"news","data":"1"},{"name":"ev","channel":"presence-room","data":"2","info":"user_count"}]}`
-		r := f.do("POST", "/apps/app-id/batch_events", nil, good, signing{}, false)
-		checkReply(t, r, 200)
-		golden(t, "occupied_batch_info", r)
-		expectFrames(t, "a", a,
-			`{"event":"ev","channel":"news","data":"1"}`,
-			`{"event":"ev","channel":"presence-room","data":"2"}`)
-		b.conn.take(t)
-		c.conn.take(t)
-	})
-
-	t.Run("cache", func(t *testing.T) {
-		body := `{"name":"ev","channel":"cache-last","data":"{\"v\":\"<\u00e9>\"}"}`
-		checkReply(t, f.do("POST", eventsPath, nil, body, signing{}, false), 200)
-		expectFrames(t, "a", a, `{"event":"ev","channel":"cache-last","data":"{\"v\":\"<é>\"}"}`)
-		get("occupied_channel_cache", "/apps/app-id/channels/cache-last",
-			map[string]string{"info": "cache,subscription_count"})
-		// A cache channel keeps its event with nobody subscribed.
-		body = `{"name":"ev","channel":"cache-empty","data":"kept"}`
-		checkReply(t, f.do("POST", eventsPath, nil, body, signing{}, false), 200)
-		get("channel_cache_unoccupied", "/apps/app-id/channels/cache-empty", map[string]string{"info": "cache"})
-	})
-
-	t.Run("terminate", func(t *testing.T) {
-		d, e := f.open(t), f.open(t)
-		f.signin(t, d, "42")
-		f.signin(t, e, "43")
-		checkReply(t, f.do("POST", "/apps/app-id/users/42/terminate_connections", nil, "{}", signing{}, false), 200)
-		if got := d.conn.closeCode(); got != 4009 {
-			t.Errorf("user 42 closed with %d, want 4009", got)
-		}
-		if got := e.conn.closeCode(); got != 0 {
-			t.Errorf("user 43 closed with %d", got)
-		}
-		d.conn.take(t)
-		f.p.Close(&d.sess) // as package loop does once the socket is closed
-		get("occupied_channels_hide_server", "/apps/app-id/channels", nil)
-		get("occupied_channels_server", "/apps/app-id/channels", map[string]string{"filter_by_prefix": "#server-to-user-"})
-
-		body := `{"name":"ev","channel":"#server-to-user-43","data":"hi"}`
-		checkReply(t, f.do("POST", eventsPath, nil, body, signing{}, false), 200)
-		expectFrames(t, "e", e, `{"event":"ev","channel":"#server-to-user-43","data":"hi"}`)
-	})
-}
-
 func TestDebugLog(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
@@ -651,22 +190,6 @@ func TestDebugLog(t *testing.T) {
 	if !strings.Contains(buf.String(), "method=GET path=/up status=200") {
 		t.Errorf("log %q lacks the request", buf.String())
 	}
-}
-
-// newLogger returns a logger writing to w under mu.
-func newLogger(w io.Writer, mu *sync.Mutex) *slog.Logger {
-	return slog.New(slog.NewTextHandler(lockedWriter{w: w, mu: mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestShutdown(t *testing.T) {
@@ -751,13 +274,6 @@ func FuzzHandler(f *testing.F) {
 	})
 }
 
-// shutdownCtx bounds a test server's Shutdown.
-func shutdownCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestConnections: GET /apps/{id}/connections, signed like every /apps
 // route, answers the app's open connections as Reverb does.
 func TestConnections(t *testing.T) {
@@ -789,4 +305,59 @@ func TestPathPrefix(t *testing.T) {
 	checkReply(t, f.do("GET", "/ws/up", nil, "", signing{}, true), 200)
 	checkReply(t, f.do("GET", "/ws/apps/app-id/connections", nil, "", signing{}, false), 200)
 	checkReply(t, f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false), 200)
+}
+
+// routePaths builds a path that parseRoute reads as each route, from an
+// app id and the channel or user it names, each segment escaped.
+var routePaths = map[route]func(app, arg string) string{
+	routeEvents:      func(app, _ string) string { return "/apps/" + url.PathEscape(app) + "/events" },
+	routeBatchEvents: func(app, _ string) string { return "/apps/" + url.PathEscape(app) + "/batch_events" },
+	routeChannels:    func(app, _ string) string { return "/apps/" + url.PathEscape(app) + "/channels" },
+	routeConnections: func(app, _ string) string { return "/apps/" + url.PathEscape(app) + "/connections" },
+	routeChannel: func(app, arg string) string {
+		return "/apps/" + url.PathEscape(app) + "/channels/" + url.PathEscape(arg)
+	},
+	routeChannelUsers: func(app, arg string) string {
+		return "/apps/" + url.PathEscape(app) + "/channels/" + url.PathEscape(arg) + "/users"
+	},
+	routeTerminate: func(app, arg string) string {
+		return "/apps/" + url.PathEscape(app) + "/users/" + url.PathEscape(arg) + "/terminate_connections"
+	},
+}
+
+// FuzzParseRoute: parseRoute never panics; what it reads from any path,
+// written back as a path, reads the same; and a path built for a route
+// from any app id and channel or user reads as exactly those.
+func FuzzParseRoute(f *testing.F) {
+	for _, p := range []string{
+		"/apps/app-id/events", "/apps/app-id/events/", "/apps/app-id/batch_events", "/apps/app-id/channels",
+		"/apps/app-id/channels/presence-%41/users", "/apps/app-id/channels/%23server-to-user-1",
+		"/apps/app-id/channels/bad%20name", "/apps/app-id/users/%2F/terminate_connections",
+		"/apps/app-id/users//terminate_connections", "/apps/app-id/connections", "/apps/app-id/nope",
+		"/apps/%zz/events", "/up", "/apps/a/b/c/d/e",
+	} {
+		f.Add(p, "app-id", "presence-a/b", uint8(0))
+	}
+	routes := make([]route, 0, len(routePaths))
+	for r := routeNone + 1; r < routeCount; r++ {
+		if routePaths[r] != nil {
+			routes = append(routes, r)
+		}
+	}
+	f.Fuzz(func(t *testing.T, path, app, arg string, which uint8) {
+		if r, a, g := parseRoute(path); r != routeNone {
+			again := routePaths[r](a, g)
+			if r2, a2, g2 := parseRoute(again); r2 != r || a2 != a || g2 != g {
+				t.Fatalf("%q reads as %d %q %q, written back %q as %d %q %q", path, r, a, g, again, r2, a2, g2)
+			}
+		}
+		r := routes[int(which)%len(routes)]
+		p := routePaths[r](app, arg)
+		if r != routeChannel && r != routeChannelUsers && r != routeTerminate {
+			arg = ""
+		}
+		if r2, a2, g2 := parseRoute(p); r2 != r || a2 != app || g2 != arg {
+			t.Fatalf("%q for route %d, app %q, arg %q reads as %d %q %q", p, r, app, arg, r2, a2, g2)
+		}
+	})
 }

@@ -1,7 +1,14 @@
 package api
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,4 +138,83 @@ func upper(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// authenticNaive is the signature check done the obvious way, with
+// crypto/hmac and strings: the auth_key is the app's, and auth_signature,
+// given once, is the HMAC of METHOD "\n" PATH "\n" QUERY for PATH as sent
+// or percent-decoded.
+func authenticNaive(args *fasthttp.Args, method, path string) bool {
+	var kv, sigs []string
+	key := ""
+	for k, v := range args.All() {
+		switch lk := strings.ToLower(string(k)); lk {
+		case "auth_signature":
+			sigs = append(sigs, string(v))
+			continue
+		case "auth_key":
+			key = string(v)
+		}
+		kv = append(kv, strings.ToLower(string(k))+"="+string(v))
+	}
+	if key != testKey || len(sigs) != 1 {
+		return false
+	}
+	// Sorted by key; keys are unique in a request authenticate accepts.
+	sort.Slice(kv, func(i, j int) bool {
+		ki, _, _ := strings.Cut(kv[i], "=")
+		kj, _, _ := strings.Cut(kv[j], "=")
+		return ki < kj
+	})
+	query := strings.Join(kv, "&")
+	sign := func(path string) string {
+		m := hmac.New(sha256.New, []byte(testSecret))
+		m.Write([]byte(method + "\n" + path + "\n" + query))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	if strings.EqualFold(sigs[0], sign(path)) {
+		return true
+	}
+	dec, err := url.PathUnescape(path)
+	return strings.Contains(path, "%") && err == nil && strings.EqualFold(sigs[0], sign(dec))
+}
+
+// FuzzAuthenticate feeds authenticate any query, method, path and body,
+// and a request signed as the SDKs sign it with one more parameter of any
+// value. It must never panic; it may accept a request only when the
+// naive check does; and it must accept every request an SDK signs.
+func FuzzAuthenticate(f *testing.F) {
+	now := time.Unix(1700000000, 0)
+	base := "auth_key=app-key&auth_timestamp=1700000000&auth_version=1.0"
+	for _, s := range []struct{ method, path, query, body string }{
+		{"GET", "/apps/app-id/channels", base + "&auth_signature=" + pusher.Sign(testSecret, "GET\n/apps/app-id/channels\n"+base), ""},
+		{"GET", "/apps/app-id/channels/presence-a", "info=user_count%2Csubscription_count&filter_by_prefix=a%20b&" + base + "&auth_signature=00", ""},
+		{"GET", "/apps/app-id/channels", "Auth_Key=app-key&AUTH_TIMESTAMP=1700000000&auth_version=1.0&auth_signature=ab", ""},
+		{"GET", "/apps/app-id/channels/%23server-to-user-1", base + "&auth_signature=" + pusher.Sign(testSecret, "GET\n/apps/app-id/channels/#server-to-user-1\n"+base), ""},
+		{"POST", "/apps/app-id/users/1/terminate_connections", base + "&body_md5=99914b932bd37a50b983c5e7c90ae93b&auth_signature=x", "{}"},
+		{"GET", "/apps/app-id/channels", base + "&auth_signature=a&auth_signature=b", ""},
+		{"GET", "/apps/app-id/channels", base + "&AUTH_KEY=app-key", ""},
+		{"GET", "/apps/app-id/channels", "auth_key=app-key&auth_timestamp=1.5", ""},
+	} {
+		f.Add(s.method, s.path, s.query, []byte(s.body), "info", "user_count,subscription_count")
+	}
+	app := pusher.DefaultApp(testAppID, testKey, testSecret)
+	f.Fuzz(func(t *testing.T, method, path, query string, body []byte, key, value string) {
+		var args fasthttp.Args
+		args.Parse(query)
+		if msg := authenticate(&app, []byte(method), path, &args, body, now); msg == "" && !authenticNaive(&args, method, path) {
+			t.Fatalf("%s %q ?%s accepted, but its signature does not check", method, path, query)
+		}
+		// One more parameter, signed as an SDK signs it; the names
+		// authenticate reads itself are left to the query above.
+		if key == "" || strings.Trim(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" ||
+			slices.Contains([]string{"auth_key", "auth_timestamp", "auth_version", "auth_signature", "body_md5"}, key) {
+			return
+		}
+		q, _ := signQuery(method, path, map[string]string{key: value}, body, signing{}, now)
+		args.Parse(q)
+		if msg := authenticate(&app, []byte(method), path, &args, body, now); msg != "" {
+			t.Fatalf("%s %q ?%s, signed as an SDK signs it, refused: %s", method, path, q, msg)
+		}
+	})
 }

@@ -9,7 +9,8 @@
 //   - Decoder decodes client frames (RFC 6455 §5): unmasking, fragmentation,
 //     control frames between fragments, close codes, UTF-8 and size limits;
 //     AppendFrame, AppendFrameHeader and AppendCloseFrame write unmasked
-//     server frames.
+//     server frames; FrameHeaderLen is the length of such a header, for a
+//     caller that appends a payload first and writes its header before it.
 //
 // Parsers never block and never read: the caller peeks at what it has
 // received, calls Parse or Decode, and discards exactly the n bytes they
@@ -31,6 +32,13 @@
 // far it got, so after ErrNeedMore its next call must start with the same
 // frame (the same bytes, in the same or a fresh buffer, with more after
 // them), or follow Reset.
+//
+// Files by concept: handshake.go (the upgrade request), syntax.go (HTTP/1.1
+// and query syntax), response.go (the answers to it); frame.go (a frame's
+// header and the frames a server writes), decoder.go (reading client frames:
+// the header, then one step per opcode), utf8.go (text checked as it
+// arrives), close.go (close frames and codes); json.go (JSON strings: the
+// one encoder of them that pusher, api and loop use).
 //
 // Nothing here is safe for concurrent use; use one Handshake and one Decoder
 // per connection, touched only by the goroutine or event loop that owns it.

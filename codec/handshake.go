@@ -2,10 +2,8 @@ package codec
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/base64"
 	"errors"
-	"net/url"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -19,10 +17,6 @@ var ErrNeedMore = errors.New("codec: need more data")
 // through the blank line, that Handshake accepts. Larger requests are refused
 // with 431 Request Header Fields Too Large (RFC 6585 §5).
 const MaxHandshakeSize = 8 << 10
-
-// acceptGUID is the fixed string of RFC 6455 §1.3 appended to the client's key
-// before hashing.
-const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // Request is the part of a WebSocket upgrade request (RFC 6455 §4.1) that a
 // server needs after the handshake. Its strings alias the buffer they were
@@ -45,21 +39,6 @@ type Request struct {
 	// Version is the Sec-WebSocket-Version header value; a successful Parse
 	// only returns "13".
 	Version string
-}
-
-// HTTPError is a handshake failure answered with an HTTP status, then the
-// connection is closed. Write it with AppendHTTPError(dst, e.Status, e.Reason).
-type HTTPError struct {
-	// Status is the HTTP status code to answer with.
-	Status int
-	// Reason says what was wrong, for the response body and logs; it may
-	// quote a snippet of the offending bytes.
-	Reason string
-}
-
-// Error implements error.
-func (e *HTTPError) Error() string {
-	return "codec: handshake: " + strconv.Itoa(e.Status) + " " + statusText(e.Status) + ": " + e.Reason
 }
 
 // Handshake is an incremental HTTP/1.1 upgrade request parser (RFC 6455
@@ -279,199 +258,4 @@ func validKey(key string) bool {
 	var buf [18]byte
 	n, err := base64.StdEncoding.Decode(buf[:], []byte(key))
 	return err == nil && n == 16
-}
-
-// hasToken reports whether the comma-separated list v holds token,
-// compared case-insensitively (RFC 7230 §7).
-func hasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(trimOWS(t), token) {
-			return true
-		}
-	}
-	return false
-}
-
-// trimOWS drops optional whitespace, spaces and tabs, around s (RFC 7230 §3.2.3).
-func trimOWS(s string) string {
-	return strings.Trim(s, " \t")
-}
-
-// isToken reports whether s is an RFC 7230 §3.2.6 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// isTarget reports whether s holds only visible ASCII, as a request target
-// must (RFC 3986 §2, RFC 7230 §3.1.1).
-func isTarget(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isFieldValue reports whether s has no control characters other than tab
-// (RFC 7230 §3.2). Bytes above 0x7f (obs-text) are allowed.
-func isFieldValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// tokenChars marks the tchar bytes of RFC 7230 §3.2.6.
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// QueryValue returns the percent-decoded value of the first name parameter in
-// rawQuery ("a=1&b=2", RFC 3986 §3.4, with "+" as space), or "" when it is
-// absent or its value is not validly escaped.
-func QueryValue(rawQuery, name string) string {
-	for rawQuery != "" {
-		var pair string
-		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
-		k, v, _ := strings.Cut(pair, "=")
-		if strings.ContainsAny(k, "%+") {
-			dk, err := url.QueryUnescape(k)
-			if err != nil {
-				continue
-			}
-			k = dk
-		}
-		if k != name {
-			continue
-		}
-		dv, err := url.QueryUnescape(v)
-		if err != nil {
-			return ""
-		}
-		return dv
-	}
-	return ""
-}
-
-// AcceptKey returns the Sec-WebSocket-Accept value for key:
-// base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")), RFC 6455 §4.2.2
-// item 5.4.
-func AcceptKey(key string) string {
-	var buf [28]byte
-	return string(appendAcceptKey(buf[:0], key))
-}
-
-// appendAcceptKey appends AcceptKey(key) to dst.
-func appendAcceptKey(dst []byte, key string) []byte {
-	// Keys are 24 bytes; the stack buffer holds them and the GUID without
-	// touching the heap.
-	var buf [24 + len(acceptGUID)]byte
-	p := append(append(buf[:0], key...), acceptGUID...)
-	sum := sha1.Sum(p)
-	return base64.StdEncoding.AppendEncode(dst, sum[:])
-}
-
-// AppendUpgradeResponse appends the "HTTP/1.1 101 Switching Protocols"
-// response that completes the handshake for key (RFC 6455 §4.2.2 item 5),
-// with Upgrade, Connection and Sec-WebSocket-Accept headers.
-func AppendUpgradeResponse(dst []byte, key string) []byte {
-	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\n"+
-		"Upgrade: websocket\r\n"+
-		"Connection: Upgrade\r\n"+
-		"Sec-WebSocket-Accept: "...)
-	dst = appendAcceptKey(dst, key)
-	return append(dst, "\r\n\r\n"...)
-}
-
-// AppendHTTPError appends a complete HTTP/1.1 response with status and its
-// reason phrase, "Content-Type: application/json", Content-Length and
-// "Connection: close", and the body {"error":"<reason>"} with reason
-// JSON-escaped. A 426 also carries "Sec-WebSocket-Version: 13" (RFC 6455
-// §4.2.2 item 4). A status outside 100..599 is sent as 500.
-func AppendHTTPError(dst []byte, status int, reason string) []byte {
-	if status < 100 || status > 599 {
-		status = 500
-	}
-	// The body is built first because Content-Length precedes it; the
-	// stack buffer holds any reason this package produces.
-	var buf [256]byte
-	body := append(buf[:0], `{"error":`...)
-	body = AppendJSONString(body, reason)
-	body = append(body, '}')
-
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, statusText(status)...)
-	dst = append(dst, "\r\nContent-Type: application/json\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	dst = append(dst, "\r\nConnection: close\r\n"...)
-	if status == 426 {
-		dst = append(dst, "Sec-WebSocket-Version: 13\r\n"...)
-	}
-	dst = append(dst, "\r\n"...)
-	return append(dst, body...)
-}
-
-// statusText returns the reason phrase for the statuses a WebSocket server
-// answers with, and "" for others (an empty phrase is valid, RFC 7230 §3.1.2).
-func statusText(status int) string {
-	switch status {
-	case 400:
-		return "Bad Request"
-	case 401:
-		return "Unauthorized"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 408:
-		return "Request Timeout"
-	case 413:
-		return "Content Too Large"
-	case 426:
-		return "Upgrade Required"
-	case 429:
-		return "Too Many Requests"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 500:
-		return "Internal Server Error"
-	case 501:
-		return "Not Implemented"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	case 505:
-		return "HTTP Version Not Supported"
-	}
-	return ""
 }

@@ -194,25 +194,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return e.eng.Stop(ctx)
 }
 
-// Stats is what the engine has seen since it started.
-type Stats struct {
-	Refused       uint64 // connections refused: over MaxConns, or while stopping
-	SlowConsumers uint64 // connections closed with 4100 for their unsent backlog
-	InboundCloses uint64 // connections closed with 4100 for what they sent unread past MaxInbound
-	Throttles     uint64 // times a connection went over its message budget and was read more slowly
-	Opened        uint64 // WebSocket connections opened (handshake done)
-	// Closed counts WebSocket connections closed, by close code: the code
-	// of the close frame sent (the client's own, echoed), 1006 for one gone
-	// without a close frame; "other" for codes not in closeCodes.
-	Closed            map[string]uint64
-	MessagesIn        uint64 // WebSocket messages received (data and control; a fragmented one once)
-	MessagesOut       uint64 // WebSocket messages sent
-	BytesIn, BytesOut uint64
-}
-
-// Stats reports on the engine, summing its loops' counters.
-func (e *Engine) Stats() Stats {
-	st := Stats{Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), InboundCloses: e.inboundCloses.Load(), Closed: map[string]uint64{}}
+// Stats reports what the engine has seen since it started, summing its
+// loops' counters; Closed names the codes not in closeCodes "other".
+func (e *Engine) Stats() pusher.TransportStats {
+	st := pusher.TransportStats{Refused: e.refused.Load(), SlowConsumers: e.slowConsumers.Load(), InboundCloses: e.inboundCloses.Load(), Closed: map[string]uint64{}}
 	for _, l := range e.loops {
 		st.Opened += l.opened.Load()
 		st.Throttles += l.throttles.Load()

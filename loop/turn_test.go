@@ -8,6 +8,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/revurb/revurb/codec"
 	"github.com/revurb/revurb/pusher"
 )
 
@@ -64,7 +65,7 @@ func TestCloseInsideTurn(t *testing.T) {
 		}
 		cd := `{"user_id":"` + user + `"}`
 		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID().String()+":presence-room:"+cd)
-		srv.Handle(&c.sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"presence-room","auth":"`+auth+`","channel_data":`+string(pusher.AppendJSONString(nil, cd))+`}}`))
+		srv.Handle(&c.sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"presence-room","auth":"`+auth+`","channel_data":`+string(codec.AppendJSONString(nil, cd))+`}}`))
 		l.end()
 		conns = append(conns, gc)
 	}

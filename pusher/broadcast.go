@@ -13,7 +13,7 @@ import (
 // frameHeadroom is room left before an event's JSON for the largest
 // WebSocket header, so that a frame is built in one buffer without a copy:
 // the JSON is appended first, then the header is written right before it.
-const frameHeadroom = 10
+const frameHeadroom = codec.MaxFrameHeaderLen
 
 // sharedFrame is one broadcast, encoded once: the JSON event inside one
 // unmasked text frame. Every loop that has subscribers writes the same
@@ -39,14 +39,7 @@ func newFrame() *sharedFrame {
 // seal writes the frame header before the JSON appended to f.buf.
 func (f *sharedFrame) seal() {
 	n := len(f.buf) - frameHeadroom
-	hl := 2
-	switch {
-	case n > 0xffff:
-		hl = 10
-	case n > 125:
-		hl = 4
-	}
-	f.off = frameHeadroom - hl
+	f.off = frameHeadroom - codec.FrameHeaderLen(n)
 	codec.AppendFrameHeader(f.buf[f.off:f.off], ws.OpText, n)
 }
 
@@ -219,10 +212,10 @@ func (c *channel) loops(counts *[maxLoops]int32) uint64 {
 // more). channel may be empty.
 func appendEvent(dst []byte, event, channel string, data []byte) []byte {
 	dst = append(dst, `{"event":`...)
-	dst = AppendJSONString(dst, event)
+	dst = codec.AppendJSONString(dst, event)
 	if channel != "" {
 		dst = append(dst, `,"channel":`...)
-		dst = AppendJSONString(dst, channel)
+		dst = codec.AppendJSONString(dst, channel)
 	}
 	dst = append(dst, `,"data":`...)
 	dst = appendJSONBytes(dst, data)

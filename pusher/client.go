@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"time"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // clientEvent relays a client-* event to the channel's other subscribers
@@ -60,12 +62,12 @@ func appendClientEvent(dst, event []byte, channel string, data []byte, user stri
 	dst = append(dst, `{"event":`...)
 	dst = appendJSONBytes(dst, event)
 	dst = append(dst, `,"channel":`...)
-	dst = AppendJSONString(dst, channel)
+	dst = codec.AppendJSONString(dst, channel)
 	dst = append(dst, `,"data":`...)
 	dst = append(dst, data...)
 	if user != "" {
 		dst = append(dst, `,"user_id":`...)
-		dst = AppendJSONString(dst, user)
+		dst = codec.AppendJSONString(dst, user)
 	}
 	return append(dst, '}')
 }

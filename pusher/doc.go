@@ -16,7 +16,8 @@
 // broadcast (frames and fan-out). The cluster: broker (the seam),
 // cluster (what the broker tells this node), counts (subscription counts
 // across nodes), overload (a node too far behind), query (the API's
-// queries, cluster-wide). Observers: observer (webhook moments), stats.
+// queries, cluster-wide). Observers: observer (webhook moments), stats,
+// transportstats (the event loops' counters, as api reads them).
 //
 // # Set-up order
 //

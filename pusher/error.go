@@ -1,6 +1,10 @@
 package pusher
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/revurb/revurb/codec"
+)
 
 // Pusher protocol error and close codes (Pusher protocol: error codes).
 // 4000-4099: do not reconnect; 4100-4199: reconnect after back-off;
@@ -39,6 +43,6 @@ func (e *Error) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendInt(dst, int64(e.Code), 10)
 	}
 	dst = append(dst, `,"message":`...)
-	dst = AppendJSONString(dst, e.Message)
+	dst = codec.AppendJSONString(dst, e.Message)
 	return append(dst, "}}"...)
 }

@@ -306,11 +306,8 @@ func skipNumber(b []byte, i int) (int, error) {
 	return i, nil
 }
 
-// AppendJSONString appends s as a JSON string: every event revurb writes,
-// and the HTTP API's replies, are built with it.
-func AppendJSONString(dst []byte, s string) []byte { return codec.AppendJSONString(dst, s) }
-
-// appendJSONBytes is appendJSONString for a byte slice, without a copy.
+// appendJSONBytes is codec.AppendJSONString for a byte slice, without a
+// copy.
 func appendJSONBytes(dst, b []byte) []byte {
 	return codec.AppendJSONString(dst, unsafe.String(unsafe.SliceData(b), len(b)))
 }

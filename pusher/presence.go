@@ -3,6 +3,8 @@ package pusher
 import (
 	"sort"
 	"strconv"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // Presence channels (Pusher protocol: presence channels) know their
@@ -89,7 +91,7 @@ func appendPresence(dst []byte, r *roster) []byte {
 			dst = append(dst, ',')
 		}
 		n++
-		dst = AppendJSONString(dst, id)
+		dst = codec.AppendJSONString(dst, id)
 	}
 	dst = append(dst, `],"hash":{`...)
 	first := true
@@ -101,7 +103,7 @@ func appendPresence(dst []byte, r *roster) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = AppendJSONString(dst, id)
+		dst = codec.AppendJSONString(dst, id)
 		dst = append(dst, ':')
 		if m.info != nil {
 			dst = append(dst, m.info...)
@@ -117,7 +119,7 @@ func appendPresence(dst []byte, r *roster) []byte {
 // appendMemberAdded appends the data of pusher_internal:member_added.
 func appendMemberAdded(dst []byte, id string, info []byte) []byte {
 	dst = append(dst, `{"user_id":`...)
-	dst = AppendJSONString(dst, id)
+	dst = codec.AppendJSONString(dst, id)
 	dst = append(dst, `,"user_info":`...)
 	if info != nil {
 		dst = append(dst, info...)
@@ -130,7 +132,7 @@ func appendMemberAdded(dst []byte, id string, info []byte) []byte {
 // appendMemberRemoved appends the data of pusher_internal:member_removed.
 func appendMemberRemoved(dst []byte, id string) []byte {
 	dst = append(dst, `{"user_id":`...)
-	dst = AppendJSONString(dst, id)
+	dst = codec.AppendJSONString(dst, id)
 	return append(dst, '}')
 }
 

@@ -3,6 +3,8 @@ package pusher
 import (
 	"context"
 	"testing"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // TestCloseDuringFanout: subscribers whose sockets fail while the
@@ -63,7 +65,7 @@ func TestCloseDuringFanout(t *testing.T) {
 	}
 }
 
-func quote(s string) string { return string(AppendJSONString(nil, s)) }
+func quote(s string) string { return string(codec.AppendJSONString(nil, s)) }
 
 // queueLoops holds every task until run: the loops are busy, so the tests
 // can interleave a subscription between an event and its delivery.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // subscribeData is the data of pusher:subscribe.
@@ -128,11 +130,11 @@ func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, stat
 	}
 	b := make([]byte, 0, 128+len(msg))
 	b = append(b, `{"event":"pusher:subscription_error","channel":`...)
-	b = AppendJSONString(b, channel)
+	b = codec.AppendJSONString(b, channel)
 	b = append(b, `,"data":{"type":`...)
-	b = AppendJSONString(b, typ)
+	b = codec.AppendJSONString(b, typ)
 	b = append(b, `,"error":`...)
-	b = AppendJSONString(b, msg)
+	b = codec.AppendJSONString(b, msg)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, "}}"...)
@@ -168,7 +170,7 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		if j.cached != nil {
 			s.send(sess, j.cached.event, name, j.cached.data.b)
 		} else {
-			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), AppendJSONString(nil, name)...)
+			b := append([]byte(`{"event":"pusher:cache_miss","channel":`), codec.AppendJSONString(nil, name)...)
 			sess.conn.Write(appendFrameJSON(nil, append(b, '}')))
 		}
 	}

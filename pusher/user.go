@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/revurb/revurb/codec"
 )
 
 // serverToUserPrefix names the channel that carries events to one signed-in
@@ -63,7 +65,7 @@ func (s *Server) handleSignin(sess *Session, data []byte) {
 		s.refuse(sess, &Error{Code: CodeUnauthorized, Message: "Already signed in as another user"})
 		return
 	}
-	reply := append([]byte(`{"user_data":`), AppendJSONString(nil, d.UserData)...)
+	reply := append([]byte(`{"user_data":`), codec.AppendJSONString(nil, d.UserData)...)
 	s.send(sess, "pusher:signin_success", "", append(reply, '}'))
 	if sess.user != nil {
 		s.watch(sess, u.Watchlist)
@@ -202,13 +204,13 @@ func removeSession(list []*Session, sess *Session) []*Session {
 // appendWatchlistEvent appends {"events":[{"name":name,"user_ids":[...]}]}.
 func appendWatchlistEvent(dst []byte, name string, ids []string) []byte {
 	dst = append(dst, `{"events":[{"name":`...)
-	dst = AppendJSONString(dst, name)
+	dst = codec.AppendJSONString(dst, name)
 	dst = append(dst, `,"user_ids":[`...)
 	for i, id := range ids {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendJSONString(dst, id)
+		dst = codec.AppendJSONString(dst, id)
 	}
 	return append(dst, "]}]}"...)
 }

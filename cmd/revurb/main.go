@@ -74,79 +74,106 @@ func run(cfg *config) error {
 	// once and a SIGTERM right after must still get the 4200 goodbye.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel, cfg.Debug)
+	p, err := build(cfg)
 	if err != nil {
 		return err
+	}
+	return p.serve(sig)
+}
+
+// process is what build makes of the configuration: the parts that serve,
+// wired together, none of them listening yet.
+type process struct {
+	cfg     *config
+	logger  *slog.Logger
+	fds     fdBudget
+	perAddr int // HTTP API connections per client address, < 0 for no cap
+	broker  pusher.Broker
+	hooks   *webhook.Dispatcher // nil when no app has webhooks
+	srv     *pusher.Server
+	eng     *loop.Engine
+	httpAPI *api.Server
+
+	wsAddr, apiAddr string
+}
+
+// build makes the logger, shares the file descriptors out, and wires the
+// broker, the webhook dispatcher, the protocol core, the event loops and
+// the HTTP API.
+func build(cfg *config) (*process, error) {
+	logger, err := newLogger(cfg.LogFormat, cfg.LogLevel, cfg.Debug)
+	if err != nil {
+		return nil, err
 	}
 	limit, err := raiseFDLimit()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fds := newFDBudget(limit, cfg.Server.MaxConnections, cfg.Server.APIConcurrency)
+	p := &process{cfg: cfg, logger: logger, fds: newFDBudget(limit, cfg.Server.MaxConnections, cfg.Server.APIConcurrency),
+		wsAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), apiAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))}
 	// Below the API's cap, so that waiting triggers never stop it
 	// answering other routes.
 	waiters := cfg.Server.PublishWaiters
 	if waiters <= 0 {
-		waiters = fds.api / 2
+		waiters = p.fds.api / 2
 	}
-	waiters = max(min(waiters, fds.api-1), 1)
-	perAddr := apiPerAddress(cfg.Server.APIPerAddress, fds.api, waiters)
-	var broker pusher.Broker
+	waiters = max(min(waiters, p.fds.api-1), 1)
+	p.perAddr = apiPerAddress(cfg.Server.APIPerAddress, p.fds.api, waiters)
 	if cfg.Redis != "" {
 		rb, err := redisbroker.New(redisbroker.Config{URL: cfg.Redis, Prefix: cfg.RedisPrefix, NodeTimeout: cfg.Server.NodeTimeout,
 			Apps: cfg.Apps, Secret: cfg.Server.ClusterSecret, Log: logger})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		broker = rb
+		p.broker = rb
 	}
-	var hooks *webhook.Dispatcher
 	var observer pusher.Observer
 	for _, a := range cfg.Apps {
 		if len(a.Webhooks) > 0 {
-			hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, QueueBytes: cfg.Server.WebhookQueueBytes, Log: logger})
-			observer = hooks
+			p.hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, QueueBytes: cfg.Server.WebhookQueueBytes, Log: logger})
+			observer = p.hooks
 			break
 		}
 	}
-	srv, err := pusher.NewServer(cfg.Apps, pusher.Options{
+	p.srv, err = pusher.NewServer(cfg.Apps, pusher.Options{
 		Log: logger, Debug: cfg.Debug,
 		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: waiters,
-		Broker: broker, Observer: observer,
+		Broker: p.broker, Observer: observer,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	wsAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	apiAddr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))
-	eng, err := loop.New(srv, loop.Config{
-		Addr: wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
-		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: fds.conns, Path: cfg.Path, Log: logger,
+	p.eng, err = loop.New(p.srv, loop.Config{
+		Addr: p.wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
+		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: p.fds.conns, Path: cfg.Path, Log: logger,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	httpAPI := api.New(srv, api.Options{
+	p.httpAPI = api.New(p.srv, api.Options{
 		MaxBodySize: cfg.Server.MaxRequestBody, MaxURLSize: cfg.Server.MaxRequestURL,
-		Concurrency: fds.api, ConnsPerAddress: perAddr, Path: cfg.Path,
-		Sources: api.Sources{Transport: func() api.TransportStats {
-			st := eng.Stats()
-			return api.TransportStats{Opened: st.Opened, Refused: st.Refused, Closed: st.Closed, MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
-				BytesIn: st.BytesIn, BytesOut: st.BytesOut, SlowConsumers: st.SlowConsumers,
-				Throttles: st.Throttles, InboundCloses: st.InboundCloses}
-		}, Webhooks: webhookStats(hooks)},
+		Concurrency: p.fds.api, ConnsPerAddress: p.perAddr, Path: cfg.Path,
+		Sources:          api.Sources{Transport: p.eng.Stats, Webhooks: webhookStats(p.hooks)},
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
 		Log: logger, Debug: cfg.Debug,
 	})
-	ln, err := httpAPI.Listen(apiAddr)
+	return p, nil
+}
+
+// serve listens on the API port and, if asked, the metrics and pprof
+// addresses, runs the event loops and the API, says so, and then serves
+// until a signal on sig, when it drains, or until either stops.
+func (p *process) serve(sig <-chan os.Signal) error {
+	cfg, logger := p.cfg, p.logger
+	ln, err := p.httpAPI.Listen(p.apiAddr)
 	if err != nil {
 		return err
 	}
 	var metricsAddr net.Addr
 	if cfg.MetricsAddr != "" {
-		ms, addr, err := serveHTTP(cfg.MetricsAddr, httpAPI.MetricsHandler(), logger, "metrics")
+		ms, addr, err := serveHTTP(cfg.MetricsAddr, p.httpAPI.MetricsHandler(), logger, "metrics")
 		if err != nil {
 			return err
 		}
@@ -163,23 +190,14 @@ func run(cfg *config) error {
 		profAddr = addr
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- eng.Run() }()
-	go func() { errc <- httpAPI.Serve(ln) }()
+	go func() { errc <- p.eng.Run() }()
+	go func() { errc <- p.httpAPI.Serve(ln) }()
 	select {
-	case <-eng.Ready():
+	case <-p.eng.Ready():
 	case err := <-errc:
 		return err
 	}
-	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
-		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
-			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
-	}
-	logger.Info("connections: "+fds.String()+perAddrString(perAddr), "websockets", fds.conns, "api", fds.api,
-		"api_per_address", max(perAddr, 0), "rlimit_nofile", fds.limit, "reserve", fds.reserve)
-	if cfg.Redis != "" {
-		logger.Info("cluster: node "+broker.Node()+", meeting the others at Redis", "node", broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
-	}
-	banner(cfg, logger, wsAddr, apiAddr, profAddr, metricsAddr)
+	p.announce(profAddr, metricsAddr)
 
 	select {
 	case s := <-sig:
@@ -190,14 +208,31 @@ func run(cfg *config) error {
 	// One deadline for the whole stop: the drain, then the webhooks.
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
-	err = drain(ctx, srv, eng, httpAPI, cfg.Server.ShutdownGrace)
-	if hooks != nil {
+	err = drain(ctx, p.srv, p.eng, p.httpAPI, cfg.Server.ShutdownGrace)
+	if p.hooks != nil {
 		// What the drain reported (members leaving, channels vacated) goes
 		// out before the process does, in what is left of the grace; what
 		// is still unsent then is dropped and counted.
-		hooks.Close(ctx)
+		p.hooks.Close(ctx)
 	}
 	return err
+}
+
+// announce logs, once everything serves, what a reader should know: a port
+// shared with another process, the connection budget, the cluster, and the
+// banner.
+func (p *process) announce(profAddr, metricsAddr net.Addr) {
+	cfg, logger, fds := p.cfg, p.logger, p.fds
+	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
+		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
+			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
+	}
+	logger.Info("connections: "+fds.String()+perAddrString(p.perAddr), "websockets", fds.conns, "api", fds.api,
+		"api_per_address", max(p.perAddr, 0), "rlimit_nofile", fds.limit, "reserve", fds.reserve)
+	if cfg.Redis != "" {
+		logger.Info("cluster: node "+p.broker.Node()+", meeting the others at Redis", "node", p.broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
+	}
+	banner(cfg, logger, p.wsAddr, p.apiAddr, profAddr, metricsAddr)
 }
 
 // webhookStats reads the dispatcher's counters for the metrics; nil when

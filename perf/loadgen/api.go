@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/revurb/revurb/pusher"
 )
 
 // signedQuery returns the query string of a signed Pusher HTTP API request
@@ -25,7 +27,7 @@ func signedQuery(key, secret, method, path string, body []byte, now time.Time) s
 		"&auth_timestamp=" + strconv.FormatInt(now.Unix(), 10) +
 		"&auth_version=1.0" +
 		"&body_md5=" + hex.EncodeToString(sum[:])
-	return q + "&auth_signature=" + sign(secret, method+"\n"+path+"\n"+q)
+	return q + "&auth_signature=" + pusher.Sign(secret, method+"\n"+path+"\n"+q)
 }
 
 // maxFailedIDs bounds the list of failed trigger ids sent to the workers.

@@ -3,17 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/revurb/revurb/pusher"
 )
 
 // Event names the tool sends and recognises on the fast path.
@@ -303,17 +301,10 @@ func (c *conn) onControl(p []byte, release func()) error {
 func (c *conn) subscribeMessage() []byte {
 	data := map[string]string{"channel": c.channel}
 	if bytes.HasPrefix([]byte(c.channel), []byte("private-")) {
-		data["auth"] = c.w.cfg.key + ":" + sign(c.w.cfg.secret, c.socketID+":"+c.channel)
+		data["auth"] = c.w.cfg.key + ":" + pusher.Sign(c.w.cfg.secret, c.socketID+":"+c.channel)
 	}
 	b, _ := json.Marshal(map[string]any{"event": "pusher:subscribe", "data": data})
 	return b
-}
-
-// sign returns hex HMAC-SHA256(secret, msg).
-func sign(secret, msg string) string {
-	h := hmac.New(sha256.New, []byte(secret))
-	io.WriteString(h, msg)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sendClientEvents sends cfg.events client events on c's channel at

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -21,10 +20,6 @@ import (
 
 	"github.com/revurb/revurb/codec"
 )
-
-// websocketGUID is the constant of the Sec-WebSocket-Accept computation
-// (RFC 6455 §1.3).
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // maxServerFrame bounds the payload of one server frame the client accepts;
 // Pusher messages are far smaller, so a larger one is a server bug.
@@ -93,8 +88,7 @@ func (c *wsConn) handshake(host, path string, deadline time.Time) error {
 	if f := strings.Fields(status); len(f) < 2 || f[1] != "101" {
 		return fmt.Errorf("handshake: status %q", status)
 	}
-	sum := sha1.Sum([]byte(key + websocketGUID))
-	wantAccept := base64.StdEncoding.EncodeToString(sum[:])
+	wantAccept := codec.AcceptKey(key)
 	var upgrade, connection, accept bool
 	for {
 		line, err := c.br.ReadSlice('\n')
