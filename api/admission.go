@@ -13,9 +13,9 @@ import (
 
 // The connections of the API port, as the listener made by Listen holds
 // them (DESIGN: limits answer or slow down, never drop; README: the HTTP
-// API's limits). Each connection served takes one of Options.Concurrency
+// API's limits). Each connection served takes one of Config.Concurrency
 // slots, and one client address (an IPv4 address, an IPv6 /64) holds at
-// most Options.ConnsPerAddress connections, so that no client can take
+// most Config.ConnsPerAddress connections, so that no client can take
 // every slot — nor, as the cap is below pusher's PublishWaiters, every
 // waiting trigger.
 //

@@ -14,7 +14,7 @@ import (
 func benchFixture(b *testing.B, subs int) (fasthttp.RequestHandler, *fasthttp.Request) {
 	b.Helper()
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func benchFixture(b *testing.B, subs int) (fasthttp.RequestHandler, *fasthttp.Re
 	req.SetRequestURI(eventsPath + "?" + q)
 	req.Header.SetContentType("application/json")
 	req.SetBody(body)
-	return New(p, Options{}).Handler(), req
+	return New(p, Config{}).Handler(), req
 }
 
 // discard is a pusher.Conn that drops what it is given.

@@ -145,7 +145,7 @@ func newConnTable(slots, perAddr int) *connTable {
 func extraConns(slots int) int { return max(slots/8, 4) }
 
 // Descriptors is the most descriptors a listener made by Listen holds
-// when it serves concurrency connections at once (Options.Concurrency):
+// when it serves concurrency connections at once (Config.Concurrency):
 // those, the ones waiting for a slot or being refused, and one the
 // kernel has just handed over.
 func Descriptors(concurrency int) int { return concurrency + 2*extraConns(concurrency) + 1 }

@@ -20,8 +20,8 @@
 // the connection lingers so that the client reads it (limits.go).
 //
 // The listener made by Listen decides which connections are served
-// (admission.go): at most Options.Concurrency at once and
-// Options.ConnsPerAddress of one client address, the others waiting in a
+// (admission.go): at most Config.Concurrency at once and
+// Config.ConnsPerAddress of one client address, the others waiting in a
 // queue of its own where a freed slot goes to the client holding the
 // fewest, and making room, when they wait, by closing connections that are
 // not being served. A connection's state (conns.go) follows fasthttp's

@@ -112,10 +112,10 @@ type fixture struct {
 	client *http.Client
 }
 
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t *testing.T, opts Config) *fixture {
 	t.Helper()
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

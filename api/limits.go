@@ -25,7 +25,7 @@ import (
 // sends, until the client closes, lingerBytes arrived, lingerTime passed,
 // or the slot is needed (conns.go).
 
-// Request limits when Options leaves them 0.
+// Request limits when Config leaves them 0.
 const (
 	DefaultMaxBodySize   = 1 << 20
 	DefaultMaxURLSize    = 8 << 10

@@ -19,7 +19,7 @@ import (
 func TestRequestLimits(t *testing.T) {
 	t.Parallel()
 	const maxURL, maxHeaders, maxBody = 256, 512, 1024
-	_, addr := serveListen(t, Options{MaxURLSize: maxURL, MaxHeaderSize: maxHeaders, MaxBodySize: maxBody,
+	_, addr := serveListen(t, Config{MaxURLSize: maxURL, MaxHeaderSize: maxHeaders, MaxBodySize: maxBody,
 		ReadTimeout: 500 * time.Millisecond, ConnsPerAddress: -1})
 	get := func(path string, headers int) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("h", headers) + "\r\n\r\n"
@@ -86,7 +86,7 @@ func TestRequestLimits(t *testing.T) {
 // given back — within the drain's bounds.
 func TestLingerBounded(t *testing.T) {
 	t.Parallel()
-	s, addr := serveListen(t, Options{MaxBodySize: 1024, ConnsPerAddress: -1})
+	s, addr := serveListen(t, Config{MaxBodySize: 1024, ConnsPerAddress: -1})
 	k := dialKeepAlive(t, addr)
 	k.write("POST /apps/app-id/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
 	res, _, err := k.read(5 * time.Second)
@@ -115,7 +115,7 @@ func TestLingerBounded(t *testing.T) {
 // sending.
 func TestRefusalLingers(t *testing.T) {
 	t.Parallel()
-	_, addr := serveListen(t, Options{ConnsPerAddress: 1})
+	_, addr := serveListen(t, Config{ConnsPerAddress: 1})
 	held := dialKeepAlive(t, addr)
 	held.write("GET /up HTTP/1.1\r\n")
 	for i := range 20 {

@@ -16,7 +16,7 @@ import (
 // The socket has SO_REUSEPORT, so that a new revurb process binds the same
 // port while this one drains: the kernel shares new connections between the
 // processes' listeners, and Drain closes this one. The listener serves at
-// most Options.Concurrency connections at once, and Options.ConnsPerAddress
+// most Config.Concurrency connections at once, and Config.ConnsPerAddress
 // of one client address (conns.go): API clients cannot use up the
 // descriptors the process keeps in reserve, and no client can lock the
 // others out. And it rides out a lack of descriptors (EMFILE, ENFILE,

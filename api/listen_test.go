@@ -17,13 +17,13 @@ import (
 
 // serveListen serves a fresh API on a Listen listener on a free loopback
 // port and returns its address.
-func serveListen(t *testing.T, opts Options) (*Server, string) {
+func serveListen(t *testing.T, opts Config) (*Server, string) {
 	t.Helper()
-	return serveListenLoops(t, opts, &syncLoops{}, pusher.Options{})
+	return serveListenLoops(t, opts, &syncLoops{}, pusher.Config{})
 }
 
 // serveListenLoops is serveListen with the given loops and pusher options.
-func serveListenLoops(t *testing.T, opts Options, loops pusher.Loops, popts pusher.Options) (*Server, string) {
+func serveListenLoops(t *testing.T, opts Config, loops pusher.Loops, popts pusher.Config) (*Server, string) {
 	t.Helper()
 	p, err := pusher.NewServer([]pusher.AppConfig{pusher.DefaultApp(testAppID, testKey, testSecret)}, popts)
 	if err != nil {
@@ -162,7 +162,7 @@ func TestListenSlots(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, addr := serveListen(t, Options{Concurrency: 2, ConnsPerAddress: -1, ReadTimeout: time.Minute})
+			s, addr := serveListen(t, Config{Concurrency: 2, ConnsPerAddress: -1, ReadTimeout: time.Minute})
 			a := dialKeepAlive(t, addr)
 			tc.older(a)
 			since := time.Now()
@@ -209,7 +209,7 @@ func TestListenSlots(t *testing.T) {
 func TestListenWaitsForServing(t *testing.T) {
 	t.Parallel()
 	loops := &heldLoops{release: make(chan struct{})}
-	s, addr := serveListenLoops(t, Options{Concurrency: 1, ConnsPerAddress: -1}, loops, pusher.Options{PublishQueue: 1, PublishWait: 10 * time.Second})
+	s, addr := serveListenLoops(t, Config{Concurrency: 1, ConnsPerAddress: -1}, loops, pusher.Config{PublishQueue: 1, PublishWait: 10 * time.Second})
 	sess := &session{}
 	if !s.p.Open(&sess.sess, &sess.conn, 0, testKey, "7", "") {
 		t.Fatal("Open failed")
@@ -254,7 +254,7 @@ func TestListenWaitsForServing(t *testing.T) {
 // before the connections of the address that holds slots already.
 func TestListenQueue(t *testing.T) {
 	t.Parallel()
-	s, addr := serveListen(t, Options{Concurrency: 2, ConnsPerAddress: -1, ReadTimeout: time.Minute})
+	s, addr := serveListen(t, Config{Concurrency: 2, ConnsPerAddress: -1, ReadTimeout: time.Minute})
 	stats := func() connStats { return s.connStats() }
 	for range 2 { // the slots, held by requests being read
 		dialKeepAlive(t, addr).write("GET /up HTTP/1.1\r\n")
@@ -311,7 +311,7 @@ func TestListenQueue(t *testing.T) {
 // is closed); another address is served all along.
 func TestListenPerAddress(t *testing.T) {
 	t.Parallel()
-	s, addr := serveListen(t, Options{Concurrency: 16, ConnsPerAddress: 2, ReadTimeout: time.Minute})
+	s, addr := serveListen(t, Config{Concurrency: 16, ConnsPerAddress: 2, ReadTimeout: time.Minute})
 	a, b := dialKeepAlive(t, addr), dialKeepAlive(t, addr)
 	a.write("GET /up HTTP/1.1\r\n") // reading
 	b.up("second")
@@ -344,7 +344,7 @@ func TestListenPerAddress(t *testing.T) {
 // with Connection: close; /up says 503; and the listener is closed, so new
 // connections go elsewhere.
 func TestDrain(t *testing.T) {
-	s, addr := serveListen(t, Options{})
+	s, addr := serveListen(t, Config{})
 	k := dialKeepAlive(t, addr)
 	k.send()
 	if res, _, err := k.read(5 * time.Second); err != nil || res.StatusCode != 200 || res.Close {
@@ -366,7 +366,7 @@ func TestDrain(t *testing.T) {
 // the listener closes is answered 503, to try again on the next process.
 func TestDrainAnswersWaiting(t *testing.T) {
 	t.Parallel()
-	s, addr := serveListen(t, Options{Concurrency: 1, ConnsPerAddress: -1, ReadTimeout: time.Minute})
+	s, addr := serveListen(t, Config{Concurrency: 1, ConnsPerAddress: -1, ReadTimeout: time.Minute})
 	dialKeepAlive(t, addr).write("GET /up HTTP/1.1\r\n") // holds the slot
 	waiting := dialKeepAlive(t, addr)
 	waiting.send()

@@ -22,7 +22,7 @@ func TestMetricsKnownLabels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Options{Sources: tc.src})
+			f := newFixture(t, Config{Sources: tc.src})
 			families, err := f.api.metrics.reg.Gather()
 			if err != nil {
 				t.Fatal(err)

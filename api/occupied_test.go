@@ -8,7 +8,7 @@ import (
 // users, delivery, socket_id exclusion, all-or-nothing batches, the cache
 // and terminate_connections.
 func TestOccupied(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, Config{})
 	a, b, c := f.open(t), f.open(t), f.open(t)
 	f.subscribe(t, a, "presence-room", "1")
 	f.subscribe(t, a, "news", "")

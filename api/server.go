@@ -18,12 +18,12 @@ import (
 )
 
 // DefaultConcurrency is the cap on connections served at once when
-// Options.Concurrency is 0. Keep it above pusher.Options.PublishWaiters, so
+// Config.Concurrency is 0. Keep it above pusher.Config.PublishWaiters, so
 // that triggers waiting for the event loops never stop the API answering.
 const DefaultConcurrency = 1024
 
-// Options tune a Server.
-type Options struct {
+// Config tunes a Server.
+type Config struct {
 	// MaxBodySize caps a request body, in bytes (0: DefaultMaxBodySize). A
 	// larger body gets 413 before the rest of it is read.
 	MaxBodySize int
@@ -95,7 +95,7 @@ type Server struct {
 
 // New returns an API server for p. p must have its event loops attached
 // before the first trigger arrives.
-func New(p *pusher.Server, opts Options) *Server {
+func New(p *pusher.Server, opts Config) *Server {
 	s := &Server{p: p, log: opts.Log, debug: opts.Debug, now: time.Now,
 		maxBody: orDefault(opts.MaxBodySize, DefaultMaxBodySize), maxURL: orDefault(opts.MaxURLSize, DefaultMaxURLSize),
 		maxHeaders: orDefault(opts.MaxHeaderSize, DefaultMaxHeaderSize), readTimeout: orDefault(opts.ReadTimeout, DefaultReadTimeout),

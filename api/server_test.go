@@ -18,7 +18,7 @@ import (
 )
 
 func TestRoutes(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, Config{})
 	ok := `{"name":"my-event","channels":["my-channel"],"data":"{\"a\":1}"}`
 	long := strings.Repeat("x", 201)
 	manyChannels := `{"name":"e","data":"","channels":[` + strings.Repeat(`"c",`, 100) + `"c"]}`
@@ -161,7 +161,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
-	f := newFixture(t, Options{MaxBodySize: 1024})
+	f := newFixture(t, Config{MaxBodySize: 1024})
 	body := `{"name":"e","channel":"c","data":"` + strings.Repeat("d", 2000) + `"}`
 	r := f.do("POST", eventsPath, nil, body, signing{}, false)
 	checkReply(t, r, 413)
@@ -183,7 +183,7 @@ func TestBodyTooLarge(t *testing.T) {
 func TestDebugLog(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
-	f := newFixture(t, Options{Debug: true, Log: newLogger(&buf, &mu)})
+	f := newFixture(t, Config{Debug: true, Log: newLogger(&buf, &mu)})
 	f.do("GET", "/up", nil, "", signing{}, true)
 	mu.Lock()
 	defer mu.Unlock()
@@ -194,11 +194,11 @@ func TestDebugLog(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(p, Options{})
+	s := New(p, Config{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -237,14 +237,14 @@ func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/apps/app-id/batch_events", "", []byte(`{"batch":[null,{"name":1}]}`))
 
 	app := pusher.DefaultApp(testAppID, testKey, testSecret)
-	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	p, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	if err := p.Attach(&syncLoops{}); err != nil {
 		f.Fatal(err)
 	}
-	s := New(p, Options{MaxBodySize: 64 << 10})
+	s := New(p, Config{MaxBodySize: 64 << 10})
 	h := s.Handler()
 	f.Fuzz(func(t *testing.T, method, path, info string, body []byte) {
 		var req fasthttp.Request
@@ -277,7 +277,7 @@ func FuzzHandler(f *testing.F) {
 // TestConnections: GET /apps/{id}/connections, signed like every /apps
 // route, answers the app's open connections as Reverb does.
 func TestConnections(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newFixture(t, Config{})
 	r := f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false)
 	checkReply(t, r, 200)
 	if string(r.body) != `{"connections":0}` {
@@ -301,7 +301,7 @@ func TestConnections(t *testing.T) {
 // TestPathPrefix: behind a proxy that forwards a sub-path, the routes
 // answer with the prefix, signed with it or without.
 func TestPathPrefix(t *testing.T) {
-	f := newFixture(t, Options{Path: "/ws"})
+	f := newFixture(t, Config{Path: "/ws"})
 	checkReply(t, f.do("GET", "/ws/up", nil, "", signing{}, true), 200)
 	checkReply(t, f.do("GET", "/ws/apps/app-id/connections", nil, "", signing{}, false), 200)
 	checkReply(t, f.do("GET", "/apps/app-id/connections", nil, "", signing{}, false), 200)

@@ -30,7 +30,7 @@ func TestTrafficAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.ClientEventRate = 0
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func start(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, stri
 // startEngine is start, returning the engine itself.
 func startEngine(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
 	t.Helper()
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 func TestStopSends4200(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

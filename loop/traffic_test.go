@@ -50,7 +50,7 @@ func FuzzTraffic(f *testing.F) {
 	f.Add(codec.AppendMaskedFrame(nil, ws.OpClose, true, mask, []byte{3, 232}), 2)
 	f.Add([]byte("GET /app/app-key HTTP/1.1\r\n\r\n"), 5)
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		f.Fatal(err)
 	}

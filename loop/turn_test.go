@@ -44,7 +44,7 @@ func (d *dyingGnetConn) SetContext(ctx any) { d.ctx = ctx }
 // member_removed, and the channel counts two.
 func TestCloseInsideTurn(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Options{})
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

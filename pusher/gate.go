@@ -13,7 +13,7 @@ import (
 // 503.
 var ErrBusy = errors.New("pusher: the server is delivering as fast as it can; try again")
 
-// Defaults of the publish bound (Options).
+// Defaults of the publish bound (Config).
 const (
 	DefaultPublishQueue   = 4096
 	DefaultPublishWait    = 5 * time.Second

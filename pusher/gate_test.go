@@ -40,7 +40,7 @@ func (l *heldLoops) run() {
 
 // gateServer is a server on held loops with the publish bound set by opts,
 // and subs subscribers of "news" on loop 0.
-func gateServer(t *testing.T, opts Options, subs int) (*Server, *App, *heldLoops, []*client) {
+func gateServer(t *testing.T, opts Config, subs int) (*Server, *App, *heldLoops, []*client) {
 	t.Helper()
 	loops := &heldLoops{n: 1}
 	s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, opts)
@@ -66,7 +66,7 @@ func newsEvent(n int) []Event {
 // publisher waits; it is admitted as soon as the loops have run what was
 // queued, and every event accepted reaches every subscriber, in order.
 func TestPublishWaitsForRoom(t *testing.T) {
-	s, app, loops, clients := gateServer(t, Options{PublishQueue: 4, PublishWait: time.Minute}, 2)
+	s, app, loops, clients := gateServer(t, Config{PublishQueue: 4, PublishWait: time.Minute}, 2)
 	ctx := context.Background()
 	// Two events of two deliveries each fill the bound of four.
 	for n := 0; n < 2; n++ {
@@ -111,7 +111,7 @@ func TestPublishWaitsForRoom(t *testing.T) {
 // gets ErrBusy, is counted, and its event is not sent; a publisher that
 // finds PublishWaiters waiting already gets ErrBusy at once.
 func TestPublishBusyPastWait(t *testing.T) {
-	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1, PublishWait: 20 * time.Millisecond, PublishWaiters: 1}, 1)
+	s, app, loops, clients := gateServer(t, Config{PublishQueue: 1, PublishWait: 20 * time.Millisecond, PublishWaiters: 1}, 1)
 	ctx := context.Background()
 	// The second event may wait behind the first one, its size; the third
 	// finds the queue full.
@@ -159,7 +159,7 @@ func TestPublishBusyPastWait(t *testing.T) {
 // is admitted while the queue is below its own size, so that it can wait
 // behind one predecessor, and not behind two.
 func TestPublishBigBroadcast(t *testing.T) {
-	s, app, loops, _ := gateServer(t, Options{PublishQueue: 2, PublishWait: 20 * time.Millisecond}, 5)
+	s, app, loops, _ := gateServer(t, Config{PublishQueue: 2, PublishWait: 20 * time.Millisecond}, 5)
 	ctx := context.Background()
 	for n := 0; n < 2; n++ {
 		if err := s.Publish(ctx, app, newsEvent(n)); err != nil {
@@ -178,7 +178,7 @@ func TestPublishBigBroadcast(t *testing.T) {
 // TestPublishToNobodyHere: with the queue full, a broadcast to a channel
 // with no subscribers here costs the loops nothing and is admitted at once.
 func TestPublishToNobodyHere(t *testing.T) {
-	s, app, _, _ := gateServer(t, Options{PublishQueue: 1, PublishWait: time.Minute}, 1)
+	s, app, _, _ := gateServer(t, Config{PublishQueue: 1, PublishWait: time.Minute}, 1)
 	ctx := context.Background()
 	for n := 0; n < 2; n++ { // the second waits behind the first, its size
 		if err := s.Publish(ctx, app, newsEvent(n)); err != nil {
@@ -206,7 +206,7 @@ func TestPublishToNobodyHere(t *testing.T) {
 // loops is never refused, and delays publishers like any other work.
 func TestClientEventsCountTowardTheBound(t *testing.T) {
 	loops := &heldLoops{n: 2}
-	s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Options{PublishQueue: 1, PublishWait: 20 * time.Millisecond})
+	s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Config{PublishQueue: 1, PublishWait: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestClientEventsCountTowardTheBound(t *testing.T) {
 // closes the subscribers of its channels with 4100 rather than queue
 // without end or skip it silently.
 func TestRemoteBroadcastOverload(t *testing.T) {
-	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1, PublishWait: 20 * time.Millisecond}, 2)
+	s, app, loops, clients := gateServer(t, Config{PublishQueue: 1, PublishWait: 20 * time.Millisecond}, 2)
 	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: []byte("1")}
 	s.Deliver(b) // queued: 2 deliveries
 	if q := s.PublishStats().Queued; q != 2 {
@@ -272,7 +272,7 @@ func TestRemoteBroadcastOverload(t *testing.T) {
 // TestRemoteBroadcastOverloadBytes: many large events queued, few
 // deliveries each, are bounded by the memory their frames hold too.
 func TestRemoteBroadcastOverloadBytes(t *testing.T) {
-	s, app, loops, clients := gateServer(t, Options{PublishQueue: 1 << 20, PublishWait: 20 * time.Millisecond}, 2)
+	s, app, loops, clients := gateServer(t, Config{PublishQueue: 1 << 20, PublishWait: 20 * time.Millisecond}, 2)
 	data := []byte(`"` + strings.Repeat("x", 10000) + `"`)
 	b := &Broadcast{Origin: "elsewhere", App: app.ID, Channels: []string{"news"}, Event: "e", Data: data}
 	for s.gate.pendingBytes() <= overloadBytes {

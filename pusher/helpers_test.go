@@ -43,7 +43,7 @@ func newServer(t testing.TB, loops int, mods ...func(*AppConfig)) (*Server, *App
 			m(&app)
 		}
 	}
-	s, err := NewServer([]AppConfig{app}, Options{})
+	s, err := NewServer([]AppConfig{app}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

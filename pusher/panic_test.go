@@ -54,7 +54,7 @@ func (p *panicWriter) Write(b []byte) {
 // still admitted.
 func TestPanicInFanout(t *testing.T) {
 	app := DefaultApp("app-id", "app-key", "app-secret")
-	s, err := NewServer([]AppConfig{app}, Options{PublishQueue: 1, PublishWait: 50 * time.Millisecond})
+	s, err := NewServer([]AppConfig{app}, Config{PublishQueue: 1, PublishWait: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

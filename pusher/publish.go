@@ -25,7 +25,7 @@ type Event struct {
 //
 // Publish first waits for room in the publish bound: it returns ErrBusy,
 // having sent nothing, if the event loops stay too far behind for longer
-// than Options.PublishWait or ctx ends first. Once it returns nil every
+// than Config.PublishWait or ctx ends first. Once it returns nil every
 // subscriber of this node gets every event. In a cluster the others' get
 // them through the broker, in the one order every node delivers in, except
 // while the broker cannot take them: an event it refuses is delivered here

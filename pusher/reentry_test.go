@@ -97,7 +97,7 @@ func TestLateSubscriberSkipsEarlierEvents(t *testing.T) {
 	loops := &queueLoops{n: 2}
 	cfg := DefaultApp("app-id", "app-key", "app-secret")
 	cfg.SubscriptionCount = true
-	s, err := NewServer([]AppConfig{cfg}, Options{})
+	s, err := NewServer([]AppConfig{cfg}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

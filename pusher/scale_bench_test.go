@@ -28,7 +28,7 @@ import (
 func BenchmarkSimulated500k(b *testing.B) {
 	const n = 500_000
 	loops := &heldLoops{n: 2}
-	s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Options{})
+	s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func BenchmarkSubscriptionMemory(b *testing.B) {
 		subs[i] = []byte(`{"event":"pusher:subscribe","data":{"channel":"c-` + strconv.Itoa(i) + `"}}`)
 	}
 	measure := func(shared bool) float64 {
-		s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Options{})
+		s, err := NewServer([]AppConfig{DefaultApp("app-id", "app-key", "app-secret")}, Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,7 @@ type Server struct {
 	loops Loops
 	log   *slog.Logger
 	debug bool
-	opts  Options
+	opts  Config
 
 	ids  *idSource
 	gate *gate
@@ -48,8 +48,8 @@ type loopCounters struct {
 	_            [56]byte      // one 64-byte cache line per loop's state (TestLoopStateSize)
 }
 
-// Options tune a Server. Zero values mean the defaults.
-type Options struct {
+// Config tunes a Server. Zero values mean the defaults.
+type Config struct {
 	// Log receives errors and, with Debug, every protocol message (at
 	// level Debug).
 	Log *slog.Logger
@@ -77,7 +77,7 @@ type Options struct {
 
 // NewServer returns a server for apps. Attach must be called before the
 // first session opens. The configurations are copied.
-func NewServer(apps []AppConfig, opts Options) (*Server, error) {
+func NewServer(apps []AppConfig, opts Config) (*Server, error) {
 	if len(apps) == 0 {
 		return nil, errors.New("pusher: no apps")
 	}

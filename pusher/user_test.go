@@ -177,7 +177,7 @@ func TestServerToUserNotReported(t *testing.T) {
 	app := DefaultApp("app-id", "app-key", "app-secret")
 	app.Webhooks = []Webhook{{URL: "http://127.0.0.1:1/hook", EventTypes: []string{"channel_occupied", "channel_vacated", "subscription_count"}}}
 	rec := &moments{}
-	s, err := NewServer([]AppConfig{app}, Options{Observer: rec})
+	s, err := NewServer([]AppConfig{app}, Config{Observer: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

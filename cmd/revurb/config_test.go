@@ -185,7 +185,7 @@ func TestLaravelNames(t *testing.T) {
 func TestAPIPerAddress(t *testing.T) {
 	tests := []struct {
 		name, file string
-		want       int // as api.Options takes it
+		want       int // as api.Config takes it
 	}{
 		{name: "absent", file: "apps: [{id: a, key: b, secret: c}]", want: 16},
 		{name: "zero", file: "api_connections_per_address: 0\napps: [{id: a, key: b, secret: c}]", want: -1},

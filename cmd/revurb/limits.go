@@ -65,7 +65,7 @@ func (b fdBudget) String() string {
 }
 
 // apiPerAddress is the cap on the API connections of one client address
-// as api.Options takes it: the setting (0: no cap, given as -1), or by
+// as api.Config takes it: the setting (0: no cap, given as -1), or by
 // default an eighth of the API's connections and at most half the
 // waiting triggers, so that one address holds neither every connection
 // nor every waiter.

@@ -135,7 +135,7 @@ func build(cfg *config) (*process, error) {
 			break
 		}
 	}
-	p.srv, err = pusher.NewServer(cfg.Apps, pusher.Options{
+	p.srv, err = pusher.NewServer(cfg.Apps, pusher.Config{
 		Log: logger, Debug: cfg.Debug,
 		PublishQueue: cfg.Server.PublishQueue, PublishWait: cfg.Server.PublishWait, PublishWaiters: waiters,
 		Broker: p.broker, Observer: observer,
@@ -150,7 +150,7 @@ func build(cfg *config) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.httpAPI = api.New(p.srv, api.Options{
+	p.httpAPI = api.New(p.srv, api.Config{
 		MaxBodySize: cfg.Server.MaxRequestBody, MaxURLSize: cfg.Server.MaxRequestURL,
 		Concurrency: p.fds.api, ConnsPerAddress: p.perAddr, Path: cfg.Path,
 		Sources:          api.Sources{Transport: p.eng.Stats, Webhooks: webhookStats(p.hooks)},

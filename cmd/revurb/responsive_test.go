@@ -37,7 +37,7 @@ type inProcess struct {
 	eng *loop.Engine
 }
 
-func startInProcess(t *testing.T, opts pusher.Options) *inProcess {
+func startInProcess(t *testing.T, opts pusher.Config) *inProcess {
 	t.Helper()
 	p, err := pusher.NewServer([]pusher.AppConfig{pusher.DefaultApp("app-id", "app-key", "app-secret")}, opts)
 	if err != nil {
@@ -60,7 +60,7 @@ func startInProcess(t *testing.T, opts pusher.Options) *inProcess {
 		t.Fatal(err)
 	}
 	srv.apiPort = ln.Addr().(*net.TCPAddr).Port
-	httpAPI := api.New(p, api.Options{})
+	httpAPI := api.New(p, api.Config{})
 	go func() { _ = httpAPI.Serve(ln) }()
 	t.Cleanup(func() { _ = httpAPI.Shutdown(context.Background()) })
 	return &inProcess{server: srv, p: p, eng: eng}
@@ -116,7 +116,7 @@ func trigger(t *testing.T, srv *server, channel string, n int) (int, string) {
 // arrives, once.
 func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
 	// A bound of 8 deliveries: 4 events to the 2 subscribers.
-	s := startInProcess(t, pusher.Options{PublishQueue: 8, PublishWait: time.Minute})
+	s := startInProcess(t, pusher.Config{PublishQueue: 8, PublishWait: time.Minute})
 	clients := s.subscribers(t, "busy")
 	release := s.hold(t)
 
@@ -179,7 +179,7 @@ func TestAPIAnswersWhileLoopsAreBusy(t *testing.T) {
 // wait for the loops is answered 503 with a JSON error and Retry-After,
 // and its event is never sent.
 func TestTriggerBusyPastWait(t *testing.T) {
-	s := startInProcess(t, pusher.Options{PublishQueue: 2, PublishWait: 100 * time.Millisecond})
+	s := startInProcess(t, pusher.Config{PublishQueue: 2, PublishWait: 100 * time.Millisecond})
 	clients := s.subscribers(t, "busy")
 	release := s.hold(t)
 	if code, body := trigger(t, s.server, "busy", 0); code != 200 {

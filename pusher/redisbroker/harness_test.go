@@ -84,7 +84,7 @@ type nodeConfig struct {
 func newNode(t *testing.T, cfg nodeConfig) *node {
 	t.Helper()
 	n := &node{t: t, loops: newLoops(t, 2)}
-	opts := pusher.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	opts := pusher.Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	appCfg := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	appCfg.ClientEventRate, appCfg.MaxMessageRate = 0, 0
 	if cfg.app != nil {

@@ -95,7 +95,7 @@ func setup(t *testing.T, r *receiver, hook pusher.Webhook, cfg Config) (*pusher.
 	hook.URL = r.srv.URL + "/hook"
 	a := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	a.Webhooks = []pusher.Webhook{hook}
-	s, err := pusher.NewServer([]pusher.AppConfig{a}, pusher.Options{})
+	s, err := pusher.NewServer([]pusher.AppConfig{a}, pusher.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
