@@ -27,16 +27,7 @@ import (
 // protocol core, read at scrape time; a nil func is left out.
 type Sources struct {
 	Transport func() pusher.TransportStats // the event loops
-	Webhooks  func() WebhookStats          // the webhook dispatcher
-}
-
-// WebhookStats is what the webhook dispatcher has done.
-type WebhookStats struct {
-	Sent    uint64 // POSTs answered 2xx
-	Failed  uint64 // attempts that failed: non-2xx or no answer, each retry counted
-	Dropped uint64 // events that did not fit in the queue, or whose batch ran out of retries
-	Queue   int    // events waiting now
-	Bytes   int64  // what the waiting events hold
+	Webhooks  func() pusher.WebhookStats   // the webhook dispatcher
 }
 
 // metrics is the API's registry and its own request counters.
@@ -214,7 +205,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		t = c.src.Transport()
 	}
 	collectTransport(ch, &t)
-	var w WebhookStats
+	var w pusher.WebhookStats
 	if c.src.Webhooks != nil {
 		w = c.src.Webhooks()
 	}
@@ -294,12 +285,12 @@ func collectTransport(ch chan<- prometheus.Metric, t *pusher.TransportStats) {
 }
 
 // collectWebhooks reports the webhook dispatcher.
-func collectWebhooks(ch chan<- prometheus.Metric, w *WebhookStats) {
+func collectWebhooks(ch chan<- prometheus.Metric, w *pusher.WebhookStats) {
 	counter(ch, descWebhooksSent, w.Sent)
 	counter(ch, descWebhooksFailed, w.Failed)
 	counter(ch, descWebhooksDrop, w.Dropped)
 	gauge(ch, descWebhookQueue, float64(w.Queue))
-	gauge(ch, descWebhookBytes, float64(w.Bytes))
+	gauge(ch, descWebhookBytes, float64(w.QueueBytes))
 }
 
 // collectAPIConns reports the API's connections by state.

@@ -3,6 +3,7 @@
 package loop
 
 import (
+	"context"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -70,5 +71,58 @@ func TestTrafficAllocs(t *testing.T) {
 	}
 	if receiver.written == before {
 		t.Fatal("nothing was relayed")
+	}
+}
+
+// wakeLoop is a gnet.EventLoop whose Execute does nothing: the test runs
+// the loop's task queue itself.
+type wakeLoop struct{ gnet.EventLoop }
+
+func (wakeLoop) Execute(context.Context, gnet.Runnable) error { return nil }
+
+// TestFanoutAllocs publishes events to subscribers on a loop and runs the
+// loop's task queue — Publish, the ordered queue, the fan-out task, the
+// staged writes and their flush — and requires that it allocates nothing.
+func TestFanoutAllocs(t *testing.T) {
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	app.MaxMessageRate = 0
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gnets = []gnet.EventLoop{wakeLoop{}}
+	sinks := make([]*sinkConn, 8)
+	for i := range sinks {
+		sinks[i] = &sinkConn{}
+		c := testConn(e, sinks[i])
+		c.state = stateOpen
+		if !srv.Open(&c.sess, c, 0, "app-key", "7", "") {
+			t.Fatal("open refused")
+		}
+		c.dec.MaxMessage = app.MaxMessageSize
+		sub := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{9, 8, 7, 6},
+			[]byte(`{"event":"pusher:subscribe","data":{"channel":"news"}}`))
+		if n := feed(c, sub); n != len(sub) {
+			t.Fatalf("subscribe consumed %d of %d", n, len(sub))
+		}
+	}
+	events := []pusher.Event{{Channels: []string{"news"}, Name: "update", Data: []byte(`{"n":1}`)}}
+	a, ctx := srv.AppByID("app-id"), context.Background()
+	before := sinks[7].written
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := srv.Publish(ctx, a, events); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.loops[0].q.Run(ctx)
+	})
+	if allocs != 0 {
+		t.Fatalf("one event fanned out through the task queue allocates %.1f times, want 0", allocs)
+	}
+	if sinks[7].written == before {
+		t.Fatal("nothing was written")
 	}
 }

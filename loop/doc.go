@@ -28,4 +28,16 @@
 // unread in gnet's inbound buffer, in order, and a resume turn every 100 ms
 // reads it again as far as the budget allows; past Config.MaxInbound unread
 // it is closed with 4100 (budget.go).
+//
+// Files: engine (construction, Stop, Stats), loopstate (what revurb keeps
+// per loop), events (gnet's callbacks and the keepalive sweep), turn,
+// tasks (the ordered queue), conn (a connection: handshake, frames,
+// writes, close), write (the turn's staging), budget, logger.
+//
+// Locks. A loop's own state needs none: only its goroutine touches it.
+// Two mutexes are shared, each taken alone and never held across a call
+// into gnet or the protocol core: a loop's task queue (taskQueue.mu, by
+// whoever queues a task and by the loop draining it), and the engine's
+// list of gnet's loops (Engine.mu). The protocol core's locks are its own
+// (pusher's hub.go); the loop calls into it holding none.
 package loop

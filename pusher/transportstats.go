@@ -17,3 +17,15 @@ type TransportStats struct {
 	MessagesOut       uint64 // WebSocket messages sent
 	BytesIn, BytesOut uint64
 }
+
+// WebhookStats is what the webhook dispatcher (package pusher/webhook) has
+// done since it started, for metrics; it lives here for the same reason.
+type WebhookStats struct {
+	Sent    uint64 // POSTs answered 2xx
+	Failed  uint64 // attempts that failed, each retry counted
+	Dropped uint64 // events dropped: a queue was full, a batch ran out of retries, or Close's context ended first
+	Queue   int    // events waiting
+	// QueueBytes is what the events waiting and the batches being sent
+	// hold, over all endpoints.
+	QueueBytes int64
+}

@@ -237,14 +237,11 @@ func (p *process) announce(profAddr, metricsAddr net.Addr) {
 
 // webhookStats reads the dispatcher's counters for the metrics; nil when
 // no app has webhooks.
-func webhookStats(d *webhook.Dispatcher) func() api.WebhookStats {
+func webhookStats(d *webhook.Dispatcher) func() pusher.WebhookStats {
 	if d == nil {
 		return nil
 	}
-	return func() api.WebhookStats {
-		st := d.Stats()
-		return api.WebhookStats{Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped, Queue: st.Queue, Bytes: st.QueueBytes}
-	}
+	return d.Stats
 }
 
 // drain stops the process without dropping what it acknowledged (README:

@@ -205,20 +205,9 @@ func (d *Dispatcher) put(app *pusher.App, e event) {
 	}
 }
 
-// Stats is what the dispatcher has done.
-type Stats struct {
-	Sent    uint64 // POSTs answered 2xx
-	Failed  uint64 // attempts that failed, each retry counted
-	Dropped uint64 // events dropped: a queue was full, a batch ran out of retries, or Close's context ended first
-	Queue   int    // events waiting
-	// QueueBytes is what the events waiting and the batches being sent
-	// hold, over all endpoints.
-	QueueBytes int64
-}
-
 // Stats reports on the dispatcher.
-func (d *Dispatcher) Stats() Stats {
-	return Stats{Sent: d.sent.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(),
+func (d *Dispatcher) Stats() pusher.WebhookStats {
+	return pusher.WebhookStats{Sent: d.sent.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(),
 		Queue: int(d.queued.Load()), QueueBytes: d.queuedBytes.Load()}
 }
 
