@@ -74,6 +74,12 @@ type records struct {
 	inSeq, outSeq uint64
 	explicit      bool // TLS 1.2 AES-GCM: an explicit nonce leads each record
 
+	// Scratch for a record's nonce and additional data: passed to the
+	// AEAD, an interface, a local array would escape and be allocated per
+	// record.
+	nonceBuf [12]byte
+	adBuf    [13]byte
+
 	// TLS 1.3, for KeyUpdate: the suite's hash and the current secrets.
 	hash                func() hash.Hash
 	suite               uint16
@@ -187,18 +193,30 @@ func prf12(h func() hash.Hash, secret []byte, label string, seed []byte, n int) 
 	return out[:n]
 }
 
-// nonce is the AEAD nonce of record number seq: iv XOR seq (RFC 8446
-// §5.3, RFC 7905), or TLS 1.2 AES-GCM's salt followed by seq.
-func (r *records) nonce(iv *[12]byte, seq uint64) (n [12]byte) {
-	n = *iv
+// nonce returns the AEAD nonce of record number seq, in r.nonceBuf: iv
+// XOR seq (RFC 8446 §5.3, RFC 7905), or TLS 1.2 AES-GCM's salt followed
+// by seq.
+func (r *records) nonce(iv *[12]byte, seq uint64) []byte {
+	n := &r.nonceBuf
+	*n = *iv
 	if r.explicit {
 		binary.BigEndian.PutUint64(n[4:], seq)
-		return n
+		return n[:]
 	}
 	for i := range 8 {
 		n[4+i] ^= byte(seq >> (56 - 8*i))
 	}
-	return n
+	return n[:]
+}
+
+// additional returns TLS 1.2's additional data of a record (RFC 5246
+// §6.2.3.3), in r.adBuf.
+func (r *records) additional(seq uint64, typ byte, n int) []byte {
+	ad := &r.adBuf
+	binary.BigEndian.PutUint64(ad[:8], seq)
+	ad[8], ad[9], ad[10] = typ, 3, 3
+	binary.BigEndian.PutUint16(ad[11:], uint16(n))
+	return ad[:]
 }
 
 // recordLen returns the length of the whole record at the start of b, or 0
@@ -224,8 +242,7 @@ func (r *records) open(rec []byte) (typ byte, plain []byte, err error) {
 		if hdr[0] != recordApplicationData || len(body) < aeadTagLen+1 || len(body) > maxCiphertext {
 			return 0, nil, errRecord
 		}
-		n := r.nonce(&r.inIV, seq)
-		p, err := r.in.Open(body[:0], n[:], body, hdr)
+		p, err := r.in.Open(body[:0], r.nonce(&r.inIV, seq), body, hdr)
 		if err != nil {
 			return 0, nil, errRecordMAC
 		}
@@ -239,16 +256,14 @@ func (r *records) open(rec []byte) (typ byte, plain []byte, err error) {
 		}
 		return p[i], p[:i], nil
 	}
-	var ad [13]byte
-	binary.BigEndian.PutUint64(ad[:8], seq)
-	copy(ad[8:11], hdr[:3])
-	var n [12]byte
+	var n []byte
 	if r.explicit {
 		if len(body) < explicitNonce+aeadTagLen {
 			return 0, nil, errRecord
 		}
-		n = r.inIV
-		copy(n[4:], body[:explicitNonce])
+		r.nonceBuf = r.inIV
+		copy(r.nonceBuf[4:], body[:explicitNonce])
+		n = r.nonceBuf[:]
 		body = body[explicitNonce:]
 	} else {
 		if len(body) < aeadTagLen {
@@ -256,8 +271,7 @@ func (r *records) open(rec []byte) (typ byte, plain []byte, err error) {
 		}
 		n = r.nonce(&r.inIV, seq)
 	}
-	binary.BigEndian.PutUint16(ad[11:], uint16(len(body)-aeadTagLen))
-	p, err := r.in.Open(body[:0], n[:], body, ad[:])
+	p, err := r.in.Open(body[:0], n, body, r.additional(seq, hdr[0], len(body)-aeadTagLen))
 	if err != nil {
 		return 0, nil, errRecordMAC
 	}
@@ -287,8 +301,7 @@ func (r *records) sealOne(dst, plain []byte, typ byte) []byte {
 		start := len(dst)
 		dst = append(dst, plain...)
 		dst = append(dst, typ)
-		nonce := r.nonce(&r.outIV, seq)
-		sealed := r.out.Seal(dst[start:start], nonce[:], dst[start:], dst[h:start])
+		sealed := r.out.Seal(dst[start:start], r.nonce(&r.outIV, seq), dst[start:], dst[h:start])
 		return dst[:start+len(sealed)]
 	}
 	extra := 0
@@ -304,11 +317,7 @@ func (r *records) sealOne(dst, plain []byte, typ byte) []byte {
 	}
 	start := len(dst)
 	dst = append(dst, plain...)
-	var ad [13]byte
-	binary.BigEndian.PutUint64(ad[:8], seq)
-	ad[8], ad[9], ad[10] = typ, 3, 3
-	binary.BigEndian.PutUint16(ad[11:], uint16(len(plain)))
-	sealed := r.out.Seal(dst[start:start], nonce[:], dst[start:], ad[:])
+	sealed := r.out.Seal(dst[start:start], nonce, dst[start:], r.additional(seq, typ, len(plain)))
 	return dst[:start+len(sealed)]
 }
 
