@@ -7,6 +7,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,7 +74,7 @@ func run(cfg *config) error {
 	// Catch the signals before anything listens: a client that connects at
 	// once and a SIGTERM right after must still get the 4200 goodbye.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	p, err := build(cfg)
 	if err != nil {
 		return err
@@ -93,6 +94,7 @@ type process struct {
 	srv     *pusher.Server
 	eng     *loop.Engine
 	httpAPI *api.Server
+	certs   *certStore // nil: plain ws:// and http://
 
 	wsAddr, apiAddr string
 }
@@ -143,7 +145,18 @@ func build(cfg *config) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	var wsTLS, apiTLS *tls.Config
+	if cfg.TLSCert != "" {
+		if p.certs, err = newCertStore(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+		wsTLS = p.certs.config()
+		if !cfg.APIPlain {
+			apiTLS = p.certs.config()
+		}
+	}
 	p.eng, err = loop.New(p.srv, loop.Config{
+		TLS: wsTLS, MaxHandshakes: cfg.Server.TLSHandshakes,
 		Addr: p.wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: p.fds.conns, Path: cfg.Path, Log: logger,
 	})
@@ -157,7 +170,7 @@ func build(cfg *config) (*process, error) {
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
-		Log: logger, Debug: cfg.Debug,
+		TLS: apiTLS, Log: logger, Debug: cfg.Debug,
 	})
 	return p, nil
 }
@@ -199,11 +212,18 @@ func (p *process) serve(sig <-chan os.Signal) error {
 	}
 	p.announce(profAddr, metricsAddr)
 
-	select {
-	case s := <-sig:
-		logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
-	case err := <-errc:
-		return err
+	for stop := false; !stop; {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				p.reload()
+				continue
+			}
+			logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
+			stop = true
+		case err := <-errc:
+			return err
+		}
 	}
 	// One deadline for the whole stop: the drain, then the webhooks.
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
@@ -216,6 +236,15 @@ func (p *process) serve(sig <-chan os.Signal) error {
 		p.hooks.Close(ctx)
 	}
 	return err
+}
+
+// reload takes SIGHUP: what can change without a restart is read again.
+func (p *process) reload() {
+	if p.certs != nil {
+		p.certs.reload(p.logger)
+	} else {
+		p.logger.Info("SIGHUP: nothing to reload (no certificate)")
+	}
 }
 
 // announce logs, once everything serves, what a reader should know: a port
@@ -280,6 +309,12 @@ func drain(ctx context.Context, srv *pusher.Server, eng *loop.Engine, httpAPI *a
 // is shown only for the embedded default app, whose secret is no secret.
 func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, metricsAddr net.Addr) {
 	ws, httpAPI := "ws://"+wsAddr+"/app/{key}", "http://"+apiAddr
+	if cfg.TLSCert != "" {
+		ws = "wss://" + wsAddr + "/app/{key}"
+		if !cfg.APIPlain {
+			httpAPI = "https://" + apiAddr
+		}
+	}
 	if cfg.LogFormat == "json" {
 		var apps []any
 		for _, a := range cfg.Apps {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPKI is a test CA and a certificate it signed for 127.0.0.1 and
+// localhost, in PEM files.
+type testPKI struct {
+	ca, cert, key string
+}
+
+// newTestPKI writes a CA and a server certificate signed by it into a
+// temporary directory.
+func newTestPKI(t testing.TB) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "revurb test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	p := testPKI{ca: filepath.Join(dir, "ca.pem"), cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
+	writePEM(t, p.ca, "CERTIFICATE", caDER)
+	writeLeaf(t, p, ca, caKey, "revurb test")
+	return p
+}
+
+// writeLeaf writes a certificate for 127.0.0.1 and localhost, signed by
+// ca, and its key, into p's files.
+func writeLeaf(t testing.TB, p testPKI, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, p.cert, "CERTIFICATE", der)
+	writePEM(t, p.key, "PRIVATE KEY", keyDER)
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsNodeEnv is s.nodeEnv for a server on wss:// and https:// whose
+// certificate p's CA signed.
+func tlsNodeEnv(s *server, p testPKI) map[string]string {
+	env := s.nodeEnv()
+	env["TLS"] = "1"
+	env["NODE_EXTRA_CA_CERTS"] = p.ca
+	return env
+}
+
+// TestWSS: with a certificate, the WebSocket port speaks wss:// and the API
+// https://; pusher-js, Laravel Echo and the pusher SDK, verifying the test
+// CA's certificate, see exactly what they see over plain ws:// and http://.
+func TestWSS(t *testing.T) {
+	t.Parallel()
+	needNode(t)
+	p := newTestPKI(t)
+	srv := startServer(t, serverConfig{Args: []string{"--tls-cert", p.cert, "--tls-key", p.key}})
+	if want := "WebSockets wss://"; !containsLine(srv.out.String(), want) {
+		t.Fatalf("start line does not say %q:\n%s", want, srv.out.String())
+	}
+	t.Run("pusher-js", func(t *testing.T) { checkPublic(t, runNode(t, "public.mjs", tlsNodeEnv(srv, p))) })
+	t.Run("echo", func(t *testing.T) { checkEcho(t, runNode(t, "echo.mjs", tlsNodeEnv(srv, p))) })
+}
+
+// containsLine reports whether some line of out contains s.
+func containsLine(out, s string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
