@@ -231,6 +231,9 @@ func (e *Engine) Stats() pusher.TransportStats {
 			}
 		}
 	}
+	if e.tls != nil {
+		e.tls.stats(&st)
+	}
 	return st
 }
 

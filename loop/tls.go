@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/revurb/revurb/pusher"
 )
 
 // wss:// in the loops (DESIGN: TLS in the loops). An established
@@ -379,22 +381,29 @@ func (k *keyLog) keys(version, suite uint16, serverRandom []byte) (*tlsKeys, err
 	return tk, nil
 }
 
-// handshakeBuckets are the upper bounds, in seconds, of the handshake time
-// histogram.
-var handshakeBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
-
-// handshakeTimes counts handshake times by bucket (the last counts those
-// over every bound) and sums them.
+// handshakeTimes counts handshake times by bucket
+// (pusher.TLSHandshakeBuckets; the last counts those over every bound) and
+// sums them.
 type handshakeTimes struct {
-	counts [len(handshakeBuckets) + 1]atomic.Uint64
+	counts [16]atomic.Uint64
 	sumNs  atomic.Uint64
 }
 
 func (t *handshakeTimes) observe(d time.Duration) {
 	i := 0
-	for i < len(handshakeBuckets) && d.Seconds() > handshakeBuckets[i] {
+	for i < len(pusher.TLSHandshakeBuckets) && d.Seconds() > pusher.TLSHandshakeBuckets[i] {
 		i++
 	}
 	t.counts[i].Add(1)
 	t.sumNs.Add(uint64(d))
+}
+
+// stats adds the handshakes' counts to st.
+func (ts *tlsServer) stats(st *pusher.TransportStats) {
+	st.TLSHandshakes, st.TLSHandshakesFailed, st.TLSHandshakesRefused = ts.done.Load(), ts.failed.Load(), ts.refused.Load()
+	st.TLSHandshakeSeconds = make([]uint64, len(pusher.TLSHandshakeBuckets)+1)
+	for i := range st.TLSHandshakeSeconds {
+		st.TLSHandshakeSeconds[i] = ts.took.counts[i].Load()
+	}
+	st.TLSHandshakeSecondsSum = time.Duration(ts.took.sumNs.Load()).Seconds()
 }
