@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +117,57 @@ func containsLine(out, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBrowserWSS is TestBrowser over wss://, with revurb's certificate and
+// key named in its config file: Chromium's own TLS stack, trusting the
+// test CA (in an NSS database of its own, as a user's browser trusts a
+// real CA), connects the pages and runs the same scenario.
+func TestBrowserWSS(t *testing.T) {
+	t.Parallel()
+	needNode(t)
+	chromium := needChromium(t)
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Fatal("certutil not found: run `make test` (it installs Debian's libnss3-tools)")
+	}
+	p := newTestPKI(t)
+	b, _ := json.Marshal(map[string]any{"tls_cert": p.cert, "tls_key": p.key,
+		"apps": []any{appConfig(map[string]any{"allowed_origins": []string{"127.0.0.1"}})}})
+	path := filepath.Join(t.TempDir(), "revurb.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, serverConfig{Args: []string{"--config", path}})
+	site := startSite(t, srv)
+	sitePort := site.Listener.Addr().(*net.TCPAddr).Port
+	allowed := "http://127.0.0.1:" + strconv.Itoa(sitePort)
+	refused := "http://localhost:" + strconv.Itoa(sitePort)
+	query := url.Values{"key": {srv.appKey}, "host": {"127.0.0.1"}, "port": {strconv.Itoa(srv.wsPort)}, "tls": {"1"}}.Encode()
+
+	// Chromium on Linux trusts the CAs of the NSS database in its user's
+	// home: this test's home.
+	home := t.TempDir()
+	nss := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-d", nss, "-N", "--empty-password"},
+		{"-d", nss, "-A", "-t", "C,,", "-n", "revurb test CA", "-i", p.ca},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+	env := tlsNodeEnv(srv, p)
+	env["HOME"] = home
+	env["PAGE_URL"] = allowed + "/?" + query
+	env["PAGE_URL_REFUSED"] = refused + "/?" + query
+	env["CHROMIUM"] = chromium
+	env["TMPDIR"] = t.TempDir()
+	env["TIMEOUT_MS"] = "20000"
+	obs := runNode(t, "browser.mjs", env)
+	wsURL := "wss://127.0.0.1:" + strconv.Itoa(srv.wsPort) + "/app/" + srv.appKey + "?protocol=7&client=js&version=8.6.0&flash=false"
+	checkBrowser(t, obs, site, allowed, wsURL)
 }
