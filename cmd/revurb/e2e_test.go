@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,6 +105,7 @@ type server struct {
 	exited     chan struct{} // closed when the process has exited
 	err        error         // Wait's result, valid after exited is closed
 	terminated bool          // the test itself sent SIGTERM
+	clientTLS  *tls.Config   // wss://: how the tests' own clients dial it (dialTCP)
 }
 
 // serverConfig adjusts how startServer runs the binary.

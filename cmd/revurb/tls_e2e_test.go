@@ -4,12 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -170,4 +172,39 @@ func TestBrowserWSS(t *testing.T) {
 	obs := runNode(t, "browser.mjs", env)
 	wsURL := "wss://127.0.0.1:" + strconv.Itoa(srv.wsPort) + "/app/" + srv.appKey + "?protocol=7&client=js&version=8.6.0&flash=false"
 	checkBrowser(t, obs, site, allowed, wsURL)
+}
+
+// startScheme starts revurb with no config, on plain ws:// or, for "wss",
+// with a test CA's certificate; the tests' raw clients dial it so.
+func startScheme(t *testing.T, scheme string) *server {
+	t.Helper()
+	if scheme != "wss" {
+		return startServer(t, serverConfig{})
+	}
+	p := newTestPKI(t)
+	srv := startServer(t, serverConfig{Args: []string{"--tls-cert", p.cert, "--tls-key", p.key}})
+	pool := x509.NewCertPool()
+	b, err := os.ReadFile(p.ca)
+	if err != nil || !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("test CA: %v", err)
+	}
+	srv.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return srv
+}
+
+// apiScheme is how the tests reach s's API: https when s serves TLS.
+func (s *server) apiScheme() string {
+	if s.clientTLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// httpClient is the client the tests' API requests use: one trusting the
+// test CA when s serves TLS.
+func (s *server) httpClient() *http.Client {
+	if s.clientTLS == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: s.clientTLS}, Timeout: 10 * time.Second}
 }
