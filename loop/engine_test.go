@@ -27,7 +27,7 @@ func start(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, stri
 }
 
 // startEngine is start, returning the engine itself.
-func startEngine(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
+func startEngine(t testing.TB, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
 	t.Helper()
 	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {

@@ -212,3 +212,54 @@ func TestTLSSplitRecords(t *testing.T) {
 		srv.Close(&c.sess)
 	}
 }
+
+// FuzzTLSRecords feeds an established TLS connection a valid record of a
+// ping, then arbitrary bytes where records should be (garbled, truncated,
+// of any header), in two reads: whatever arrives, serve never panics, and
+// once it refuses what came the connection is on its way out.
+func FuzzTLSRecords(f *testing.F) {
+	k := testKeys(f, tls.TLS_AES_128_GCM_SHA256)
+	cli := peerRecords(f, k)
+	ping := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{1, 2, 3, 4}, []byte(`{"event":"pusher:ping","data":{}}`))
+	valid := cli.sealOne(nil, ping, recordApplicationData)
+	next := cli.sealOne(nil, ping, recordApplicationData) // the record after valid
+	f.Add(next, 3)
+	f.Add(next[:len(next)-1], 2)
+	f.Add(append(bytes.Clone(next[:10]), 0xff), 7)
+	f.Add([]byte{recordAlert, 3, 3, 0, 2, 1, 0}, 1)
+	f.Add([]byte{recordApplicationData, 3, 3, 0xff, 0xff}, 5)
+	f.Add([]byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0}, 4)
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		rec, err := newRecords(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &peekConn{}
+		c := &conn{gc: in, l: e.loops[0], state: stateOpen, tls: &tlsConn{rec: rec}}
+		in.ctx = c
+		if !srv.Open(&c.sess, c, 0, "app-key", "7", "") {
+			t.Fatal("open refused")
+		}
+		c.dec.MaxMessage = app.MaxMessageSize
+		cut = max(0, min(cut, len(b)))
+		for _, part := range [][]byte{append(bytes.Clone(valid), b[:cut]...), b[cut:]} {
+			in.in = append(in.in, part...)
+			c.l.begin()
+			c.serve()
+			c.l.end()
+		}
+		if c.state == stateOpen && len(c.tls.pending) > len(b) {
+			t.Fatalf("%d bytes pending from %d sent", len(c.tls.pending), len(b))
+		}
+		srv.Close(&c.sess)
+	})
+}

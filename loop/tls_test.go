@@ -2,6 +2,7 @@ package loop
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net"
 	"testing"
@@ -150,4 +152,52 @@ func TestTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientHello is the first flight of a crypto/tls client, as it writes it.
+func clientHello(t testing.TB) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	go func() { _ = tls.Client(b, &tls.Config{InsecureSkipVerify: true}).Handshake(); b.Close() }()
+	buf := make([]byte, 16<<10)
+	_ = a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := a.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+// FuzzTLSHandshake sends arbitrary bytes, in two writes, where a
+// ClientHello should be: whatever arrives, the server closes that
+// connection or waits, and a well-behaved client completes its handshake
+// and is served right after.
+func FuzzTLSHandshake(f *testing.F) {
+	hello := clientHello(f)
+	f.Add(hello, len(hello)/2)
+	f.Add(hello[:len(hello)-3], 5)
+	f.Add(append(bytes.Clone(hello[:5]), bytes.Repeat([]byte{0}, 40)...), 1)
+	f.Add([]byte("GET /app/app-key HTTP/1.1\r\n\r\n"), 3)
+	f.Add([]byte{0x16, 3, 1, 0xff, 0xff}, 2)
+	f.Add([]byte{0x80, 0x2e, 1, 3, 1}, 1)
+	cert, pool := testCert(f, false)
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	_, e := startEngine(f, app, Config{Loops: 2, HandshakeTimeout: time.Second, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	good := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		c, err := net.Dial("tcp", e.cfg.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cut = max(0, min(cut, len(b)))
+		_, _ = c.Write(b[:cut])
+		_, _ = c.Write(b[cut:])
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, c)
+		w := dialWSS(t, e.cfg.Addr, good)
+		w.event("pusher:connection_established", 5*time.Second)
+	})
 }
