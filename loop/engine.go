@@ -202,9 +202,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	// Newcomers being refused do not hold the exit up: only clients that
-	// had a session are waited for, to read their close frame.
+	// Clients that had a session are waited for, to read their close
+	// frame; newcomers being refused only a little (refuseTimeout at most):
+	// more keep coming while the listeners are open, but a wss:// client
+	// cut in the middle of its TLS handshake backs off for many seconds
+	// where one told 4200 reconnects at once.
 	for e.open.Load()-e.refusing.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for end := time.Now().Add(refuseTimeout); e.open.Load() > 0 && ctx.Err() == nil && time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return e.eng.Stop(ctx)

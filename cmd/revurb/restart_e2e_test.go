@@ -22,12 +22,28 @@ import (
 // and pusher-js clients listen. No trigger fails; every event acknowledged
 // before the signal reaches every client; every client reconnects, to the
 // second process, and gets what is published there; the first exits within
-// its grace period.
+// its grace period. Over ws:// and, both processes serving one certificate,
+// over wss://.
 func TestRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
+	for _, scheme := range []string{"ws", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			testRestart(t, scheme)
+		})
+	}
+}
+
+func testRestart(t *testing.T, scheme string) {
 	// The metrics and profile listeners are shared too, or the second
 	// process could not start.
 	extra := []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--pprof", "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	nodeEnv := []string{"TIMEOUT_MS=40000", "AFTER_MS=3000"}
+	if scheme == "wss" {
+		p := newTestPKI(t)
+		extra = append(extra, "--tls-cert", p.cert, "--tls-key", p.key)
+		nodeEnv = append(nodeEnv, "TLS=1", "NODE_EXTRA_CA_CERTS="+p.ca)
+	}
 	first := startServer(t, serverConfig{Args: extra})
 	ports := [2]int{first.wsPort, first.apiPort}
 
@@ -36,8 +52,8 @@ func TestRestartWithoutDowntime(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "restart.mjs")
 	cmd.Dir = "testdata"
-	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort),
-		"TIMEOUT_MS=40000", "AFTER_MS=3000")
+	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort))
+	cmd.Env = append(cmd.Env, nodeEnv...)
 	cmd.SysProcAttr = childProcAttr()
 	cmd.WaitDelay = 2 * time.Second
 	stdin, err := cmd.StdinPipe()
