@@ -44,8 +44,9 @@ type Config struct {
 	// it to TLS 1.2 and 1.3 with AEAD suites, ALPN http/1.1 and no
 	// session tickets.
 	TLS *tls.Config
-	// MaxHandshakes caps the TLS handshakes running at once, and as many
-	// may wait for one to end; more are closed at once (0: 256).
+	// MaxHandshakes caps the TLS handshakes running at once, and sixteen
+	// times as many may wait for one to end; more are closed at once (0:
+	// 256).
 	MaxHandshakes int
 	// MaxInbound is how many bytes a connection over its message budget
 	// may have sent unread before it is closed with 4100 (0: 1 MiB).

@@ -26,9 +26,10 @@ import (
 // sent right after its Finished — and the loop takes the connection on
 // from there; the tls.Conn and the worker's stack are gone.
 //
-// Bounds: at most Config.MaxHandshakes run at once and as many wait for a
-// worker; past that a new connection is closed at once, and the
-// established ones are untouched. What a connection may send before its
+// Bounds: at most Config.MaxHandshakes run at once and sixteen times as
+// many wait for a worker (a reconnect storm waits rather than fails); past
+// that a new connection is closed at once, and the established ones are
+// untouched. What a connection may send before its
 // handshake ends is bounded (maxHandshakeRecords, maxHandshakeBytes), and
 // a stalled handshake is closed by the sweep, as a slow upgrade is
 // (Config.HandshakeTimeout).
@@ -65,7 +66,7 @@ func newTLSServer(base *tls.Config, maxHandshakes int) *tlsServer {
 	cfg.NextProtos = []string{"http/1.1"}
 	cfg.SessionTicketsDisabled = true
 	cfg.Renegotiation = tls.RenegotiateNever
-	return &tlsServer{cfg: cfg, jobs: make(chan *tlsHandshake, maxHandshakes), max: int32(maxHandshakes)}
+	return &tlsServer{cfg: cfg, jobs: make(chan *tlsHandshake, 16*maxHandshakes), max: int32(maxHandshakes)}
 }
 
 // tlsConn is a connection's TLS state: its handshake while it runs, then

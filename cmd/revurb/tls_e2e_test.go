@@ -32,6 +32,14 @@ type testPKI struct {
 // temporary directory.
 func newTestPKI(t testing.TB) testPKI {
 	t.Helper()
+	p, _, _ := newTestPKIWithCA(t)
+	return p
+}
+
+// newTestPKIWithCA is newTestPKI, returning the CA and its key too, to sign
+// another certificate with.
+func newTestPKIWithCA(t testing.TB) (testPKI, *x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -50,7 +58,7 @@ func newTestPKI(t testing.TB) testPKI {
 	p := testPKI{ca: filepath.Join(dir, "ca.pem"), cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
 	writePEM(t, p.ca, "CERTIFICATE", caDER)
 	writeLeaf(t, p, ca, caKey, "revurb test")
-	return p
+	return p, ca, caKey
 }
 
 // writeLeaf writes a certificate for 127.0.0.1 and localhost, signed by
