@@ -32,14 +32,7 @@ func TestTrafficAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.ClientEventRate = 0
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	conns := make([]*conn, 8)
 	for i := range conns {
 		c := testConn(e, &sinkConn{})
@@ -87,14 +80,7 @@ func (wakeLoop) Execute(context.Context, gnet.Runnable) error { return nil }
 func TestFanoutAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	e.gnets = []gnet.EventLoop{wakeLoop{}}
 	sinks := make([]*sinkConn, 8)
 	for i := range sinks {
@@ -135,14 +121,7 @@ func TestTLSTrafficAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.ClientEventRate = 0
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	k := testKeys(t, tls.TLS_AES_128_GCM_SHA256)
 	l := e.loops[0]
 	var sender *conn

@@ -155,14 +155,7 @@ func TestTLSSplitRecords(t *testing.T) {
 		p = p[n:]
 	}
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	for split := 0; split <= len(wire); split++ {
 		rec, err := newRecords(k)
 		if err != nil {
@@ -230,14 +223,7 @@ func FuzzTLSRecords(f *testing.F) {
 	f.Add([]byte{recordApplicationData, 3, 3, 0xff, 0xff}, 5)
 	f.Add([]byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0}, 4)
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, e := newEngine(f, app)
 	f.Fuzz(func(t *testing.T, b []byte, cut int) {
 		rec, err := newRecords(k)
 		if err != nil {

@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -64,24 +63,7 @@ func dialWSS(t *testing.T, addr string, cfg *tls.Config) *wsClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tc.Close() })
-	req := "GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := tc.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	w := &wsClient{t: t, c: tc, br: bufio.NewReader(tc)}
-	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		line, err := w.br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	return w
+	return upgrade(t, tc)
 }
 
 // TestTLS: clients of every version and AEAD suite connect over wss://,
