@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -146,38 +148,9 @@ func TestWSSStorms(t *testing.T) {
 	}()
 
 	// The storm: storm clients, 200 connecting at a time.
-	storm := stormSize
-	var established atomic.Int64
-	var held []*wssClient
-	var mu sync.Mutex
-	work := make(chan int, storm)
-	for i := range storm {
-		work <- i
-	}
-	close(work)
-	var wg sync.WaitGroup
-	for range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range work {
-				for attempt := 0; attempt < 5; attempt++ {
-					w, err := dialEstablished(srv, cfg, 30*time.Second)
-					if err == nil {
-						established.Add(1)
-						mu.Lock()
-						held = append(held, w)
-						mu.Unlock()
-						break
-					}
-					time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if n := established.Load(); n != int64(storm) {
-		t.Errorf("%d of %d storm clients established", n, storm)
+	held, err := connectMany(srv, cfg, stormSize, 200)
+	if err != nil {
+		t.Errorf("storm: %v", err)
 	}
 	for _, w := range held {
 		w.c.Close()
@@ -218,7 +191,7 @@ func TestWSSStorms(t *testing.T) {
 	if pings.Load() == 0 {
 		t.Fatal("the bystander pinged nothing")
 	}
-	t.Logf("%d storm clients established; bystander answered %d pings", established.Load(), pings.Load())
+	t.Logf("%d storm clients established; bystander answered %d pings", len(held), pings.Load())
 }
 
 // tlsClientHello is a crypto/tls client's ClientHello, as it writes it.
@@ -264,24 +237,8 @@ func TestWSSCertReload(t *testing.T) {
 	if got := subject(); got != "revurb test" {
 		t.Fatalf("certificate %q before the reload", got)
 	}
-	clients := make([]*wssClient, 1000)
-	var wg sync.WaitGroup
-	errs := make(chan error, len(clients))
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w, err := dialEstablished(srv, cfg, 30*time.Second)
-			if err != nil {
-				errs <- err
-				return
-			}
-			clients[i] = w
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	clients, err := connectMany(srv, cfg, 1000, 200)
+	if err != nil {
 		t.Fatalf("a client before the reload: %v", err)
 	}
 	defer func() {
@@ -319,4 +276,55 @@ func TestWSSCertReload(t *testing.T) {
 	if got := subject(); got != "revurb test, renewed" {
 		t.Fatalf("certificate %q after a broken pair", got)
 	}
+}
+
+// connectMany connects n wss:// clients, at most at once at a time, each
+// trying again after a back-off when refused or timed out, as pusher-js
+// does (five tries); it fails if one never gets in.
+func connectMany(srv *server, cfg *tls.Config, n, at int) ([]*wssClient, error) {
+	clients := make([]*wssClient, n)
+	work := make(chan int, n)
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range at {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				var err error
+				for attempt := range 5 {
+					var w *wssClient
+					if w, err = dialEstablished(srv, cfg, 30*time.Second); err == nil {
+						clients[i] = w
+						break
+					}
+					time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+				}
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var got []*wssClient
+	for _, w := range clients {
+		if w != nil {
+			got = append(got, w)
+		}
+	}
+	if first != nil {
+		for _, w := range got {
+			w.c.Close()
+		}
+		return nil, fmt.Errorf("%d of %d connected: %w", len(got), n, first)
+	}
+	return got, nil
 }
