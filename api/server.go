@@ -300,7 +300,7 @@ func parseRoute(path string) (r route, appID, arg string) {
 }
 
 // serve routes a request: route (404), method (405), body size (413), app
-// (404), signature (401), then the endpoint.
+// (404), signature (401), app disabled (403), then the endpoint.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 	signed := string(ctx.URI().PathOriginal())
 	path := signed
@@ -357,6 +357,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 	}
 	if msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
+		return r
+	}
+	if !app.Enabled {
+		// Pusher answers 403 for a disabled app.
+		fail(ctx, fasthttp.StatusForbidden, "Application disabled")
 		return r
 	}
 	switch r {
