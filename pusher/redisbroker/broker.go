@@ -63,9 +63,9 @@ type Config struct {
 // Broker is the pusher.Broker on Redis. See the package doc.
 type Broker struct {
 	cfg    Config
-	opt    rueidis.ClientOption // of the commands' client
-	busOpt rueidis.ClientOption // of the bus's client
-	p      string               // the key prefix
+	opt    rueidis.ClientOption   // of the commands' client
+	busOpt rueidis.ClientOption   // of the bus's client
+	p      string                 // the key prefix
 	apps   atomic.Pointer[appSet] // the apps served now (apps.go)
 	appsMu sync.Mutex             // SetApps and connect, one at a time
 	names  names
