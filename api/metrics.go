@@ -45,15 +45,16 @@ type metrics struct {
 // route "other".
 var routeStatuses = [...][]int{
 	routeNone:         {400, 404, 408, 413, 414, 431},
-	routeEvents:       {200, 400, 401, 404, 405, 413, 414, 431, 503},
-	routeBatchEvents:  {200, 400, 401, 404, 405, 413, 414, 431, 503},
-	routeChannels:     {200, 400, 401, 404, 405, 413, 414, 431},
-	routeChannel:      {200, 400, 401, 404, 405, 413, 414, 431},
-	routeChannelUsers: {200, 400, 401, 404, 405, 413, 414, 431},
-	routeTerminate:    {200, 400, 401, 404, 405, 413, 414, 431},
-	routeConnections:  {200, 400, 401, 404, 405, 413, 414, 431},
+	routeEvents:       {200, 400, 401, 403, 404, 405, 413, 414, 429, 431, 503},
+	routeBatchEvents:  {200, 400, 401, 403, 404, 405, 413, 414, 429, 431, 503},
+	routeChannels:     {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeChannel:      {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeChannelUsers: {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeTerminate:    {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeConnections:  {200, 400, 401, 403, 404, 405, 413, 414, 431},
 	routeUp:           {200, 405, 503},
 	routeMetrics:      {200, 405},
+	routeConsole:      {200, 401, 404, 405, 429, 503},
 }
 
 // routeNames label the API's requests.
@@ -68,6 +69,7 @@ var routeNames = [...]string{
 	routeConnections:  "connections",
 	routeUp:           "up",
 	routeMetrics:      "metrics",
+	routeConsole:      "console",
 }
 
 func newMetrics(p *pusher.Server, src Sources, conns func() connStats) *metrics {

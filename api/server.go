@@ -57,6 +57,10 @@ type Config struct {
 	// MetricsElsewhere takes GET /metrics off the API port, for a listener
 	// of its own (MetricsHandler).
 	MetricsElsewhere bool
+	// Console serves the debug console at /console (console.go);
+	// ConsoleToken, if set, lets its holder watch every app.
+	Console      bool
+	ConsoleToken string
 	// Log receives server errors and, with Debug, every request.
 	Log *slog.Logger
 	// Debug logs each request with its status and duration.
@@ -83,6 +87,10 @@ type Server struct {
 
 	metrics          *metrics
 	metricsElsewhere bool
+
+	consoleOn    bool
+	consoleToken atomic.Pointer[string]
+	streams      atomic.Int32 // console streams open
 
 	mu       sync.Mutex
 	lns      []net.Listener // those Serve was given, for Drain
@@ -115,6 +123,8 @@ func New(p *pusher.Server, opts Config) *Server {
 	s.limitMessages()
 	s.metrics, s.metricsElsewhere = newMetrics(p, opts.Sources, s.connStats), opts.MetricsElsewhere
 	s.prefix = strings.TrimSuffix(opts.Path, "/")
+	s.consoleOn = opts.Console
+	s.SetConsoleToken(opts.ConsoleToken)
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleError,
@@ -231,6 +241,7 @@ const (
 	routeConnections
 	routeUp
 	routeMetrics
+	routeConsole
 	routeCount
 )
 
@@ -320,6 +331,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		}
 		reply(ctx, fasthttp.StatusOK, healthOK)
 		return routeUp
+	case s.consoleOn && (path == "/console" || strings.HasPrefix(path, "/console/")):
+		s.console(ctx, signed, path[len("/console"):])
+		return routeConsole
 	case path == "/metrics" && !s.metricsElsewhere:
 		if !ctx.IsGet() {
 			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
@@ -349,13 +363,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
 		return r
 	}
-	// An SDK behind a proxy signs the path it asks for, prefix and all; one
-	// that knows nothing of the prefix signs the route alone.
-	msg := authenticate(&app.AppConfig, ctx.Method(), signed, ctx.QueryArgs(), body, s.now())
-	if msg != "" && signed != path {
-		msg = authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now())
-	}
-	if msg != "" {
+	if msg := s.authenticated(ctx, app, signed, path, body); msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
 		return r
 	}
@@ -381,6 +389,18 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		s.connections(ctx, app)
 	}
 	return r
+}
+
+// authenticated checks the request's signature with app's secret: ""
+// when it holds, else why not. An SDK behind a proxy signs the path it
+// asks for (signed), prefix and all; one that knows nothing of the
+// prefix signs the route alone (path).
+func (s *Server) authenticated(ctx *fasthttp.RequestCtx, app *pusher.App, signed, path string, body []byte) string {
+	msg := authenticate(&app.AppConfig, ctx.Method(), signed, ctx.QueryArgs(), body, s.now())
+	if msg != "" && signed != path {
+		msg = authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now())
+	}
+	return msg
 }
 
 var (

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,7 +35,7 @@ const usage = `revurb is a Pusher-protocol WebSocket server.
 Usage:
   revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--path PREFIX] [--config FILE]
                [--log-format text|json] [--log-level LEVEL] [--debug] [--metrics-addr ADDR] [--pprof ADDR]
-               [--redis URL] [--redis-prefix PREFIX]
+               [--redis URL] [--redis-prefix PREFIX] [--console]
   revurb version
 `
 
@@ -68,17 +69,19 @@ func main() {
 }
 
 // run wires the protocol core, the event loops and the HTTP API, and serves
-// until SIGINT or SIGTERM.
+// until SIGINT or SIGTERM; SIGHUP reloads (reload.go).
 func run(cfg *config) error {
 	// Catch the signals before anything listens: a client that connects at
 	// once and a SIGTERM right after must still get the 4200 goodbye.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	p, err := build(cfg)
 	if err != nil {
 		return err
 	}
-	return p.serve(sig)
+	return p.serve(sig, hup)
 }
 
 // process is what build makes of the configuration: the parts that serve,
@@ -129,7 +132,8 @@ func build(cfg *config) (*process, error) {
 	}
 	var observer pusher.Observer
 	for _, a := range cfg.Apps {
-		if len(a.Webhooks) > 0 {
+		// With a config file, a reload may bring webhooks.
+		if len(a.Webhooks) > 0 || cfg.ConfigFile != "" {
 			p.hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, QueueBytes: cfg.Server.WebhookQueueBytes, Log: logger})
 			observer = p.hooks
 			break
@@ -158,14 +162,16 @@ func build(cfg *config) (*process, error) {
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
 		Log: logger, Debug: cfg.Debug,
+		Console: cfg.Console, ConsoleToken: cfg.Server.ConsoleToken,
 	})
 	return p, nil
 }
 
 // serve listens on the API port and, if asked, the metrics and pprof
 // addresses, runs the event loops and the API, says so, and then serves
-// until a signal on sig, when it drains, or until either stops.
-func (p *process) serve(sig <-chan os.Signal) error {
+// until a signal on sig, when it drains, or until either stops. A signal
+// on hup reloads.
+func (p *process) serve(sig, hup <-chan os.Signal) error {
 	cfg, logger := p.cfg, p.logger
 	ln, err := p.httpAPI.Listen(p.apiAddr)
 	if err != nil {
@@ -199,11 +205,16 @@ func (p *process) serve(sig <-chan os.Signal) error {
 	}
 	p.announce(profAddr, metricsAddr)
 
-	select {
-	case s := <-sig:
-		logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
-	case err := <-errc:
-		return err
+	for stop := false; !stop; {
+		select {
+		case s := <-sig:
+			logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
+			stop = true
+		case <-hup:
+			p.reload()
+		case err := <-errc:
+			return err
+		}
 	}
 	// One deadline for the whole stop: the drain, then the webhooks.
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
@@ -296,6 +307,9 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 		if metricsAddr != nil {
 			attrs = append(attrs, "metrics", "http://"+metricsAddr.String()+"/metrics")
 		}
+		if cfg.Console {
+			attrs = append(attrs, "console", consoleURL(apiAddr, cfg.Path)+"/console")
+		}
 		logger.Info("revurb "+version+" listening", attrs...)
 		return
 	}
@@ -313,6 +327,18 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 	if metricsAddr != nil {
 		fmt.Printf("  metrics http://%s/metrics\n", metricsAddr)
 	}
+	if cfg.Console {
+		fmt.Printf("  console %s/console\n", consoleURL(apiAddr, cfg.Path))
+	}
+}
+
+// consoleURL is where a browser on this machine finds the console.
+func consoleURL(apiAddr, path string) string {
+	host, port, _ := net.SplitHostPort(apiAddr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + strings.TrimSuffix(path, "/")
 }
 
 // redactURL is u without its passwords (the primaries' and the
