@@ -19,16 +19,30 @@ import (
 func TestConsole(t *testing.T) {
 	t.Parallel()
 	needNode(t)
-	chromium := needChromium(t)
 	srv := startServer(t, serverConfig{Args: []string{"--console"}})
 	shot := filepath.Join(t.ArtifactDir(), "console.png")
+	env := consoleEnv(t, srv, "http://"+srv.apiAddr(), shot)
+	checkConsole(t, runNode(t, "console.mjs", env))
+	wantNotBlank(t, shot)
+}
+
+// consoleEnv is what console.mjs needs to drive the console at base
+// (the API port's, or a proxy's) with Chromium, saving its screenshot to
+// shot.
+func consoleEnv(t *testing.T, srv *server, base, shot string) map[string]string {
+	t.Helper()
 	env := srv.nodeEnv()
-	env["CONSOLE_URL"] = "http://" + srv.apiAddr() + "/console"
-	env["CHROMIUM"] = chromium
+	env["CONSOLE_URL"] = base + "/console"
+	env["CHROMIUM"] = needChromium(t)
 	env["SCREENSHOT"] = shot
-	env["TMPDIR"] = t.TempDir()
+	env["TMPDIR"] = t.TempDir() // Chromium's fresh profile, removed with the test
 	env["TIMEOUT_MS"] = "25000"
-	obs := runNode(t, "console.mjs", env)
+	return env
+}
+
+// checkConsole checks what console.mjs saw the page show.
+func checkConsole(t *testing.T, obs map[string]any) {
+	t.Helper()
 
 	wantJSON(t, "page errors", at(t, obs, "page_errors"), `[]`)
 	wantJSON(t, "the login hidden once live", at(t, obs, "login_hidden"), `true`)
@@ -49,7 +63,6 @@ func TestConsole(t *testing.T) {
 	if whisper[0] != "client event" || whisper[2] != "presence-room" || whisper[3] != "client-typing" || !strings.Contains(whisper[4].(string), `{"typing":true}`) {
 		t.Errorf("the client event's row: %v", whisper)
 	}
-	wantNotBlank(t, shot)
 }
 
 // wantNotBlank fails unless the PNG at path has pixels of many values: a
