@@ -61,40 +61,51 @@ func (s *appSet) app(id string) *app {
 // buses are subscribed to, and their state told to Redis, at once if
 // Redis is reached, else when it is.
 func (b *Broker) SetApps(apps []pusher.AppConfig) error {
+	added, err := b.swapApps(apps)
+	if err != nil || len(added) == 0 || !b.registered.Load() {
+		return err
+	}
+	// This node's name goes into the added apps' K:nodes, ahead of any
+	// join of theirs in the worker's order. Not done (Redis away, the
+	// queue full): the node registers again whole at its next resync,
+	// which the added apps' subscriptions ask for.
+	if !b.queue(op{fn: func(c rueidis.Client) error {
+		ctx, cancel := context.WithTimeout(b.ctx, callTimeout)
+		defer cancel()
+		node := b.names.get()
+		cmds := rueidis.Commands{}
+		for _, a := range added {
+			cmds = append(cmds, c.B().Sadd().Key(a.reg()).Member(node).Build(),
+				c.B().Sadd().Key(b.appsKey(node)).Member(a.id).Build())
+		}
+		err := firstErr(c.DoMulti(ctx, cmds...))
+		if err != nil {
+			b.registered.Store(false)
+		}
+		return err
+	}}, true) {
+		b.registered.Store(false)
+	}
+	return nil
+}
+
+// swapApps stores the set of apps and starts reading the added ones'
+// buses, if the bus is connected (else connect will); it returns them.
+func (b *Broker) swapApps(apps []pusher.AppConfig) ([]*app, error) {
 	b.appsMu.Lock()
 	defer b.appsMu.Unlock()
 	set, added, err := b.newSet(apps)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.apps.Store(set)
-	if len(added) > 0 && b.registered.Load() {
-		// This node's name goes into the added apps' K:nodes, ahead of
-		// any join of theirs in the worker's order; a failure (Redis
-		// away) leaves it to the next registration, after Redis returns.
-		b.queue(op{fn: func(c rueidis.Client) error {
-			ctx, cancel := context.WithTimeout(b.ctx, callTimeout)
-			defer cancel()
-			node := b.names.get()
-			cmds := rueidis.Commands{}
-			for _, a := range added {
-				cmds = append(cmds, c.B().Sadd().Key(a.reg()).Member(node).Build(),
-					c.B().Sadd().Key(b.appsKey(node)).Member(a.id).Build())
-			}
-			if err := firstErr(c.DoMulti(ctx, cmds...)); err != nil {
-				b.registered.Store(false)
-				return err
-			}
-			return nil
-		}}, true)
-	}
 	if bus := b.busClient(); bus != nil && len(added) > 0 {
 		for _, g := range b.groups(bus, added) {
 			b.wg.Add(1)
 			go b.runGroup(g)
 		}
 	}
-	return nil
+	return added, nil
 }
 
 // appList is the apps served now.
