@@ -63,14 +63,14 @@ func (l *eventLimit) give(rate, n int) {
 	l.mu.Unlock()
 }
 
-// admit charges events to app's max_backend_events_per_second: nil, or
+// admit charges events to a's max_backend_events_per_second: nil, or
 // the *RateError to return.
-func (app *App) admit(n int) error {
-	rate := app.MaxBackendEventsPerSecond
+func (a *App) admit(n int) error {
+	rate := a.MaxBackendEventsPerSecond
 	if rate <= 0 {
 		return nil
 	}
-	if wait := app.limit.take(rate, n, time.Now().UnixNano()); wait > 0 {
+	if wait := a.limit.take(rate, n, time.Now().UnixNano()); wait > 0 {
 		return &RateError{RetryAfter: wait}
 	}
 	return nil

@@ -80,10 +80,10 @@ type Viewer struct {
 	closed  bool // under t.mu
 }
 
-// Watch starts a feed of app's events, holding up to buffer of them for
+// Watch starts a feed of a's events, holding up to buffer of them for
 // the viewer to take; Close ends it.
-func (app *App) Watch(buffer int) *Viewer {
-	t := &app.tap
+func (a *App) Watch(buffer int) *Viewer {
+	t := &a.tap
 	v := &Viewer{t: t, c: make(chan TapEvent, max(buffer, 1))}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -133,17 +133,17 @@ func (v *Viewer) Close() {
 
 // Watched reports whether a console watches the app: only then is a
 // TapEvent worth making.
-func (app *App) Watched() bool { return app.tap.viewers.Load() != nil }
+func (a *App) Watched() bool { return a.tap.viewers.Load() != nil }
 
-// Tell offers e to each viewer of app, stamped with the time, without
+// Tell offers e to each viewer of a, stamped with the time, without
 // waiting: a viewer whose buffer is full misses it.
-func (app *App) Tell(e TapEvent) {
-	p := app.tap.viewers.Load()
+func (a *App) Tell(e TapEvent) {
+	p := a.tap.viewers.Load()
 	if p == nil {
 		return
 	}
 	if e.Kind == TapAPIEvent || e.Kind == TapClientEvent {
-		app.tap.messages.Add(1)
+		a.tap.messages.Add(1)
 	}
 	e.Time = time.Now().UnixMilli()
 	for _, v := range *p {
@@ -155,8 +155,8 @@ func (app *App) Tell(e TapEvent) {
 	}
 }
 
-// tell tells app's viewers, if any, of what happened to sess; Watched has
+// tell tells the viewers of s's app of what happened to s; Watched has
 // been checked.
-func (sess *Session) tell(kind TapKind, channel string, code int, detail string) {
-	sess.app.Tell(TapEvent{Kind: kind, SocketID: sess.id.String(), Channel: channel, Code: code, Detail: detail})
+func (s *Session) tell(kind TapKind, channel string, code int, detail string) {
+	s.app.Tell(TapEvent{Kind: kind, SocketID: s.id.String(), Channel: channel, Code: code, Detail: detail})
 }
