@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,13 +13,10 @@ import (
 // same time gets none.
 func TestBackendEventsPerSecond(t *testing.T) {
 	t.Parallel()
-	file := filepath.Join(t.TempDir(), "revurb.yaml")
-	if err := os.WriteFile(file, []byte(`apps:
+	file := configFile(t, `apps:
   - {id: capped, key: capped-key, secret: capped-secret, max_backend_events_per_second: 50}
   - {id: free, key: free-key, secret: free-secret}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	srv := startServer(t, serverConfig{Args: []string{"--config", file}, AppID: "capped", AppKey: "capped-key", Secret: "capped-secret"})
 	env := srv.nodeEnv()
 	env["TRIGGERS"] = "100"

@@ -18,17 +18,16 @@ import (
 // logged, and the apps loaded before go on serving.
 func TestReloadApps(t *testing.T) {
 	t.Parallel()
-	file := filepath.Join(t.TempDir(), "revurb.yaml")
+	file := configFile(t, `apps:
+  - {id: kept, key: kept-key, secret: old-secret}
+  - {id: gone, key: gone-key, secret: gone-secret}
+`)
 	write := func(body string) {
 		t.Helper()
 		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(`apps:
-  - {id: kept, key: kept-key, secret: old-secret}
-  - {id: gone, key: gone-key, secret: gone-secret}
-`)
 	srv := startServer(t, serverConfig{Args: []string{"--config", file}, AppID: "kept", AppKey: "kept-key", Secret: "old-secret"})
 	env := srv.nodeEnv()
 	for k, v := range map[string]string{"KEPT_ID": "kept", "KEPT_KEY": "kept-key", "KEPT_OLD_SECRET": "old-secret", "KEPT_NEW_SECRET": "new-secret",
@@ -48,7 +47,7 @@ apps:
 		if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitLog(t, srv, wantLog)
+		waitOutput(t, srv, wantLog, "the reload's log line")
 	}
 	hup("reload: " + file + ": serving 2 apps")
 	sc.say("reloaded")
@@ -56,7 +55,8 @@ apps:
 	write("apps: [ {id: kept\n")
 	hup("reload: config: refused, still serving what was loaded before")
 	sc.say("broken")
-	obs := sc.result()
+	var obs map[string]any
+	sc.result(&obs)
 
 	for i := range 2 {
 		k := strconv.Itoa(i)
@@ -84,7 +84,17 @@ apps:
 	wantJSON(t, "after the broken file: the added app's client", at(t, obs, "after", "states"), `["connecting","connected"]`)
 	wantJSON(t, "after the broken file: the new secret", at(t, obs, "after_broken", "status"), `200`)
 	wantJSON(t, "after the broken file: the added app", at(t, obs, "after_broken_new", "status"), `200`)
-	waitLog(t, srv, "event_loops changed in "+file+": they take a restart")
+	waitOutput(t, srv, "event_loops changed in "+file+": they take a restart", "the reload to name event_loops")
+}
+
+// configFile writes a config file holding body and returns its path.
+func configFile(t *testing.T, body string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "revurb.yaml")
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 func anyStrings(v []any) []string {

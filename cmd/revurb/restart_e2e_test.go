@@ -1,12 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,57 +25,16 @@ func TestRestartWithoutDowntime(t *testing.T) {
 	first := startServer(t, serverConfig{Args: extra})
 	ports := [2]int{first.wsPort, first.apiPort}
 
-	node := needNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "restart.mjs")
-	cmd.Dir = "testdata"
-	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort),
-		"TIMEOUT_MS=40000", "AFTER_MS=3000")
-	cmd.SysProcAttr = childProcAttr()
-	cmd.WaitDelay = 2 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	// next returns the next line of the scenario, failing on its end.
-	var last string
-	next := func() string {
-		t.Helper()
-		l, ok := <-lines
-		if !ok {
-			t.Fatalf("scenario ended early; last line %q; stderr:\n%s", last, stderr.String())
-		}
-		last = l
-		return l
-	}
-	for next() != "ready" {
-	}
+	sc := startScenario(t, "restart.mjs", map[string]string{"WS_PORT": strconv.Itoa(first.wsPort), "API_PORT": strconv.Itoa(first.apiPort),
+		"TIMEOUT_MS": "40000", "AFTER_MS": "3000"}, 50*time.Second)
+	sc.await("ready")
 	// acked reads lines until n acks have come, and returns the highest n
 	// acknowledged 200 so far.
 	highest := 0
 	acked := func(n int) {
 		t.Helper()
 		for seen := 0; seen < n; {
-			f := strings.Fields(next())
+			f := strings.Fields(sc.next())
 			if len(f) == 3 && f[0] == "ack" {
 				seen++
 				if f[2] == "200" {
@@ -103,9 +56,7 @@ func TestRestartWithoutDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := highest // acknowledged before the signal
-	if _, err := io.WriteString(stdin, "signalled\n"); err != nil {
-		t.Fatal(err)
-	}
+	sc.say("signalled")
 	select {
 	case <-first.exited:
 		if took := time.Since(signalled); took > 10*time.Second {
@@ -113,13 +64,6 @@ func TestRestartWithoutDowntime(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the first server did not exit within 15 s of SIGTERM")
-	}
-	var final string
-	for l := range lines {
-		final = l
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("scenario: %v\nlast line %q\nstderr:\n%s", err, final, stderr.String())
 	}
 	var obs struct {
 		Clients []struct {
@@ -132,9 +76,7 @@ func TestRestartWithoutDowntime(t *testing.T) {
 			Error  *string `json:"error"`
 		} `json:"acks"`
 	}
-	if err := json.Unmarshal([]byte(final), &obs); err != nil {
-		t.Fatalf("observations %q: %v", final, err)
-	}
+	sc.result(&obs)
 	for _, a := range obs.Acks {
 		if a.Status != 200 {
 			t.Fatalf("trigger %d failed during the restart: status %d, error %v", a.N, a.Status, a.Error)

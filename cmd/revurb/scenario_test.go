@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
@@ -90,32 +89,19 @@ func (s *scenario) say(line string) {
 	}
 }
 
-// result waits for the scenario's end and returns its observations.
-func (s *scenario) result() map[string]any {
+// result waits for the scenario's end and reads its observations, its
+// last line, into obs.
+func (s *scenario) result(obs any) {
 	s.t.Helper()
 	var final string
 	for l := range s.lines {
 		final = l
 	}
 	err := s.cmd.Wait()
-	var obs map[string]any
-	if jerr := json.Unmarshal([]byte(final), &obs); jerr != nil || err != nil {
+	if jerr := json.Unmarshal([]byte(final), obs); jerr != nil || err != nil {
 		s.t.Fatalf("scenario: %v; last line %q (%v)\nstderr:\n%s", err, final, jerr, s.stderr.String())
 	}
 	if testing.Verbose() {
 		s.t.Logf("observed: %s", final)
-	}
-	return obs
-}
-
-// waitLog waits up to 10 s for the server's output to hold want.
-func waitLog(t *testing.T, srv *server, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(srv.out.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not log %q:\n%s", want, srv.out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
