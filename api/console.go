@@ -149,7 +149,7 @@ func (s *Server) console(ctx *fasthttp.RequestCtx, signed, rest string) {
 		s.events(ctx, app, body)
 		return
 	}
-	s.consoleStream(ctx, app.ID)
+	s.consoleStream(ctx, app)
 }
 
 // tokenOK reports whether the request carries the operator token.
@@ -205,9 +205,14 @@ type consoleEvent struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
+func newConsoleEvent(e *pusher.TapEvent) consoleEvent {
+	return consoleEvent{Time: e.Time, Kind: e.Kind.String(), SocketID: e.SocketID, Channel: e.Channel,
+		Event: e.Event, Data: e.Data, Code: e.Code, Detail: e.Detail}
+}
+
 // consoleStream streams the app's state and events as Server-Sent Events
 // until the client goes, the app is removed, or the server drains.
-func (s *Server) consoleStream(ctx *fasthttp.RequestCtx, appID string) {
+func (s *Server) consoleStream(ctx *fasthttp.RequestCtx, app *pusher.App) {
 	if s.streams.Add(1) > maxConsoleStreams {
 		s.streams.Add(-1)
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
@@ -218,7 +223,9 @@ func (s *Server) consoleStream(ctx *fasthttp.RequestCtx, appID string) {
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-cache")
 	// nginx passes the stream on as it comes instead of buffering it.
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	v := s.p.AppByID(appID).Watch(consoleBuffer)
+	// The app's state outlives a reload that changes it: the feed goes
+	// on, and each state reads the app as it is then.
+	appID, v := app.ID, app.Watch(consoleBuffer)
 	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.streams.Add(-1)
@@ -236,13 +243,11 @@ func (s *Server) consoleStream(ctx *fasthttp.RequestCtx, appID string) {
 		for live {
 			select {
 			case e := <-v.Events():
-				writeSSE(w, "tap", consoleEvent{Time: e.Time, Kind: e.Kind.String(), SocketID: e.SocketID, Channel: e.Channel,
-					Event: e.Event, Data: e.Data, Code: e.Code, Detail: e.Detail})
+				writeSSE(w, "tap", newConsoleEvent(&e))
 				// Whatever else waits goes in the same write.
 				for n := 0; n < 64 && len(v.Events()) > 0; n++ {
 					e := <-v.Events()
-					writeSSE(w, "tap", consoleEvent{Time: e.Time, Kind: e.Kind.String(), SocketID: e.SocketID, Channel: e.Channel,
-						Event: e.Event, Data: e.Data, Code: e.Code, Detail: e.Detail})
+					writeSSE(w, "tap", newConsoleEvent(&e))
 				}
 			case <-tick.C:
 				if s.draining.Load() {
