@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -15,7 +16,8 @@ import (
 //
 // The socket has SO_REUSEPORT, so that a new revurb process binds the same
 // port while this one drains: the kernel shares new connections between the
-// processes' listeners, and Drain closes this one. The listener serves at
+// processes' listeners, and Drain closes this one. With Config.TLS the
+// connections speak HTTPS. The listener serves at
 // most Config.Concurrency connections at once, and Config.ConnsPerAddress
 // of one client address (conns.go): API clients cannot use up the
 // descriptors the process keeps in reserve, and no client can lock the
@@ -97,6 +99,12 @@ func (l *listener) accept() {
 			continue
 		}
 		wait = 5 * time.Millisecond
+		if l.s.tls != nil {
+			// The handshake runs on the connection's first read, in the
+			// goroutine that serves it, under the request's read deadline;
+			// what the table reads and answers is then plaintext.
+			nc = tls.Server(nc, l.s.tls)
+		}
 		for !l.t.arrive(nc) {
 			select {
 			case <-l.t.room:

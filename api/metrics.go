@@ -149,6 +149,8 @@ var (
 	descBroadcasts     = prometheus.NewDesc("revurb_broadcasts_total", "Events published through the HTTP API.", nil, nil)
 	descSlow           = prometheus.NewDesc("revurb_slow_consumer_closes_total", "Connections closed with 4100 for their unsent backlog (max_outbound).", nil, nil)
 	descThrottles      = prometheus.NewDesc("revurb_throttles_total", "Times a connection sent faster than its message budget and was read more slowly (max_messages_per_second).", nil, nil)
+	descTLSHandshakes  = prometheus.NewDesc("revurb_tls_handshakes_total", "TLS handshakes on the WebSocket port, by result: done, failed (a bad client, a timeout, a close), refused (every worker busy and as many waiting).", []string{"result"}, nil)
+	descTLSSeconds     = prometheus.NewDesc("revurb_tls_handshake_seconds", "How long the done TLS handshakes on the WebSocket port took, from their first record to their keys.", nil, nil)
 	descInboundCloses  = prometheus.NewDesc("revurb_inbound_closes_total", "Connections closed with 4100 for what they sent unread past max_inbound.", nil, nil)
 	descWebhookBytes   = prometheus.NewDesc("revurb_webhook_queue_bytes", "Bytes the waiting webhook events hold (webhook_queue_bytes bounds them per endpoint).", nil, nil)
 	descWaits          = prometheus.NewDesc("revurb_backpressure_waits_total", "Triggers that waited for room in the publish bound.", nil, nil)
@@ -180,7 +182,7 @@ var refusedReasons = []string{"signature", "unknown_node", "size", "limit", "mal
 
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
-	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descThrottles, descInboundCloses, descWaits,
+	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descThrottles, descInboundCloses, descTLSHandshakes, descTLSSeconds, descWaits,
 	descRejections, descOverRate, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue, descWebhookBytes,
 	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded,
 	descMaster, descFailovers, descRedirections, descBusRefused, descResyncs, descResyncSeconds}
@@ -286,6 +288,21 @@ func collectTransport(ch chan<- prometheus.Metric, t *pusher.TransportStats) {
 	counter(ch, descSlow, t.SlowConsumers)
 	counter(ch, descThrottles, t.Throttles)
 	counter(ch, descInboundCloses, t.InboundCloses)
+	counter(ch, descTLSHandshakes, t.TLSHandshakes, "done")
+	counter(ch, descTLSHandshakes, t.TLSHandshakesFailed, "failed")
+	counter(ch, descTLSHandshakes, t.TLSHandshakesRefused, "refused")
+	buckets := make(map[float64]uint64, len(pusher.TLSHandshakeBuckets))
+	var n uint64
+	for i, le := range pusher.TLSHandshakeBuckets {
+		if i < len(t.TLSHandshakeSeconds) {
+			n += t.TLSHandshakeSeconds[i]
+		}
+		buckets[le] = n
+	}
+	if k := len(pusher.TLSHandshakeBuckets); k < len(t.TLSHandshakeSeconds) {
+		n += t.TLSHandshakeSeconds[k]
+	}
+	ch <- prometheus.MustNewConstHistogram(descTLSSeconds, n, t.TLSHandshakeSecondsSum, buckets)
 }
 
 // collectWebhooks reports the webhook dispatcher.

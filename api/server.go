@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -48,6 +49,9 @@ type Config struct {
 	// IdleTimeout a keep-alive connection's wait for its next request (0:
 	// 30 s, 60 s).
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// TLS, when not nil, makes the listeners Listen opens speak HTTPS with
+	// these certificates (Certificates or GetCertificate).
+	TLS *tls.Config
 	// Path is a prefix a proxy may leave in front of the routes ("/ws":
 	// /ws/apps/..., /ws/up); the routes answer with it and without.
 	Path string
@@ -70,6 +74,7 @@ type Config struct {
 // Server is the Pusher HTTP API in front of one pusher.Server.
 type Server struct {
 	p           *pusher.Server
+	tls         *tls.Config
 	log         *slog.Logger
 	debug       bool
 	maxBody     int
@@ -104,7 +109,7 @@ type Server struct {
 // New returns an API server for p. p must have its event loops attached
 // before the first trigger arrives.
 func New(p *pusher.Server, opts Config) *Server {
-	s := &Server{p: p, log: opts.Log, debug: opts.Debug, now: time.Now,
+	s := &Server{p: p, tls: opts.TLS, log: opts.Log, debug: opts.Debug, now: time.Now,
 		maxBody: orDefault(opts.MaxBodySize, DefaultMaxBodySize), maxURL: orDefault(opts.MaxURLSize, DefaultMaxURLSize),
 		maxHeaders: orDefault(opts.MaxHeaderSize, DefaultMaxHeaderSize), readTimeout: orDefault(opts.ReadTimeout, DefaultReadTimeout),
 		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),

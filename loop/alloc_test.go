@@ -4,6 +4,7 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -31,14 +32,7 @@ func TestTrafficAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.ClientEventRate = 0
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	conns := make([]*conn, 8)
 	for i := range conns {
 		c := testConn(e, &sinkConn{})
@@ -86,14 +80,7 @@ func (wakeLoop) Execute(context.Context, gnet.Runnable) error { return nil }
 func TestFanoutAllocs(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.MaxMessageRate = 0
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, e := newEngine(t, app)
 	e.gnets = []gnet.EventLoop{wakeLoop{}}
 	sinks := make([]*sinkConn, 8)
 	for i := range sinks {
@@ -124,5 +111,77 @@ func TestFanoutAllocs(t *testing.T) {
 	}
 	if sinks[7].written == before {
 		t.Fatal("nothing was written")
+	}
+}
+
+// TestTLSTrafficAllocs is TestTrafficAllocs over TLS: the client event
+// arrives in a record the loop opens, and is relayed in records sealed for
+// each subscriber; none of it allocates.
+func TestTLSTrafficAllocs(t *testing.T) {
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	app.ClientEventRate = 0
+	app.MaxMessageRate = 0
+	srv, e := newEngine(t, app)
+	k := testKeys(t, tls.TLS_AES_128_GCM_SHA256)
+	l := e.loops[0]
+	var sender *conn
+	var senderIn *peekConn
+	var receiver *sinkConn
+	for i := range 8 {
+		rec, err := newRecords(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gc gnet.Conn
+		sink := &sinkConn{}
+		in := &peekConn{}
+		if i == 0 {
+			gc = in
+		} else {
+			gc = sink
+		}
+		c := testConn(e, gc)
+		c.state, c.tls = stateOpen, &tlsConn{rec: rec}
+		in.ctx = c
+		if !srv.Open(&c.sess, c, 0, "app-key", "7", "") {
+			t.Fatal("open refused")
+		}
+		c.dec.MaxMessage = app.MaxMessageSize
+		auth := "app-key:" + pusher.Sign("app-secret", c.sess.ID().String()+":private-chat")
+		l.begin()
+		srv.Handle(&c.sess, []byte(`{"event":"pusher:subscribe","data":{"channel":"private-chat","auth":"`+auth+`"}}`))
+		l.end()
+		switch i {
+		case 0:
+			sender, senderIn = c, in
+		case 1:
+			receiver = sink
+		}
+	}
+	cli := peerRecords(t, k)
+	frame := codec.AppendMaskedFrame(nil, ws.OpText, true, [4]byte{1, 2, 3, 4},
+		[]byte(`{"event":"client-typing","channel":"private-chat","data":{"who":"a"}}`))
+	// One record per run, sealed beforehand with the sequence numbers the
+	// runs will use.
+	const runs = 1001
+	wires := make([][]byte, runs+1)
+	for i := range wires {
+		wires[i] = cli.sealOne(nil, frame, recordApplicationData)
+	}
+	next := 0
+	buf := make([]byte, 0, 256)
+	before := receiver.written
+	allocs := testing.AllocsPerRun(runs-1, func() {
+		senderIn.in = append(buf[:0], wires[next]...)
+		next++
+		l.begin()
+		sender.serve()
+		l.end()
+	})
+	if allocs != 0 {
+		t.Fatalf("one client event relayed over TLS allocates %.1f times, want 0", allocs)
+	}
+	if receiver.written == before {
+		t.Fatal("nothing was relayed")
 	}
 }

@@ -36,7 +36,11 @@ func (c *conn) throttle() {
 // overInbound closes c, throttled, if what it has sent unread passes the
 // engine's cap, and reports whether it did.
 func (c *conn) overInbound() bool {
-	if c.state != stateOpen || c.gc.InboundBuffered() <= c.l.e.cfg.MaxInbound {
+	unread := c.gc.InboundBuffered()
+	if c.tls != nil {
+		unread += len(c.tls.pending)
+	}
+	if c.state != stateOpen || unread <= c.l.e.cfg.MaxInbound {
 		return false
 	}
 	c.l.e.inboundCloses.Add(1)

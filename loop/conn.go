@@ -50,6 +50,7 @@ type conn struct {
 
 	dec  codec.Decoder
 	sess pusher.Session
+	tls  *tlsConn // nil on a plain ws:// connection
 }
 
 var _ pusher.Conn = (*conn)(nil)
@@ -192,7 +193,7 @@ func (c *conn) refused() {
 
 // refuseHTTP answers a failed handshake with an HTTP error and closes.
 func (c *conn) refuseHTTP(status int, reason string) {
-	_, _ = c.gc.Write(codec.AppendHTTPError(nil, status, reason))
+	c.write(codec.AppendHTTPError(nil, status, reason))
 	c.state = stateClosing
 	_ = c.gc.Close()
 }
@@ -223,6 +224,14 @@ func (c *conn) write(b []byte) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.tls != nil {
+		if c.tls.rec == nil {
+			return // nothing but the handshake's own bytes leaves before it ends
+		}
+		if b = c.sealTo(b); b == nil {
+			return
+		}
+	}
 	_, _ = c.gc.Write(b)
 }
 
@@ -241,6 +250,7 @@ func (c *conn) Close(code int, reason string) {
 	c.state = stateClosing
 	c.deadline = time.Now().Add(flushTimeout).UnixNano()
 	c.l.st.flushConn(c)
+	c.closeNotify()
 	if c.state == stateClosing && c.gc.OutboundBuffered() == 0 {
 		_ = c.gc.Close()
 	}

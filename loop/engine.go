@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -38,6 +39,15 @@ type Config struct {
 	// are refused (0: 16). Each holds a descriptor for at most
 	// refuseTimeout.
 	Refusing int
+	// TLS, when not nil, makes the port speak TLS (wss://) with these
+	// certificates (Certificates or GetCertificate); the engine restricts
+	// it to TLS 1.2 and 1.3 with AEAD suites, ALPN http/1.1 and no
+	// session tickets.
+	TLS *tls.Config
+	// MaxHandshakes caps the TLS handshakes running at once, and sixteen
+	// times as many may wait for one to end; more are closed at once (0:
+	// 256).
+	MaxHandshakes int
 	// MaxInbound is how many bytes a connection over its message budget
 	// may have sent unread before it is closed with 4100 (0: 1 MiB).
 	MaxInbound int
@@ -59,6 +69,7 @@ type Engine struct {
 	proto string
 	ready chan struct{}
 	eng   gnet.Engine
+	tls   *tlsServer // nil: plain ws://
 
 	mu    sync.Mutex
 	gnets []gnet.EventLoop // index → gnet's loop, filled as loops open connections
@@ -100,6 +111,12 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	}
 	cfg.Path = strings.TrimSuffix(cfg.Path, "/") + appPath
 	e := &Engine{srv: srv, cfg: cfg, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
+	if cfg.TLS != nil {
+		if cfg.MaxHandshakes <= 0 {
+			cfg.MaxHandshakes = 256
+		}
+		e.tls = newTLSServer(cfg.TLS, cfg.MaxHandshakes)
+	}
 	e.loops = make([]*loopState, cfg.Loops)
 	for i := range e.loops {
 		l := &loopState{e: e, index: i, st: newStager()}
@@ -186,9 +203,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	// Newcomers being refused do not hold the exit up: only clients that
-	// had a session are waited for, to read their close frame.
+	// Clients that had a session are waited for, to read their close
+	// frame; newcomers being refused only a little (refuseTimeout at most):
+	// more keep coming while the listeners are open, but a wss:// client
+	// cut in the middle of its TLS handshake backs off for many seconds
+	// where one told 4200 reconnects at once.
 	for e.open.Load()-e.refusing.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for end := time.Now().Add(refuseTimeout); e.open.Load() > 0 && ctx.Err() == nil && time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return e.eng.Stop(ctx)
@@ -214,6 +237,9 @@ func (e *Engine) Stats() pusher.TransportStats {
 				st.Closed[name] += n
 			}
 		}
+	}
+	if e.tls != nil {
+		e.tls.stats(&st)
 	}
 	return st
 }

@@ -27,7 +27,7 @@ func start(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, stri
 }
 
 // startEngine is start, returning the engine itself.
-func startEngine(t *testing.T, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
+func startEngine(t testing.TB, app pusher.AppConfig, cfg Config) (*pusher.Server, *Engine) {
 	t.Helper()
 	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
 	if err != nil {
@@ -72,7 +72,7 @@ func publish(t *testing.T, srv *pusher.Server, channel, name string, data []byte
 
 // wsClient is a raw WebSocket client for the tests.
 type wsClient struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 }
@@ -83,6 +83,12 @@ func dialWS(t *testing.T, addr string) *wsClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return upgrade(t, c)
+}
+
+// upgrade sends the WebSocket upgrade over c and reads the response.
+func upgrade(t testing.TB, c net.Conn) *wsClient {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	req := "GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

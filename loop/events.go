@@ -38,6 +38,9 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		}
 		c.deadline = time.Now().Add(refuseTimeout).UnixNano()
 	}
+	if e.tls != nil {
+		c.tls = &tlsConn{}
+	}
 	gc.SetContext(c)
 	l.conns = append(l.conns, c)
 	return nil, gnet.None
@@ -57,6 +60,9 @@ func (e *Engine) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.l.countClose(1006) // gone without a close frame
 	}
 	c.state = stateClosed
+	if c.tls != nil && c.tls.hs != nil {
+		c.tls.hs.cancel() // the worker stops waiting for records that will not come
+	}
 	e.open.Add(-1)
 	if c.refuse != 0 {
 		e.refusing.Add(-1)
@@ -100,7 +106,9 @@ func (c *conn) serve() (closeNow bool) {
 			c.l.e.cfg.Log.Error("loop: panic serving a connection; closing it with 1011", "remote", fmt.Sprint(c.gc.RemoteAddr()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.l.st.forget(c)
 			if c.state == stateOpen {
-				_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
+				if c.tls == nil { // a TLS connection's record layer may be what broke
+					_, _ = c.gc.Write(codec.AppendCloseFrame(nil, ws.StatusInternalServerError, "Internal server error"))
+				}
 				c.l.countClose(int(ws.StatusInternalServerError))
 			}
 			c.state = stateClosing
@@ -113,11 +121,15 @@ func (c *conn) serve() (closeNow bool) {
 		c.overInbound()
 		return false
 	}
-	buf, _ := c.gc.Peek(-1)
-	// Discard(0) would drop everything buffered: gnet treats n <= 0 as
-	// "all". A partial request or frame must stay for the next read.
-	if n := c.traffic(buf); n > 0 {
-		_, _ = c.gc.Discard(n)
+	if c.tls != nil {
+		c.serveTLS()
+	} else {
+		buf, _ := c.gc.Peek(-1)
+		// Discard(0) would drop everything buffered: gnet treats n <= 0 as
+		// "all". A partial request or frame must stay for the next read.
+		if n := c.traffic(buf); n > 0 {
+			_, _ = c.gc.Discard(n)
+		}
 	}
 	if c.throttled {
 		c.overInbound()

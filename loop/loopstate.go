@@ -17,6 +17,8 @@ type loopState struct {
 	q       taskQueue
 	sweep   []*conn // the sweep's copy of conns, reused
 	scratch []byte  // for a frame built on the loop and staged at once
+	plain   []byte  // TLS: a read's opened plaintext (tlsconn.go)
+	sealed  []byte  // TLS: a write's records
 
 	depth   int     // turns in progress on the loop (turn.go)
 	closing []*conn // connections gone during the turn, for the protocol core to close after it

@@ -31,6 +31,21 @@ func testConn(e *Engine, gc gnet.Conn) *conn {
 	return c
 }
 
+// newEngine makes a server for app and an engine of one loop that does
+// not listen: the tests drive its connections by hand.
+func newEngine(t testing.TB, app pusher.AppConfig) (*pusher.Server, *Engine) {
+	t.Helper()
+	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, e
+}
+
 // feed runs one turn of traffic on c, as OnTraffic does: traffic, then the
 // loop's staged writes leave.
 func feed(c *conn, buf []byte) int {
@@ -50,14 +65,7 @@ func FuzzTraffic(f *testing.F) {
 	f.Add(codec.AppendMaskedFrame(nil, ws.OpClose, true, mask, []byte{3, 232}), 2)
 	f.Add([]byte("GET /app/app-key HTTP/1.1\r\n\r\n"), 5)
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
-	srv, err := pusher.NewServer([]pusher.AppConfig{app}, pusher.Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	e, err := New(srv, Config{Addr: "127.0.0.1:0", Loops: 1})
-	if err != nil {
-		f.Fatal(err)
-	}
+	srv, e := newEngine(f, app)
 	f.Fuzz(func(t *testing.T, in []byte, split int) {
 		c := testConn(e, &fuzzConn{})
 		hs := []byte("GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +

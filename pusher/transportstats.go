@@ -16,7 +16,19 @@ type TransportStats struct {
 	MessagesIn        uint64 // WebSocket messages received (data and control; a fragmented one once)
 	MessagesOut       uint64 // WebSocket messages sent
 	BytesIn, BytesOut uint64
+	// TLS handshakes on the WebSocket port: done, failed (bad client,
+	// timeout, closed) and refused (every worker busy and as many waiting).
+	TLSHandshakes, TLSHandshakesFailed, TLSHandshakesRefused uint64
+	// TLSHandshakeSeconds counts the done handshakes' times, from their
+	// first record to their keys, by upper bound (TLSHandshakeBuckets, then
+	// one over all of them), and sums them.
+	TLSHandshakeSeconds    []uint64
+	TLSHandshakeSecondsSum float64
 }
+
+// TLSHandshakeBuckets are the upper bounds, in seconds, of
+// TransportStats.TLSHandshakeSeconds.
+var TLSHandshakeBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // WebhookStats is what the webhook dispatcher (package pusher/webhook) has
 // done since it started, for metrics; it lives here for the same reason.

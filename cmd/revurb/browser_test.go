@@ -273,11 +273,39 @@ func TestBrowser(t *testing.T) {
 	env["TIMEOUT_MS"] = "20000"
 	obs := runNode(t, "browser.mjs", env)
 
+	wsURL := "ws://127.0.0.1:" + strconv.Itoa(tap.port()) + "/app/" + srv.appKey + "?protocol=7&client=js&version=8.6.0&flash=false"
+	checkBrowser(t, obs, site, allowed, wsURL)
+
+	// The handshakes as they crossed the wire: three connections, each with
+	// the page's Origin and Chromium's permessage-deflate offer; revurb
+	// upgraded each and echoed no extension (RFC 7692 §5: a server that
+	// declines an offer leaves Sec-WebSocket-Extensions out).
+	origins := map[string]int{}
+	for i, h := range tap.handshakes(t) {
+		origins[h.req.Header.Get("Origin")]++
+		if got := h.req.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(got, "permessage-deflate") {
+			t.Errorf("connection %d: browser's Sec-WebSocket-Extensions = %q, want a permessage-deflate offer", i, got)
+		}
+		if h.res.StatusCode != http.StatusSwitchingProtocols {
+			t.Errorf("connection %d: upgrade status = %d, want 101", i, h.res.StatusCode)
+		}
+		if got, ok := h.res.Header["Sec-Websocket-Extensions"]; ok {
+			t.Errorf("connection %d: revurb answered Sec-WebSocket-Extensions %q, want none", i, got)
+		}
+	}
+	if want := map[string]int{allowed: 2, refused: 1}; !maps.Equal(origins, want) {
+		t.Errorf("handshake origins = %v, want %v", origins, want)
+	}
+}
+
+// checkBrowser judges what browser.mjs observed of pages whose pusher-js
+// connected to wsURL, served by site from the origin allowed.
+func checkBrowser(t *testing.T, obs map[string]any, site *testSite, allowed, wsURL string) {
+	t.Helper()
 	wantJSON(t, "uncaught page errors", at(t, obs, "page_errors"), `[]`)
 	wantJSON(t, "trigger reply", at(t, obs, "trigger"), `{"status":200,"body":"{}","json":{}}`)
 	wantJSON(t, "whisper sent", at(t, obs, "whisper"), `true`)
 
-	wsURL := "ws://127.0.0.1:" + strconv.Itoa(tap.port()) + "/app/" + srv.appKey + "?protocol=7&client=js&version=8.6.0&flash=false"
 	for _, name := range []string{"a", "b"} {
 		p := at(t, obs, name)
 		wantJSON(t, name+" states", at(t, p, "states"), `["initialized","connecting","connected"]`)
@@ -324,24 +352,4 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("auth requests = %v, want %v", gotAuth, wantAuth)
 	}
 
-	// The handshakes as they crossed the wire: three connections, each with
-	// the page's Origin and Chromium's permessage-deflate offer; revurb
-	// upgraded each and echoed no extension (RFC 7692 §5: a server that
-	// declines an offer leaves Sec-WebSocket-Extensions out).
-	origins := map[string]int{}
-	for i, h := range tap.handshakes(t) {
-		origins[h.req.Header.Get("Origin")]++
-		if got := h.req.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(got, "permessage-deflate") {
-			t.Errorf("connection %d: browser's Sec-WebSocket-Extensions = %q, want a permessage-deflate offer", i, got)
-		}
-		if h.res.StatusCode != http.StatusSwitchingProtocols {
-			t.Errorf("connection %d: upgrade status = %d, want 101", i, h.res.StatusCode)
-		}
-		if got, ok := h.res.Header["Sec-Websocket-Extensions"]; ok {
-			t.Errorf("connection %d: revurb answered Sec-WebSocket-Extensions %q, want none", i, got)
-		}
-	}
-	if want := map[string]int{allowed: 2, refused: 1}; !maps.Equal(origins, want) {
-		t.Errorf("handshake origins = %v, want %v", origins, want)
-	}
 }

@@ -44,6 +44,11 @@ type config struct {
 	// a single node.
 	Redis       string
 	RedisPrefix string
+	// TLSCert and TLSKey are the certificate (with its chain) and private
+	// key both ports present; empty: plain ws:// and http://. The key may
+	// be in the certificate's file. APIPlain keeps the API on plain HTTP.
+	TLSCert, TLSKey string
+	APIPlain        bool
 
 	// From the config file.
 	Server processConfig
@@ -76,6 +81,10 @@ type processConfig struct {
 	ClusterSecret     string        `yaml:"cluster_secret"`
 	WebhookDelay      time.Duration `yaml:"webhook_delay"`
 	WebhookQueueBytes int           `yaml:"webhook_queue_bytes"` // per endpoint: what its waiting events may hold
+	TLSCert           string        `yaml:"tls_cert"`
+	TLSKey            string        `yaml:"tls_key"`
+	TLSHandshakes     int           `yaml:"tls_handshakes"` // TLS handshakes at once on the WebSocket port
+	APITLS            *bool         `yaml:"api_tls"`        // nil: HTTPS on the API port when there is a certificate
 	// ConsoleToken lets its holder watch every app in the console; empty:
 	// only an app's secret opens that app. A reload takes a new one.
 	ConsoleToken string `yaml:"console_token"`
@@ -111,7 +120,11 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 		}
 		c.Server.MaxRequestBody = n
 	}
+	c.TLSCert, c.TLSKey = tlsEnv(getenv)
 	fs := flag.NewFlagSet("revurb start", flag.ContinueOnError)
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve wss:// and https:// with this certificate (PEM, chain included; env REVERB_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the certificate's private key (PEM, unencrypted; default: in --tls-cert's file; env REVERB_TLS_KEY)")
+	fs.BoolVar(&c.APIPlain, "api-plain", false, "with a certificate, keep the HTTP API on plain http:// (for an API on loopback only)")
 	fs.StringVar(&c.Host, "host", c.Host, "address to listen on (env REVERB_SERVER_HOST)")
 	fs.IntVar(&c.Port, "port", c.Port, "WebSocket port (env REVERB_SERVER_PORT)")
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
@@ -142,6 +155,9 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 			return nil, err
 		}
 	}
+	if c.TLSKey != "" && c.TLSCert == "" {
+		return nil, errors.New("--tls-key (or REVERB_TLS_KEY, tls_key) needs a certificate: --tls-cert")
+	}
 	if len(c.Apps) == 0 {
 		a, err := defaultApp(getenv)
 		if err != nil {
@@ -169,6 +185,15 @@ func (c *config) checkPprof() error {
 		return errors.New("--pprof must not use the WebSocket or API port")
 	}
 	return nil
+}
+
+// tlsEnv reads the certificate and key from the names users put in .env
+// for Reverb's tls options (config/reverb.php: local_cert, local_pk) or
+// Soketi's.
+func tlsEnv(getenv func(string) string) (cert, key string) {
+	cert = cmp.Or(getenv("REVERB_TLS_CERT"), getenv("REVERB_TLS_CERT_PATH"), getenv("SOKETI_SSL_CERT"))
+	key = cmp.Or(getenv("REVERB_TLS_KEY"), getenv("REVERB_TLS_KEY_PATH"), getenv("SOKETI_SSL_KEY"))
+	return cert, key
 }
 
 // scalingEnv reads Laravel's scaling variables (config/reverb.php): with
@@ -223,6 +248,11 @@ func (c *config) load(path string) error {
 		return err
 	}
 	c.Server, c.Apps = server, apps
+	// Flags and the environment win over the file.
+	c.TLSCert, c.TLSKey = cmp.Or(c.TLSCert, server.TLSCert), cmp.Or(c.TLSKey, server.TLSKey)
+	if server.APITLS != nil && !*server.APITLS {
+		c.APIPlain = true
+	}
 	return nil
 }
 

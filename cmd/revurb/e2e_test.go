@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,6 +105,7 @@ type server struct {
 	exited     chan struct{} // closed when the process has exited
 	err        error         // Wait's result, valid after exited is closed
 	terminated bool          // the test itself sent SIGTERM
+	clientTLS  *tls.Config   // wss://: how the tests' own clients dial it (dialTCP)
 }
 
 // serverConfig adjusts how startServer runs the binary.
@@ -442,8 +444,12 @@ func TestPusherJSPublicChannel(t *testing.T) {
 	t.Parallel()
 	needNode(t)
 	srv := startServer(t, serverConfig{})
-	obs := runNode(t, "public.mjs", srv.nodeEnv())
+	checkPublic(t, runNode(t, "public.mjs", srv.nodeEnv()))
+}
 
+// checkPublic judges what public.mjs observed.
+func checkPublic(t *testing.T, obs map[string]any) {
+	t.Helper()
 	wantSocketID(t, "socket_id", at(t, obs, "socket_id"))
 	wantJSON(t, "trigger my-event reply", at(t, obs, "single"), `{"status":200,"body":"{}","json":{}}`)
 	wantJSON(t, "trigger multi-event reply", at(t, obs, "multi"), `{"status":200,"body":"{}","json":{}}`)
@@ -535,8 +541,12 @@ func TestEchoPublicChannel(t *testing.T) {
 	t.Parallel()
 	needNode(t)
 	srv := startServer(t, serverConfig{})
-	obs := runNode(t, "echo.mjs", srv.nodeEnv())
+	checkEcho(t, runNode(t, "echo.mjs", srv.nodeEnv()))
+}
 
+// checkEcho judges what echo.mjs observed.
+func checkEcho(t *testing.T, obs map[string]any) {
+	t.Helper()
 	wantJSON(t, "subscribed", at(t, obs, "subscribed"), `true`)
 	wantSocketID(t, "socket_id", at(t, obs, "socket_id"))
 	wantJSON(t, "errors", at(t, obs, "errors"), `[]`)

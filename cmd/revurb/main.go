@@ -7,6 +7,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,7 +36,8 @@ const usage = `revurb is a Pusher-protocol WebSocket server.
 Usage:
   revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--path PREFIX] [--config FILE]
                [--log-format text|json] [--log-level LEVEL] [--debug] [--metrics-addr ADDR] [--pprof ADDR]
-               [--redis URL] [--redis-prefix PREFIX] [--console]
+               [--redis URL] [--redis-prefix PREFIX] [--tls-cert FILE] [--tls-key FILE] [--api-plain]
+               [--console]
   revurb version
 `
 
@@ -74,14 +76,12 @@ func run(cfg *config) error {
 	// Catch the signals before anything listens: a client that connects at
 	// once and a SIGTERM right after must still get the 4200 goodbye.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	p, err := build(cfg)
 	if err != nil {
 		return err
 	}
-	return p.serve(sig, hup)
+	return p.serve(sig)
 }
 
 // process is what build makes of the configuration: the parts that serve,
@@ -96,6 +96,7 @@ type process struct {
 	srv     *pusher.Server
 	eng     *loop.Engine
 	httpAPI *api.Server
+	certs   *certStore // nil: plain ws:// and http://
 
 	wsAddr, apiAddr string
 }
@@ -147,7 +148,18 @@ func build(cfg *config) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	var wsTLS, apiTLS *tls.Config
+	if cfg.TLSCert != "" {
+		if p.certs, err = newCertStore(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+		wsTLS = p.certs.config()
+		if !cfg.APIPlain {
+			apiTLS = p.certs.config()
+		}
+	}
 	p.eng, err = loop.New(p.srv, loop.Config{
+		TLS: wsTLS, MaxHandshakes: cfg.Server.TLSHandshakes,
 		Addr: p.wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: p.fds.conns, Path: cfg.Path, Log: logger,
 	})
@@ -161,7 +173,7 @@ func build(cfg *config) (*process, error) {
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
-		Log: logger, Debug: cfg.Debug,
+		TLS: apiTLS, Log: logger, Debug: cfg.Debug,
 		Console: cfg.Console, ConsoleToken: cfg.Server.ConsoleToken,
 	})
 	return p, nil
@@ -169,9 +181,9 @@ func build(cfg *config) (*process, error) {
 
 // serve listens on the API port and, if asked, the metrics and pprof
 // addresses, runs the event loops and the API, says so, and then serves
-// until a signal on sig, when it drains, or until either stops. A signal
-// on hup reloads.
-func (p *process) serve(sig, hup <-chan os.Signal) error {
+// until a signal on sig, when it drains, or until either stops; SIGHUP
+// reloads.
+func (p *process) serve(sig <-chan os.Signal) error {
 	cfg, logger := p.cfg, p.logger
 	ln, err := p.httpAPI.Listen(p.apiAddr)
 	if err != nil {
@@ -208,10 +220,12 @@ func (p *process) serve(sig, hup <-chan os.Signal) error {
 	for stop := false; !stop; {
 		select {
 		case s := <-sig:
+			if s == syscall.SIGHUP {
+				p.reload()
+				continue
+			}
 			logger.Info(s.String()+": draining: telling clients to reconnect, then stopping within "+cfg.Server.ShutdownGrace.String(), "signal", s.String())
 			stop = true
-		case <-hup:
-			p.reload()
 		case err := <-errc:
 			return err
 		}
@@ -291,6 +305,12 @@ func drain(ctx context.Context, srv *pusher.Server, eng *loop.Engine, httpAPI *a
 // is shown only for the embedded default app, whose secret is no secret.
 func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, metricsAddr net.Addr) {
 	ws, httpAPI := "ws://"+wsAddr+"/app/{key}", "http://"+apiAddr
+	if cfg.TLSCert != "" {
+		ws = "wss://" + wsAddr + "/app/{key}"
+		if !cfg.APIPlain {
+			httpAPI = "https://" + apiAddr
+		}
+	}
 	if cfg.LogFormat == "json" {
 		var apps []any
 		for _, a := range cfg.Apps {
@@ -308,7 +328,7 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 			attrs = append(attrs, "metrics", "http://"+metricsAddr.String()+"/metrics")
 		}
 		if cfg.Console {
-			attrs = append(attrs, "console", consoleURL(apiAddr, cfg.Path)+"/console")
+			attrs = append(attrs, "console", consoleURL(httpAPI, cfg.Path))
 		}
 		logger.Info("revurb "+version+" listening", attrs...)
 		return
@@ -328,17 +348,20 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 		fmt.Printf("  metrics http://%s/metrics\n", metricsAddr)
 	}
 	if cfg.Console {
-		fmt.Printf("  console %s/console\n", consoleURL(apiAddr, cfg.Path))
+		fmt.Printf("  console %s\n", consoleURL(httpAPI, cfg.Path))
 	}
 }
 
-// consoleURL is where a browser on this machine finds the console.
-func consoleURL(apiAddr, path string) string {
-	host, port, _ := net.SplitHostPort(apiAddr)
+// consoleURL is where a browser on this machine finds the console of the
+// API at base (http:// or https://, host and port): an unspecified host
+// is this machine's loopback.
+func consoleURL(base, path string) string {
+	scheme, addr, _ := strings.Cut(base, "://")
+	host, port, _ := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + strings.TrimSuffix(path, "/")
+	return scheme + "://" + net.JoinHostPort(host, port) + strings.TrimSuffix(path, "/") + "/console"
 }
 
 // redactURL is u without its passwords (the primaries' and the

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -110,7 +111,13 @@ func acceptFor(key string) string {
 
 func dialTCP(t *testing.T, srv *server) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", srv.wsAddr(), 2*time.Second)
+	var c net.Conn
+	var err error
+	if srv.clientTLS != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", srv.wsAddr(), srv.clientTLS)
+	} else {
+		c, err = net.DialTimeout("tcp", srv.wsAddr(), 2*time.Second)
+	}
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -388,7 +395,7 @@ func signedRequest(t *testing.T, srv *server, method, path, query, body string) 
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := srv.httpClient().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -417,13 +424,24 @@ func signedURL(srv *server, key, secret, method, path, query, body string) strin
 	q := strings.Join(params, "&")
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(method + "\n" + path + "\n" + q))
-	return "http://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
+	return srv.apiScheme() + "://" + srv.apiAddr() + path + "?" + q + "&auth_signature=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// TestRaw drives the WebSocket endpoint with hand-made bytes.
+// TestRaw drives the WebSocket endpoint with hand-made bytes, over ws://
+// and over wss:// (where the bytes travel in records of the client's
+// making: one per write, a byte long in the 1-byte cases).
 func TestRaw(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, serverConfig{})
+	for _, scheme := range []string{"ws", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			rawCases(t, startScheme(t, scheme))
+		})
+	}
+}
+
+// rawCases are TestRaw's cases against srv.
+func rawCases(t *testing.T, srv *server) {
 
 	// established dials the default app and consumes connection_established.
 	established := func(t *testing.T) *wsConn {
@@ -605,7 +623,9 @@ func TestRaw(t *testing.T) {
 		}},
 		{name: "handshake in 1-byte writes", run: func(t *testing.T) {
 			c := dialTCP(t, srv)
-			_ = c.(*net.TCPConn).SetNoDelay(true)
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(true)
+			} // a tls.Conn sends each write as a record at once
 			key := newKey()
 			req := handshake(srv.wsAddr(), defaultPath, key)
 			for i := 0; i < len(req); i++ {

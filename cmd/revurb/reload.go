@@ -17,9 +17,22 @@ type reloadStep struct {
 	run  func() error
 }
 
-// reloadSteps are the process's steps, in order.
+// reloadSteps are the process's steps, in order: the config file's apps,
+// then the certificate (tls.go), for new handshakes.
 func (p *process) reloadSteps() []reloadStep {
-	return []reloadStep{{name: "config", run: p.reloadConfig}}
+	return []reloadStep{{name: "config", run: p.reloadConfig}, {name: "certificate", run: p.reloadCertificate}}
+}
+
+// reloadCertificate loads --tls-cert and --tls-key again; the certificate
+// store logs what it did, and keeps the pair in use if the new one does
+// not load.
+func (p *process) reloadCertificate() error {
+	if p.certs == nil {
+		p.logger.Info("SIGHUP: nothing to reload (no certificate)")
+		return nil
+	}
+	p.certs.reload(p.logger)
+	return nil
 }
 
 // reload runs every step.

@@ -16,17 +16,33 @@ import (
 // and pusher-js clients listen. No trigger fails; every event acknowledged
 // before the signal reaches every client; every client reconnects, to the
 // second process, and gets what is published there; the first exits within
-// its grace period.
+// its grace period. Over ws:// and, both processes serving one certificate,
+// over wss://.
 func TestRestartWithoutDowntime(t *testing.T) {
 	t.Parallel()
+	for _, scheme := range []string{"ws", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			testRestart(t, scheme)
+		})
+	}
+}
+
+func testRestart(t *testing.T, scheme string) {
 	// The metrics and profile listeners are shared too, or the second
 	// process could not start.
 	extra := []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--pprof", "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	nodeEnv := map[string]string{"TIMEOUT_MS": "40000", "AFTER_MS": "3000"}
+	if scheme == "wss" {
+		p := newTestPKI(t)
+		extra = append(extra, "--tls-cert", p.cert, "--tls-key", p.key)
+		nodeEnv["TLS"], nodeEnv["NODE_EXTRA_CA_CERTS"] = "1", p.ca
+	}
 	first := startServer(t, serverConfig{Args: extra})
 	ports := [2]int{first.wsPort, first.apiPort}
 
-	sc := startScenario(t, "restart.mjs", map[string]string{"WS_PORT": strconv.Itoa(first.wsPort), "API_PORT": strconv.Itoa(first.apiPort),
-		"TIMEOUT_MS": "40000", "AFTER_MS": "3000"}, 50*time.Second)
+	nodeEnv["WS_PORT"], nodeEnv["API_PORT"] = strconv.Itoa(first.wsPort), strconv.Itoa(first.apiPort)
+	sc := startScenario(t, "restart.mjs", nodeEnv, 50*time.Second)
 	sc.await("ready")
 	// acked reads lines until n acks have come, and returns the highest n
 	// acknowledged 200 so far.

@@ -25,6 +25,9 @@ export const env = {
   appKey: process.env.APP_KEY || 'app-key',
   appSecret: process.env.APP_SECRET || 'app-secret',
   timeoutMs: Number(process.env.TIMEOUT_MS || 10000),
+  // TLS=1: wss:// and https://, the server's CA trusted through
+  // NODE_EXTRA_CA_CERTS.
+  tls: process.env.TLS === '1',
 };
 
 const clients = [];
@@ -75,8 +78,9 @@ export function clientOptions(extra = {}) {
     cluster: 'mt1', // required by the typings; ignored when wsHost is set
     wsHost: env.wsHost,
     wsPort: env.wsPort,
-    forceTLS: false,
-    enabledTransports: ['ws'],
+    wssPort: env.wsPort,
+    forceTLS: env.tls,
+    enabledTransports: env.tls ? ['ws', 'wss'] : ['ws'],
     disableStats: true,
     ...extra,
   };
@@ -189,7 +193,7 @@ export function sdk(secret = env.appSecret, extra = {}) {
     secret,
     host: env.wsHost,
     port: String(env.apiPort),
-    useTLS: false,
+    useTLS: env.tls,
     timeout: 5000,
     ...extra,
   });

@@ -9,6 +9,7 @@
 // SIGTERM, and the scenario publishes for AFTER_MS more, waits for the
 // clients to catch up, and prints its observations as one JSON line.
 import http from 'node:http';
+import https from 'node:https';
 import readline from 'node:readline';
 import { env, run, newClient, connected, subscribe, sdk, trigger, sleep, waitUpTo } from './lib.mjs';
 
@@ -36,7 +37,8 @@ run(async (obs) => {
     if (line.trim() === 'signalled') signalled = true;
   });
 
-  const pusher = sdk(env.appSecret, { agent: new http.Agent({ keepAlive: true, maxSockets: 1 }) });
+  const Agent = env.tls ? https.Agent : http.Agent;
+  const pusher = sdk(env.appSecret, { agent: new Agent({ keepAlive: true, maxSockets: 1 }) });
   obs.acks = [];
   let stopAt = Infinity;
   for (let n = 1; Date.now() < stopAt; n++) {

@@ -1,6 +1,7 @@
 // One browser client of TestBrowser. Its parameters come in the page's query
-// string: key (app key), host and port (the WebSocket endpoint), name (a, b,
-// ...: how the driver tells pages apart in its output).
+// string: key (app key), host and port (the WebSocket endpoint), tls (1:
+// wss://), name (a, b, ...: how the driver tells pages apart in its
+// output).
 //
 // The page connects with pusher-js's browser build, authorizing private
 // channels through the test's /auth endpoint as a Laravel app would
@@ -33,12 +34,14 @@
     console.log(obs.name + ' ' + what + ' ' + JSON.stringify(value));
   }
 
+  const tls = q.get('tls') === '1';
   const pusher = new Pusher(q.get('key'), {
     cluster: 'mt1', // required by pusher-js; ignored when wsHost is set
     wsHost: q.get('host'),
     wsPort: Number(q.get('port')),
-    forceTLS: false,
-    enabledTransports: ['ws'],
+    wssPort: Number(q.get('port')),
+    forceTLS: tls,
+    enabledTransports: tls ? ['ws', 'wss'] : ['ws'],
     disableStats: true,
     channelAuthorization: { endpoint: '/auth', transport: 'ajax' },
   });
