@@ -10,7 +10,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
 ## run: build and start the server on its embedded default app
 run: build
-	./$(BIN) start
+	./$(BIN) start --console
 
 ## build: compile bin/revurb
 build:

@@ -5,6 +5,11 @@
 // string encoder (codec.AppendJSONString), the one every reply and event
 // is written with.
 //
+// With Config.Console, /console serves the debug console (console.go): a
+// page embedded from console/, and a Server-Sent Events stream of an app's
+// state and of pusher's tap, for a viewer holding the app's secret or the
+// operator token.
+//
 // Every /apps/{id}/... request is authenticated by its signed query
 // (signature.go) before anything else looks at it; triggers are validated
 // whole, batches all or nothing, and only then handed to pusher.Server.
@@ -29,7 +34,8 @@
 //
 // A Server is safe for concurrent use: fasthttp runs each request on a
 // goroutine of its worker pool, and the handler keeps no state between
-// requests. api's one lock is a listener's connTable.mu, which guards its
+// requests but the count of console streams and the console token, both
+// atomic. api's one lock is a listener's connTable.mu, which guards its
 // connections' states, its queue and its counts per address; it is never
 // held across I/O (setting a read deadline does none) and nests no other
 // lock.

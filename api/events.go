@@ -43,11 +43,22 @@ func (t *trigger) event() pusher.Event {
 	return pusher.Event{Channels: t.channels, Name: t.name, Data: []byte(t.data), Except: t.except}
 }
 
-// busy answers a trigger that the publish bound turned away: 503, with a
-// hint to retry in a second.
-func busy(ctx *fasthttp.RequestCtx) {
+// published answers a trigger that Publish turned away (err not nil):
+// 429 over the app's max_backend_events_per_second, else 503 from the
+// publish bound; both say when to retry. It reports whether the trigger
+// was published.
+func published(ctx *fasthttp.RequestCtx, err error) bool {
+	if err == nil {
+		return true
+	}
+	if re, ok := err.(*pusher.RateError); ok {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, re.RetryAfterSeconds())
+		fail(ctx, fasthttp.StatusTooManyRequests, "Too many events: over the app's max_backend_events_per_second; retry after "+re.RetryAfterSeconds()+" s")
+		return false
+	}
 	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 	fail(ctx, fasthttp.StatusServiceUnavailable, "Server is busy delivering earlier events; retry shortly")
+	return false
 }
 
 // events triggers one event on one or more channels (POST
@@ -64,8 +75,7 @@ func (s *Server) events(ctx *fasthttp.RequestCtx, app *pusher.App, body []byte) 
 		return
 	}
 	ev := [1]pusher.Event{t.event()}
-	if s.p.Publish(ctx, app, ev[:]) != nil {
-		busy(ctx)
+	if !published(ctx, s.p.Publish(ctx, app, ev[:])) {
 		return
 	}
 	if t.info == 0 {
@@ -118,8 +128,7 @@ func (s *Server) batchEvents(ctx *fasthttp.RequestCtx, app *pusher.App, body []b
 	for i := range ts {
 		events[i] = ts[i].event()
 	}
-	if s.p.Publish(ctx, app, events) != nil {
-		busy(ctx)
+	if !published(ctx, s.p.Publish(ctx, app, events)) {
 		return
 	}
 	if info == 0 {

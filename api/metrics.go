@@ -45,15 +45,16 @@ type metrics struct {
 // route "other".
 var routeStatuses = [...][]int{
 	routeNone:         {400, 404, 408, 413, 414, 431},
-	routeEvents:       {200, 400, 401, 404, 405, 413, 414, 431, 503},
-	routeBatchEvents:  {200, 400, 401, 404, 405, 413, 414, 431, 503},
-	routeChannels:     {200, 400, 401, 404, 405, 413, 414, 431},
-	routeChannel:      {200, 400, 401, 404, 405, 413, 414, 431},
-	routeChannelUsers: {200, 400, 401, 404, 405, 413, 414, 431},
-	routeTerminate:    {200, 400, 401, 404, 405, 413, 414, 431},
-	routeConnections:  {200, 400, 401, 404, 405, 413, 414, 431},
+	routeEvents:       {200, 400, 401, 403, 404, 405, 413, 414, 429, 431, 503},
+	routeBatchEvents:  {200, 400, 401, 403, 404, 405, 413, 414, 429, 431, 503},
+	routeChannels:     {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeChannel:      {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeChannelUsers: {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeTerminate:    {200, 400, 401, 403, 404, 405, 413, 414, 431},
+	routeConnections:  {200, 400, 401, 403, 404, 405, 413, 414, 431},
 	routeUp:           {200, 405, 503},
 	routeMetrics:      {200, 405},
+	routeConsole:      {200, 401, 404, 405, 429, 503},
 }
 
 // routeNames label the API's requests.
@@ -68,6 +69,7 @@ var routeNames = [...]string{
 	routeConnections:  "connections",
 	routeUp:           "up",
 	routeMetrics:      "metrics",
+	routeConsole:      "console",
 }
 
 func newMetrics(p *pusher.Server, src Sources, conns func() connStats) *metrics {
@@ -153,6 +155,7 @@ var (
 	descWebhookBytes   = prometheus.NewDesc("revurb_webhook_queue_bytes", "Bytes the waiting webhook events hold (webhook_queue_bytes bounds them per endpoint).", nil, nil)
 	descWaits          = prometheus.NewDesc("revurb_backpressure_waits_total", "Triggers that waited for room in the publish bound.", nil, nil)
 	descRejections     = prometheus.NewDesc("revurb_backpressure_rejections_total", "Triggers answered 503 by the publish bound.", nil, nil)
+	descOverRate       = prometheus.NewDesc("revurb_api_events_over_rate_total", "Events of triggers answered 429 for their app's max_backend_events_per_second (a batch counts each event), by app.", []string{"app"}, nil)
 	descQueued         = prometheus.NewDesc("revurb_publish_queue_deliveries", "Deliveries waiting for the event loops now.", nil, nil)
 	descWebhooksSent   = prometheus.NewDesc("revurb_webhooks_sent_total", "Webhook POSTs answered 2xx.", nil, nil)
 	descWebhooksFailed = prometheus.NewDesc("revurb_webhooks_failed_total", "Webhook attempts that failed (non-2xx or no answer), each retry counted.", nil, nil)
@@ -180,7 +183,7 @@ var refusedReasons = []string{"signature", "unknown_node", "size", "limit", "mal
 // descs are every family the collector makes.
 var descs = []*prometheus.Desc{descConnections, descOpened, descRefused, descClosed, descMsgsIn, descMsgsOut, descBytesIn,
 	descBytesOut, descSubscriptions, descChannels, descClientEvents, descBroadcasts, descSlow, descThrottles, descInboundCloses, descTLSHandshakes, descTLSSeconds, descWaits,
-	descRejections, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue, descWebhookBytes,
+	descRejections, descOverRate, descQueued, descWebhooksSent, descWebhooksFailed, descWebhooksDrop, descWebhookQueue, descWebhookBytes,
 	descRedisUp, descOverload, descClientDropped, descClusterLost, descAPIConns, descAPIRefused, descAPIEnded,
 	descMaster, descFailovers, descRedirections, descBusRefused, descResyncs, descResyncSeconds}
 
@@ -229,6 +232,7 @@ func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels .
 func collectCore(ch chan<- prometheus.Metric, st *pusher.Stats) {
 	for _, a := range st.Apps {
 		gauge(ch, descConnections, float64(a.Connections), a.ID)
+		counter(ch, descOverRate, a.EventsOverRate, a.ID)
 	}
 	for _, kind := range channelKinds {
 		gauge(ch, descSubscriptions, float64(st.Subscriptions[kind]), kind)

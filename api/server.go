@@ -61,6 +61,10 @@ type Config struct {
 	// MetricsElsewhere takes GET /metrics off the API port, for a listener
 	// of its own (MetricsHandler).
 	MetricsElsewhere bool
+	// Console serves the debug console at /console (console.go);
+	// ConsoleToken, if set, lets its holder watch every app.
+	Console      bool
+	ConsoleToken string
 	// Log receives server errors and, with Debug, every request.
 	Log *slog.Logger
 	// Debug logs each request with its status and duration.
@@ -88,6 +92,10 @@ type Server struct {
 
 	metrics          *metrics
 	metricsElsewhere bool
+
+	consoleOn    bool
+	consoleToken atomic.Pointer[string]
+	streams      atomic.Int32 // console streams open
 
 	mu       sync.Mutex
 	lns      []net.Listener // those Serve was given, for Drain
@@ -120,6 +128,8 @@ func New(p *pusher.Server, opts Config) *Server {
 	s.limitMessages()
 	s.metrics, s.metricsElsewhere = newMetrics(p, opts.Sources, s.connStats), opts.MetricsElsewhere
 	s.prefix = strings.TrimSuffix(opts.Path, "/")
+	s.consoleOn = opts.Console
+	s.SetConsoleToken(opts.ConsoleToken)
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.handleError,
@@ -236,6 +246,7 @@ const (
 	routeConnections
 	routeUp
 	routeMetrics
+	routeConsole
 	routeCount
 )
 
@@ -305,7 +316,7 @@ func parseRoute(path string) (r route, appID, arg string) {
 }
 
 // serve routes a request: route (404), method (405), body size (413), app
-// (404), signature (401), then the endpoint.
+// (404), signature (401), app disabled (403), then the endpoint.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 	signed := string(ctx.URI().PathOriginal())
 	path := signed
@@ -325,6 +336,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		}
 		reply(ctx, fasthttp.StatusOK, healthOK)
 		return routeUp
+	case s.consoleOn && (path == "/console" || strings.HasPrefix(path, "/console/")):
+		s.console(ctx, signed, path[len("/console"):])
+		return routeConsole
 	case path == "/metrics" && !s.metricsElsewhere:
 		if !ctx.IsGet() {
 			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
@@ -354,14 +368,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		fail(ctx, fasthttp.StatusNotFound, "Unknown app")
 		return r
 	}
-	// An SDK behind a proxy signs the path it asks for, prefix and all; one
-	// that knows nothing of the prefix signs the route alone.
-	msg := authenticate(&app.AppConfig, ctx.Method(), signed, ctx.QueryArgs(), body, s.now())
-	if msg != "" && signed != path {
-		msg = authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now())
-	}
-	if msg != "" {
+	if msg := s.authenticated(ctx, app, signed, path, body); msg != "" {
 		fail(ctx, fasthttp.StatusUnauthorized, msg)
+		return r
+	}
+	if !app.Enabled {
+		// Pusher answers 403 for a disabled app.
+		fail(ctx, fasthttp.StatusForbidden, "Application disabled")
 		return r
 	}
 	switch r {
@@ -381,6 +394,18 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) route {
 		s.connections(ctx, app)
 	}
 	return r
+}
+
+// authenticated checks the request's signature with app's secret: ""
+// when it holds, else why not. An SDK behind a proxy signs the path it
+// asks for (signed), prefix and all; one that knows nothing of the
+// prefix signs the route alone (path).
+func (s *Server) authenticated(ctx *fasthttp.RequestCtx, app *pusher.App, signed, path string, body []byte) string {
+	msg := authenticate(&app.AppConfig, ctx.Method(), signed, ctx.QueryArgs(), body, s.now())
+	if msg != "" && signed != path {
+		msg = authenticate(&app.AppConfig, ctx.Method(), path, ctx.QueryArgs(), body, s.now())
+	}
+	return msg
 }
 
 var (

@@ -77,18 +77,65 @@ type AppConfig struct {
 	// cap). An event triggered on many cache channels counts its data once;
 	// past the cap the oldest entries are evicted first.
 	MaxCacheBytes int `json:"max_cache_bytes" yaml:"max_cache_bytes"`
+	// MaxBackendEventsPerSecond caps the events the app's backend may
+	// trigger through the HTTP API per second, a batch counting each of its
+	// events (0: no cap; Soketi's name). Past it Publish returns a
+	// *RateError and the API answers 429 (limit.go).
+	MaxBackendEventsPerSecond int `json:"max_backend_events_per_second" yaml:"max_backend_events_per_second"`
 }
 
 // App is an app as a running server holds it: its configuration, read-only,
 // and its runtime state on this node (connections, channels, users). Only
-// NewServer makes one.
+// NewServer and SetApps make one. A reload that changes an app's
+// configuration makes a new App sharing the old one's state (reload.go):
+// the server's table and then, on each loop, the app's sessions move to
+// it, so an *App never changes once made.
 type App struct {
 	AppConfig
+	*appState
 
+	hooks map[string]bool // the webhook event types some webhook of the app takes
+}
+
+// appState is what an app holds on this node at run time, kept across a
+// reload of its configuration.
+type appState struct {
 	connections atomic.Int64
 	sentConns   atomic.Int64 // connections last told the broker, by the ticker or in State
 	hub         *hub
-	hooks       map[string]bool // the webhook event types some webhook of the app takes
+	// sessions are the app's open sessions by event loop: sessions[i]
+	// belongs to loop i and only code running there touches it (Open,
+	// Close, and the reload's tasks).
+	sessions [][]*Session
+	limit    eventLimit // max_backend_events_per_second (limit.go)
+	tap      tap        // the console's viewers (tap.go)
+}
+
+// newApp makes the App of cfg with state st (a new one when st is nil,
+// for loops event loops; 0 before Attach).
+func newApp(cfg AppConfig, st *appState, clustered bool, loops int) *App {
+	if st == nil {
+		st = &appState{hub: newHub(int64(cfg.MaxCacheBytes), clustered)}
+		st.size(loops)
+	}
+	a := &App{AppConfig: cfg, appState: st, hooks: map[string]bool{}}
+	for _, w := range cfg.Webhooks {
+		for _, t := range w.EventTypes {
+			a.hooks[t] = true
+		}
+	}
+	a.AllowedOrigins = append([]string(nil), cfg.AllowedOrigins...)
+	a.Webhooks = append([]Webhook(nil), cfg.Webhooks...)
+	return a
+}
+
+// size gives the state its per-loop parts once the number of loops is
+// known.
+func (st *appState) size(loops int) {
+	if loops > 0 && st.sessions == nil {
+		st.hub.loops = loops
+		st.sessions = make([][]*Session, loops)
+	}
 }
 
 // DefaultApp returns an app with the given credentials and every limit at
@@ -134,6 +181,8 @@ func (a *AppConfig) Validate() error {
 		return errors.New("pusher: app " + a.ID + ": activity_timeout and pong_timeout must be positive")
 	case a.CacheTTL <= 0:
 		return errors.New("pusher: app " + a.ID + ": cache_ttl must be positive")
+	case a.MaxBackendEventsPerSecond < 0:
+		return errors.New("pusher: app " + a.ID + ": max_backend_events_per_second must not be negative")
 	}
 	for i, w := range a.Webhooks {
 		u, err := url.Parse(w.URL)

@@ -164,7 +164,7 @@ func (s *Server) CacheStats(app *App) CacheStats {
 // nanoseconds), so that channels published to once do not hold memory
 // forever. Package loop calls it from its ticker.
 func (s *Server) Expire(now int64) {
-	for _, app := range s.apps {
+	for _, app := range s.Apps() {
 		h := app.hub
 		h.each(func(sh *shard) {
 			for name, ev := range sh.cache {

@@ -53,6 +53,9 @@ func (s *Server) clientEvent(sess *Session, e *envelope) {
 	if s.clustered {
 		s.publishClientEvent(sess, sub.ch.name, e, user)
 	}
+	if app.Watched() {
+		app.Tell(TapEvent{Kind: TapClientEvent, SocketID: sess.id.String(), Channel: sub.ch.name, Event: string(e.event), Data: tapData(e.data), Detail: user})
+	}
 }
 
 // appendClientEvent appends a relayed client event: its data exactly as

@@ -14,7 +14,7 @@ var _ Cluster = (*Server)(nil)
 // Member records a member or a signed-in user coming or going cluster-wide
 // (Cluster), and tells this node's subscribers or watchers.
 func (s *Server) Member(e *Membership) {
-	app := s.byID[e.App]
+	app := s.AppByID(e.App)
 	if app == nil {
 		return
 	}
@@ -38,7 +38,7 @@ func (s *Server) Member(e *Membership) {
 // Occupancy reports a channel occupied or vacated cluster-wide (Cluster)
 // as the webhook moment, on the node whose change it was.
 func (s *Server) Occupancy(o *Occupancy) {
-	app := s.byID[o.App]
+	app := s.AppByID(o.App)
 	if app == nil || o.Node != s.broker.Node() {
 		return
 	}
@@ -55,7 +55,7 @@ func (s *Server) Occupancy(o *Occupancy) {
 // changes. A member that left here before its joining was announced is
 // unlisted too if the broker does not hold it: its join was lost.
 func (s *Server) Reload(appID, channel string, members []Member) {
-	app := s.byID[appID]
+	app := s.AppByID(appID)
 	if app == nil {
 		return
 	}
@@ -99,7 +99,7 @@ func memberSet(list []Member) map[string]struct{} {
 
 // Terminate closes this node's connections of user in app (Cluster).
 func (s *Server) Terminate(appID, user string) {
-	if app := s.byID[appID]; app != nil {
+	if app := s.AppByID(appID); app != nil {
 		s.terminate(app, user)
 	}
 }
@@ -109,7 +109,7 @@ func (s *Server) Terminate(appID, user string) {
 // is).
 func (s *Server) State(apps ...string) *NodeState {
 	st := &NodeState{}
-	for _, app := range s.apps {
+	for _, app := range s.Apps() {
 		if len(apps) > 0 && !slices.Contains(apps, app.ID) {
 			continue
 		}
@@ -153,7 +153,7 @@ func (s *Server) State(apps ...string) *NodeState {
 // reconnect after a back-off — rather than skip it silently or queue
 // without end.
 func (s *Server) Deliver(b *Broadcast) {
-	app := s.byID[b.App]
+	app := s.AppByID(b.App)
 	if app == nil || (b.ClientEvent && b.Origin == s.broker.Node()) {
 		return
 	}

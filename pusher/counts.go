@@ -101,7 +101,7 @@ func (s *Server) runCluster(done <-chan struct{}) {
 // all of them; and its connections, which change without a channel
 // changing.
 func (s *Server) sendCounts(full bool) {
-	for _, app := range s.apps {
+	for _, app := range s.Apps() {
 		c, connsChanged := s.counts(app, full)
 		if full || len(c.Channels) > 0 || connsChanged {
 			s.broker.Counts(c)
@@ -137,7 +137,7 @@ func (s *Server) counts(app *App, full bool) (*Counts, bool) {
 // whose count changed that have subscribers here asking for it, sends
 // them the cluster's new subscription_count.
 func (s *Server) Counts(c *Counts) {
-	app := s.byID[c.App]
+	app := s.AppByID(c.App)
 	if app == nil || c.Node == s.broker.Node() {
 		return
 	}
@@ -195,7 +195,7 @@ func (s *Server) remoteCountChanged(app *App, name string) {
 // Forget drops what is known of a node that left or died (Cluster): its
 // counts. Its members and users are announced gone by the broker.
 func (s *Server) Forget(node string) {
-	for _, app := range s.apps {
+	for _, app := range s.Apps() {
 		r := &app.hub.remote
 		r.mu.Lock()
 		var changed []string

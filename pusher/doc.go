@@ -6,18 +6,33 @@
 // it owns; package loop implements the first two, LocalBroker (here) and
 // package pusher/redisbroker the third.
 //
-// One file per concept. The server: server (construction), lifecycle (a
-// session's life on its loop: open, keepalive, close), handle (messages in,
-// replies out), session, socketid, app, error, json, origin, signature.
+// One file per concept. The server: server (construction), reload (the
+// apps served, swapped whole by SetApps), lifecycle (a session's life on
+// its loop: open, keepalive, close), handle (messages in, replies out),
+// session, socketid, app, error, json, origin, signature.
 // The channels: hub (an app's channel table and its locks), channel,
 // subscribe, presence, cache, client (client events), user (signin,
 // watchlists, terminate), budget (a connection's inbound budget). The
-// publish path: publish (the HTTP API's entry), gate (its bound),
-// broadcast (frames and fan-out). The cluster: broker (the seam),
+// publish path: publish (the HTTP API's entry), limit (an app's
+// max_backend_events_per_second), gate (its bound), broadcast (frames and
+// fan-out). The cluster: broker (the seam),
 // cluster (what the broker tells this node), counts (subscription counts
 // across nodes), overload (a node too far behind), query (the API's
-// queries, cluster-wide). Observers: observer (webhook moments), stats,
-// transportstats (the event loops' counters, as api reads them).
+// queries, cluster-wide). Observers: observer (webhook moments), tap (an
+// app's events for the consoles watching it, nothing made when none
+// does), stats, transportstats (the event loops' counters, as api reads
+// them).
+//
+// # The apps, and reloading them
+//
+// The apps served are one table (reload.go), read with an atomic load and
+// replaced whole by SetApps: a session opening, an API request and a
+// broker's message each see the old set or the new. An *App never changes;
+// an app whose configuration changes becomes a new App sharing its
+// appState (connections, channels, sessions), and a task on each loop
+// moves the app's sessions to it, or closes them (4001 removed, 4003
+// disabled). app.sessions[i], the app's sessions on loop i, is owned by
+// loop i like channel.subs[i].
 //
 // # Set-up order
 //

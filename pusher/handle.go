@@ -13,6 +13,10 @@ import (
 
 // fail sends err as pusher:error and closes the connection with its code.
 func (s *Server) fail(sess *Session, err *Error) {
+	if sess.app != nil && sess.app.Watched() {
+		sess.tell(TapError, "", err.Code, err.Message)
+	}
+	sess.closeCode = uint16(err.Code)
 	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
 	sess.conn.Close(err.Code, err.Message)
 }
@@ -21,6 +25,9 @@ func (s *Server) fail(sess *Session, err *Error) {
 func (s *Server) refuse(sess *Session, err *Error) {
 	if s.debug {
 		s.log.Debug("send pusher:error", "socket_id", sess.id.String(), "code", err.Code, "message", err.Message)
+	}
+	if sess.app.Watched() {
+		sess.tell(TapError, "", err.Code, err.Message)
 	}
 	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
 }

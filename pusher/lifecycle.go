@@ -15,7 +15,7 @@ import (
 // whether the session is open.
 func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin string) bool {
 	*sess = Session{conn: c, loop: uint8(loop)}
-	app := s.byKey[key]
+	app := s.AppByKey(key)
 	var err *Error
 	switch {
 	case app == nil:
@@ -33,11 +33,15 @@ func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin str
 		app.connections.Add(1)
 	}
 	if err != nil {
+		if app != nil && app.Watched() {
+			app.Tell(TapEvent{Kind: TapError, Code: err.Code, Detail: err.Message + " (origin " + strconv.Quote(origin) + ")"})
+		}
 		s.fail(sess, err)
 		return false
 	}
 	now := time.Now().UnixNano()
 	sess.app, sess.id, sess.open, sess.lastSeen = app, s.ids.id(), true, now
+	app.enlist(sess)
 	var buf [80]byte
 	data := append(buf[:0], `{"socket_id":"`...)
 	data = sess.id.AppendTo(data)
@@ -45,6 +49,9 @@ func (s *Server) Open(sess *Session, c Conn, loop int, key, protocol, origin str
 	data = strconv.AppendInt(data, int64(app.ActivityTimeout), 10)
 	data = append(data, '}')
 	s.send(sess, "pusher:connection_established", "", data)
+	if app.Watched() {
+		sess.tell(TapConnected, "", 0, origin)
+	}
 	if s.debug {
 		s.log.Debug("open", "socket_id", sess.id.String(), "app", app.ID, "origin", origin)
 	}
@@ -70,6 +77,10 @@ func (s *Server) Close(sess *Session) {
 		s.signout(sess)
 	}
 	sess.app.connections.Add(-1)
+	sess.app.delist(sess)
+	if sess.app.Watched() {
+		sess.tell(TapDisconnected, "", int(sess.closeCode), "")
+	}
 	if s.debug {
 		s.log.Debug("close", "socket_id", sess.id.String())
 	}

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -32,9 +33,41 @@ type Event struct {
 // alone, possibly ahead of earlier events of the batch still on their way
 // back from Redis, and the broker counts what the other nodes miss (if the
 // first event is refused the call returns ErrBusy, having sent nothing).
-// Publish is safe for concurrent use; the caller validates names and
-// sizes.
+// Before all that, the events count toward the app's
+// max_backend_events_per_second: past it Publish returns a *RateError,
+// having sent nothing. Publish is safe for concurrent use; the caller
+// validates names and sizes.
 func (s *Server) Publish(ctx context.Context, app *App, events []Event) error {
+	if err := app.admit(len(events)); err != nil {
+		return err
+	}
+	err := s.publish(ctx, app, events)
+	if err != nil && app.MaxBackendEventsPerSecond > 0 {
+		app.limit.give(app.MaxBackendEventsPerSecond, len(events))
+	}
+	if err == nil && app.Watched() {
+		tellPublished(app, events)
+	}
+	return err
+}
+
+// tellPublished tells app's viewers of events triggered through the HTTP
+// API, one TapEvent per channel.
+func tellPublished(app *App, events []Event) {
+	var detail string
+	if len(events) > 1 {
+		detail = "batch of " + strconv.Itoa(len(events))
+	}
+	for i := range events {
+		e := &events[i]
+		for _, ch := range e.Channels {
+			app.Tell(TapEvent{Kind: TapAPIEvent, Channel: ch, Event: e.Name, Data: tapData(e.Data), SocketID: e.Except, Detail: detail})
+		}
+	}
+}
+
+// publish is Publish past the app's rate.
+func (s *Server) publish(ctx context.Context, app *App, events []Event) error {
 	// Below the bound a publisher is admitted whatever its cost, so its
 	// deliveries are counted (a shard lock per channel) only when the loops
 	// are behind.

@@ -14,13 +14,12 @@ import (
 // a *Session run on that session's event loop; the others (Publish and the
 // queries) are safe for concurrent use.
 type Server struct {
-	byKey map[string]*App
-	byID  map[string]*App
-	apps  []*App
-	loops Loops
-	log   *slog.Logger
-	debug bool
-	opts  Config
+	table    atomic.Pointer[appTable] // the apps served now; SetApps swaps it whole
+	reloadMu sync.Mutex               // one SetApps at a time
+	loops    Loops
+	log      *slog.Logger
+	debug    bool
+	opts     Config
 
 	ids  *idSource
 	gate *gate
@@ -97,8 +96,6 @@ func NewServer(apps []AppConfig, opts Config) (*Server, error) {
 		opts.Broker = LocalBroker{}
 	}
 	s := &Server{
-		byKey: make(map[string]*App, len(apps)),
-		byID:  make(map[string]*App, len(apps)),
 		log:   opts.Log,
 		debug: opts.Debug,
 		opts:  opts,
@@ -109,24 +106,11 @@ func NewServer(apps []AppConfig, opts Config) (*Server, error) {
 		clustered:   opts.Broker.Node() != "",
 		stopCluster: make(chan struct{}),
 	}
-	for _, cfg := range apps {
-		if err := cfg.Validate(); err != nil {
-			return nil, err
-		}
-		if s.byKey[cfg.Key] != nil || s.byID[cfg.ID] != nil {
-			return nil, errors.New("pusher: app " + cfg.ID + " repeats an id or key")
-		}
-		a := &App{AppConfig: cfg, hub: newHub(int64(cfg.MaxCacheBytes), opts.Broker.Node() != ""), hooks: map[string]bool{}}
-		for _, w := range cfg.Webhooks {
-			for _, t := range w.EventTypes {
-				a.hooks[t] = true
-			}
-		}
-		a.AllowedOrigins = append([]string(nil), cfg.AllowedOrigins...)
-		s.apps = append(s.apps, a)
-		s.byKey[a.Key] = a
-		s.byID[a.ID] = a
+	t, err := s.newTable(apps, nil)
+	if err != nil {
+		return nil, err
 	}
+	s.table.Store(t)
 	return s, nil
 }
 
@@ -137,8 +121,8 @@ func (s *Server) Attach(l Loops) error {
 		return errors.New("pusher: need 1..64 event loops")
 	}
 	s.loops = l
-	for _, a := range s.apps {
-		a.hub.loops = l.Len()
+	for _, a := range s.Apps() {
+		a.size(l.Len())
 	}
 	s.loopCounters = make([]loopCounters, l.Len())
 	s.gate = newGate(l.Len(), s.opts.PublishQueue, s.opts.PublishWait, s.opts.PublishWaiters)
@@ -160,7 +144,11 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // AppByID returns the app with the given id, or nil.
-func (s *Server) AppByID(id string) *App { return s.byID[id] }
+func (s *Server) AppByID(id string) *App { return s.table.Load().byID[id] }
 
-// Apps returns the apps the server serves, in the order it was given them.
-func (s *Server) Apps() []*App { return s.apps }
+// AppByKey returns the app with the given key, or nil.
+func (s *Server) AppByKey(key string) *App { return s.table.Load().byKey[key] }
+
+// Apps returns the apps the server serves now, in the order it was given
+// them. The slice is not changed afterwards: a reload makes another.
+func (s *Server) Apps() []*App { return s.table.Load().list }

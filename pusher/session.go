@@ -21,9 +21,11 @@ type Session struct {
 	pingSent    int64 // unix nanoseconds the server pinged, 0 when not waiting
 	nextMessage int64 // the inbound budget: unix nanoseconds of the next message's turn (budget.go)
 
-	rate rateWindow
-	loop uint8
-	open bool // Open succeeded and Close has not run
+	rate      rateWindow
+	appIdx    int32  // its place in app.sessions[loop]
+	closeCode uint16 // the code revurb closed it with, for the tap
+	loop      uint8
+	open      bool // Open succeeded and Close has not run
 }
 
 // user is what a signed-in session knows of its user.

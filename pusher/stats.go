@@ -51,6 +51,9 @@ type ClusterStats struct {
 type AppStats struct {
 	ID          string
 	Connections int // open on this node
+	// EventsOverRate counts the events refused for the app's
+	// max_backend_events_per_second on this node.
+	EventsOverRate uint64
 }
 
 // kindLabel names a channel's kind for metrics.
@@ -82,8 +85,8 @@ func (s *Server) Stats() Stats {
 	if cs, ok := s.broker.(interface{ ClusterStats() ClusterStats }); ok {
 		st.Cluster = cs.ClusterStats()
 	}
-	for _, app := range s.apps {
-		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections()})
+	for _, app := range s.Apps() {
+		st.Apps = append(st.Apps, AppStats{ID: app.ID, Connections: app.Connections(), EventsOverRate: app.limit.refused.Load()})
 		app.hub.each(func(sh *shard) {
 			for _, ch := range sh.channels {
 				k := kindLabel(ch)

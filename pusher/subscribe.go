@@ -139,6 +139,9 @@ func (s *Server) subscriptionError(sess *Session, channel, typ, msg string, stat
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, "}}"...)
 	sess.conn.Write(appendFrameJSON(nil, b))
+	if sess.app.Watched() {
+		sess.tell(TapError, channel, status, typ+": "+msg)
+	}
 }
 
 // subscribe adds sess to the channel, then answers subscription_succeeded,
@@ -166,6 +169,9 @@ func (s *Server) subscribe(sess *Session, name, userID string, userInfo []byte) 
 		return
 	}
 	s.succeeded(sess, j.ch, j.presence)
+	if sess.app.Watched() {
+		sess.tell(TapSubscribed, name, 0, userID)
+	}
 	if j.ch.cache {
 		if j.cached != nil {
 			s.send(sess, j.cached.event, name, j.cached.data.b)
@@ -354,6 +360,9 @@ func (s *Server) unsubscribe(sess *Session, k int) {
 	}
 	l := h.leave(sess, k)
 	ch := sub.ch
+	if sess.app.Watched() {
+		sess.tell(TapUnsubscribed, ch.name, 0, "")
+	}
 	switch {
 	case l.announce:
 		s.publishInternal(h, ch.name, "pusher_internal:member_removed", appendMemberRemoved(nil, sub.m.id), target{except: sess.id, upto: l.upto}) // queued, as member_added

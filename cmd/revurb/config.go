@@ -32,6 +32,8 @@ type config struct {
 	// MetricsAddr moves GET /metrics off the API port to a listener of its
 	// own; empty: on the API port.
 	MetricsAddr string
+	// Console serves the debug console at /console on the API port.
+	Console bool
 	// LogFormat is text or json; LogLevel debug, info, warn or error.
 	LogFormat, LogLevel string
 	// DefaultApp says the one app is the embedded default (no config file,
@@ -83,6 +85,9 @@ type processConfig struct {
 	TLSKey            string        `yaml:"tls_key"`
 	TLSHandshakes     int           `yaml:"tls_handshakes"` // TLS handshakes at once on the WebSocket port
 	APITLS            *bool         `yaml:"api_tls"`        // nil: HTTPS on the API port when there is a certificate
+	// ConsoleToken lets its holder watch every app in the console; empty:
+	// only an app's secret opens that app. A reload takes a new one.
+	ConsoleToken string `yaml:"console_token"`
 }
 
 // defaultShutdownGrace is how long a stopping process may take.
@@ -130,6 +135,7 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this host:port, its own listener (off by default)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this host:port instead of the API port's /metrics")
+	fs.BoolVar(&c.Console, "console", false, "serve the debug console at /console on the API port")
 	c.Redis, c.RedisPrefix = scalingEnv(getenv)
 	fs.StringVar(&c.Redis, "redis", c.Redis, "run as one node of a cluster that meets at this Redis: redis://[[user]:password@]host:port/db, rediss:// for TLS; Sentinel redis://s1:26379?addr=s2:26379&master_set=NAME; Redis Cluster redis://n1:7000?addr=n2:7001 (env REVERB_SCALING_ENABLED=true with REDIS_URL, or REDIS_HOST...)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel (env REVERB_SCALING_CHANNEL)")
@@ -235,41 +241,53 @@ func defaultApp(getenv func(string) string) (pusher.AppConfig, error) {
 	return a, a.Validate()
 }
 
-// load reads the config file; each app starts from the defaults.
+// load reads the config file into c.
 func (c *config) load(path string) error {
-	b, err := os.ReadFile(path)
+	server, apps, err := readConfigFile(path, c.Server.MaxRequestBody)
 	if err != nil {
 		return err
 	}
-	var f fileConfig
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		return errors.New("config " + path + ": " + err.Error())
-	}
-	body := c.Server.MaxRequestBody // REVERB_MAX_REQUEST_SIZE, unless the file says
-	c.Server = f.processConfig
-	if c.Server.MaxRequestBody == 0 {
-		c.Server.MaxRequestBody = body
-	}
-	if c.Server.ShutdownGrace <= 0 {
-		c.Server.ShutdownGrace = defaultShutdownGrace
-	}
-	for i := range f.Apps {
-		a := pusher.DefaultApp("", "", "")
-		if err := f.Apps[i].Decode(&a); err != nil {
-			return errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
-		}
-		if err := a.Validate(); err != nil {
-			return errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
-		}
-		c.Apps = append(c.Apps, a)
-	}
-	if len(f.Apps) == 0 {
-		return errors.New("config " + path + ": no apps")
-	}
+	c.Server, c.Apps = server, apps
 	// Flags and the environment win over the file.
-	c.TLSCert, c.TLSKey = cmp.Or(c.TLSCert, f.TLSCert), cmp.Or(c.TLSKey, f.TLSKey)
-	if f.APITLS != nil && !*f.APITLS {
+	c.TLSCert, c.TLSKey = cmp.Or(c.TLSCert, server.TLSCert), cmp.Or(c.TLSKey, server.TLSKey)
+	if server.APITLS != nil && !*server.APITLS {
 		c.APIPlain = true
 	}
 	return nil
+}
+
+// readConfigFile reads the config file: the process's settings and the
+// apps, each starting from the defaults. body is the request body limit
+// when the file sets none (REVERB_MAX_REQUEST_SIZE).
+func readConfigFile(path string, body int) (processConfig, []pusher.AppConfig, error) {
+	var f fileConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return f.processConfig, nil, err
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return f.processConfig, nil, errors.New("config " + path + ": " + err.Error())
+	}
+	server := f.processConfig
+	if server.MaxRequestBody == 0 {
+		server.MaxRequestBody = body
+	}
+	if server.ShutdownGrace <= 0 {
+		server.ShutdownGrace = defaultShutdownGrace
+	}
+	var apps []pusher.AppConfig
+	for i := range f.Apps {
+		a := pusher.DefaultApp("", "", "")
+		if err := f.Apps[i].Decode(&a); err != nil {
+			return server, nil, errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
+		}
+		if err := a.Validate(); err != nil {
+			return server, nil, errors.New("config " + path + ": app " + strconv.Itoa(i+1) + ": " + err.Error())
+		}
+		apps = append(apps, a)
+	}
+	if len(f.Apps) == 0 {
+		return server, nil, errors.New("config " + path + ": no apps")
+	}
+	return server, apps, nil
 }

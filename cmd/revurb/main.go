@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,7 +36,8 @@ const usage = `revurb is a Pusher-protocol WebSocket server.
 Usage:
   revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--path PREFIX] [--config FILE]
                [--log-format text|json] [--log-level LEVEL] [--debug] [--metrics-addr ADDR] [--pprof ADDR]
-               [--redis URL] [--redis-prefix PREFIX]
+               [--redis URL] [--redis-prefix PREFIX] [--tls-cert FILE] [--tls-key FILE] [--api-plain]
+               [--console]
   revurb version
 `
 
@@ -69,7 +71,7 @@ func main() {
 }
 
 // run wires the protocol core, the event loops and the HTTP API, and serves
-// until SIGINT or SIGTERM.
+// until SIGINT or SIGTERM; SIGHUP reloads (reload.go).
 func run(cfg *config) error {
 	// Catch the signals before anything listens: a client that connects at
 	// once and a SIGTERM right after must still get the 4200 goodbye.
@@ -131,7 +133,8 @@ func build(cfg *config) (*process, error) {
 	}
 	var observer pusher.Observer
 	for _, a := range cfg.Apps {
-		if len(a.Webhooks) > 0 {
+		// With a config file, a reload may bring webhooks.
+		if len(a.Webhooks) > 0 || cfg.ConfigFile != "" {
 			p.hooks = webhook.New(cfg.Apps, webhook.Config{Delay: cfg.Server.WebhookDelay, QueueBytes: cfg.Server.WebhookQueueBytes, Log: logger})
 			observer = p.hooks
 			break
@@ -171,13 +174,15 @@ func build(cfg *config) (*process, error) {
 		ReadTimeout:      cfg.Server.APIReadTimeout, WriteTimeout: cfg.Server.APIWriteTimeout,
 		IdleTimeout: cfg.Server.APIIdleTimeout, MaxHeaderSize: cfg.Server.MaxRequestHeaders,
 		TLS: apiTLS, Log: logger, Debug: cfg.Debug,
+		Console: cfg.Console, ConsoleToken: cfg.Server.ConsoleToken,
 	})
 	return p, nil
 }
 
 // serve listens on the API port and, if asked, the metrics and pprof
 // addresses, runs the event loops and the API, says so, and then serves
-// until a signal on sig, when it drains, or until either stops.
+// until a signal on sig, when it drains, or until either stops; SIGHUP
+// reloads.
 func (p *process) serve(sig <-chan os.Signal) error {
 	cfg, logger := p.cfg, p.logger
 	ln, err := p.httpAPI.Listen(p.apiAddr)
@@ -236,15 +241,6 @@ func (p *process) serve(sig <-chan os.Signal) error {
 		p.hooks.Close(ctx)
 	}
 	return err
-}
-
-// reload takes SIGHUP: what can change without a restart is read again.
-func (p *process) reload() {
-	if p.certs != nil {
-		p.certs.reload(p.logger)
-	} else {
-		p.logger.Info("SIGHUP: nothing to reload (no certificate)")
-	}
 }
 
 // announce logs, once everything serves, what a reader should know: a port
@@ -331,6 +327,9 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 		if metricsAddr != nil {
 			attrs = append(attrs, "metrics", "http://"+metricsAddr.String()+"/metrics")
 		}
+		if cfg.Console {
+			attrs = append(attrs, "console", consoleURL(httpAPI, cfg.Path))
+		}
 		logger.Info("revurb "+version+" listening", attrs...)
 		return
 	}
@@ -348,6 +347,21 @@ func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, 
 	if metricsAddr != nil {
 		fmt.Printf("  metrics http://%s/metrics\n", metricsAddr)
 	}
+	if cfg.Console {
+		fmt.Printf("  console %s\n", consoleURL(httpAPI, cfg.Path))
+	}
+}
+
+// consoleURL is where a browser on this machine finds the console of the
+// API at base (http:// or https://, host and port): an unspecified host
+// is this machine's loopback.
+func consoleURL(base, path string) string {
+	scheme, addr, _ := strings.Cut(base, "://")
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + strings.TrimSuffix(path, "/") + "/console"
 }
 
 // redactURL is u without its passwords (the primaries' and the

@@ -413,6 +413,23 @@ func TestREADMENginxExample(t *testing.T) {
 		}
 	})
 
+	// The console's page and its stream of Server-Sent Events, which
+	// nginx must pass on as they come (X-Accel-Buffering: no), and the
+	// pusher-js client and the SDK it watches, all through nginx.
+	t.Run("console", func(t *testing.T) {
+		srv := startServer(t, serverConfig{Args: []string{"--console"}})
+		ngx := startNginx(t, bin, block, srv)
+		env := consoleEnv(t, srv, strings.TrimSuffix(ngx.url("/"), "/"), filepath.Join(t.TempDir(), "console.png"))
+		env["WS_PORT"] = strconv.Itoa(ngx.port)
+		env["API_PORT"] = strconv.Itoa(ngx.port)
+		checkConsole(t, runNode(t, "console.mjs", env))
+		stream := regexp.MustCompile(`"GET /console/apps/` + regexp.QuoteMeta(srv.appID) + `/stream\?[^"]*" 200 `)
+		access := ngx.accessLogOnce(t, func(b []byte) bool { return stream.Match(b) }, 5*time.Second)
+		if !stream.Match(access) {
+			t.Errorf("nginx access log has no console stream:\n%s", access)
+		}
+	})
+
 	t.Run("proxy", func(t *testing.T) {
 		srv := startServer(t, serverConfig{})
 		ngx := startNginx(t, bin, block, srv)

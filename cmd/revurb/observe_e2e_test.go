@@ -283,13 +283,14 @@ func TestMetricsFirstScrape(t *testing.T) {
 		values        []string
 	}{
 		{"revurb_connections", "app", []string{"app-id"}},
+		{"revurb_api_events_over_rate_total", "app", []string{"app-id"}},
 		{"revurb_connections_closed_total", "code", []string{"1000", "1001", "1002", "1003", "1006", "1007", "1008", "1009", "1011",
 			"4001", "4003", "4004", "4005", "4007", "4009", "4100", "4200", "4201", "other"}},
 		{"revurb_subscriptions", "kind", []string{"public", "private", "presence", "encrypted", "server", "cache"}},
 		{"revurb_channels", "kind", []string{"public", "private", "presence", "encrypted", "server", "cache"}},
 		{"revurb_api_requests_total", "route", []string{"events", "batch_events", "channels", "channel", "channel_users",
-			"terminate_connections", "connections", "up", "metrics", "other"}},
-		{"revurb_api_requests_total", "status", []string{"200", "400", "401", "404", "405", "408", "413", "414", "431", "503"}},
+			"terminate_connections", "connections", "up", "metrics", "console", "other"}},
+		{"revurb_api_requests_total", "status", []string{"200", "400", "401", "403", "404", "405", "408", "413", "414", "429", "431", "503"}},
 		{"revurb_api_request_duration_seconds", "route", []string{"events", "batch_events", "up", "metrics"}},
 		{"revurb_api_connections", "state", []string{"waiting", "new", "reading", "serving", "idle", "closing"}},
 		{"revurb_api_connections_ended_total", "state", []string{"new", "reading", "idle", "closing"}},

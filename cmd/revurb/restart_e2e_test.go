@@ -1,12 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,66 +32,25 @@ func testRestart(t *testing.T, scheme string) {
 	// The metrics and profile listeners are shared too, or the second
 	// process could not start.
 	extra := []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--pprof", "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	nodeEnv := []string{"TIMEOUT_MS=40000", "AFTER_MS=3000"}
+	nodeEnv := map[string]string{"TIMEOUT_MS": "40000", "AFTER_MS": "3000"}
 	if scheme == "wss" {
 		p := newTestPKI(t)
 		extra = append(extra, "--tls-cert", p.cert, "--tls-key", p.key)
-		nodeEnv = append(nodeEnv, "TLS=1", "NODE_EXTRA_CA_CERTS="+p.ca)
+		nodeEnv["TLS"], nodeEnv["NODE_EXTRA_CA_CERTS"] = "1", p.ca
 	}
 	first := startServer(t, serverConfig{Args: extra})
 	ports := [2]int{first.wsPort, first.apiPort}
 
-	node := needNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "restart.mjs")
-	cmd.Dir = "testdata"
-	cmd.Env = append(os.Environ(), "WS_PORT="+strconv.Itoa(first.wsPort), "API_PORT="+strconv.Itoa(first.apiPort))
-	cmd.Env = append(cmd.Env, nodeEnv...)
-	cmd.SysProcAttr = childProcAttr()
-	cmd.WaitDelay = 2 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1024)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	// next returns the next line of the scenario, failing on its end.
-	var last string
-	next := func() string {
-		t.Helper()
-		l, ok := <-lines
-		if !ok {
-			t.Fatalf("scenario ended early; last line %q; stderr:\n%s", last, stderr.String())
-		}
-		last = l
-		return l
-	}
-	for next() != "ready" {
-	}
+	nodeEnv["WS_PORT"], nodeEnv["API_PORT"] = strconv.Itoa(first.wsPort), strconv.Itoa(first.apiPort)
+	sc := startScenario(t, "restart.mjs", nodeEnv, 50*time.Second)
+	sc.await("ready")
 	// acked reads lines until n acks have come, and returns the highest n
 	// acknowledged 200 so far.
 	highest := 0
 	acked := func(n int) {
 		t.Helper()
 		for seen := 0; seen < n; {
-			f := strings.Fields(next())
+			f := strings.Fields(sc.next())
 			if len(f) == 3 && f[0] == "ack" {
 				seen++
 				if f[2] == "200" {
@@ -119,9 +72,7 @@ func testRestart(t *testing.T, scheme string) {
 		t.Fatal(err)
 	}
 	before := highest // acknowledged before the signal
-	if _, err := io.WriteString(stdin, "signalled\n"); err != nil {
-		t.Fatal(err)
-	}
+	sc.say("signalled")
 	select {
 	case <-first.exited:
 		if took := time.Since(signalled); took > 10*time.Second {
@@ -129,13 +80,6 @@ func testRestart(t *testing.T, scheme string) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the first server did not exit within 15 s of SIGTERM")
-	}
-	var final string
-	for l := range lines {
-		final = l
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("scenario: %v\nlast line %q\nstderr:\n%s", err, final, stderr.String())
 	}
 	var obs struct {
 		Clients []struct {
@@ -148,9 +92,7 @@ func testRestart(t *testing.T, scheme string) {
 			Error  *string `json:"error"`
 		} `json:"acks"`
 	}
-	if err := json.Unmarshal([]byte(final), &obs); err != nil {
-		t.Fatalf("observations %q: %v", final, err)
-	}
+	sc.result(&obs)
 	for _, a := range obs.Acks {
 		if a.Status != 200 {
 			t.Fatalf("trigger %d failed during the restart: status %d, error %v", a.N, a.Status, a.Error)

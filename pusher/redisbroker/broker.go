@@ -2,7 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -64,12 +63,11 @@ type Config struct {
 // Broker is the pusher.Broker on Redis. See the package doc.
 type Broker struct {
 	cfg    Config
-	opt    rueidis.ClientOption // of the commands' client
-	busOpt rueidis.ClientOption // of the bus's client
-	p      string               // the key prefix
-	apps   []*app
-	byID   map[string]*app
-	byBus  map[string]*app
+	opt    rueidis.ClientOption   // of the commands' client
+	busOpt rueidis.ClientOption   // of the bus's client
+	p      string                 // the key prefix
+	apps   atomic.Pointer[appSet] // the apps served now (apps.go)
+	appsMu sync.Mutex             // SetApps and connect, one at a time
 	names  names
 
 	client  atomic.Pointer[rueidis.Client] // commands; nil until the first connection
@@ -136,7 +134,6 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, opt: opt, busOpt: opt, p: cfg.Prefix,
-		byID: map[string]*app{}, byBus: map[string]*app{},
 		snaps: map[uint64]*snapshot{}, loaded: map[string]bool{}, partials: map[string]*partial{},
 		ops: make(chan op, cfg.Queue),
 	}
@@ -144,18 +141,11 @@ func New(cfg Config) (*Broker, error) {
 	// again by itself: what was published meanwhile is lost, and the node
 	// must resync.
 	b.busOpt.DisableRetry = true
-	for i := range cfg.Apps {
-		ac := &cfg.Apps[i]
-		if ac.ID == "" {
-			return nil, errors.New("redisbroker: an app without an id")
-		}
-		if b.byID[ac.ID] != nil {
-			continue
-		}
-		a := newApp(cfg.Prefix, cfg.Secret, ac)
-		b.apps = append(b.apps, a)
-		b.byID[a.id], b.byBus[a.bus] = a, a
+	set, _, err := b.newSet(cfg.Apps)
+	if err != nil {
+		return nil, err
 	}
+	b.apps.Store(set)
 	name, err := newName()
 	if err != nil {
 		return nil, err

@@ -23,19 +23,19 @@ type group struct {
 	chans []string
 }
 
-// groups makes the subscriptions: one for every app, or, sharded, one per
-// slot.
-func (b *Broker) groups(bus rueidis.Client) []*group {
+// groups makes the subscriptions of apps: one for them all, or, sharded,
+// one per slot.
+func (b *Broker) groups(bus rueidis.Client, apps []*app) []*group {
 	if !b.sharded.Load() {
 		g := &group{}
-		for _, a := range b.apps {
+		for _, a := range apps {
 			g.apps, g.chans = append(g.apps, a), append(g.chans, a.bus)
 		}
 		return []*group{g}
 	}
 	bySlot := map[uint16]*group{}
 	var out []*group
-	for _, a := range b.apps {
+	for _, a := range apps {
 		cmd := bus.B().Ssubscribe().Channel(a.bus).Build()
 		slot := cmd.Slot()
 		g := bySlot[slot]
@@ -65,7 +65,7 @@ func (b *Broker) runGroup(g *group) {
 		var confirmed atomic.Int64
 		ctx := rueidis.WithOnSubscriptionHook(b.ctx, func(s rueidis.PubSubSubscription) {
 			if (s.Kind == "subscribe" || s.Kind == "ssubscribe") && confirmed.Add(1) == int64(len(g.chans)) {
-				b.askResync(g.apps...)
+				b.askResync(b.current(g.apps)...)
 			}
 		})
 		cmd := bus.B().Subscribe().Channel(g.chans...).Build()
@@ -89,7 +89,7 @@ func (b *Broker) runGroup(g *group) {
 // handle takes one message off the bus: it checks it and hands it to the
 // cluster. It never waits on Redis.
 func (b *Broker) handle(msg rueidis.PubSubMessage) {
-	a := b.byBus[msg.Channel]
+	a := b.apps.Load().byBus[msg.Channel]
 	if a == nil {
 		return
 	}

@@ -20,7 +20,7 @@ func TestBusRefuses(t *testing.T) {
 	n := newNode(t, nodeConfig{redis: r, prefix: "forge", app: func(a *pusher.AppConfig) { a.MaxConnections = 50 }})
 	c := n.dial(0)
 	c.subscribe("feed")
-	a := n.broker.byID["app-id"]
+	a := n.broker.appByID("app-id")
 	ours := a.sig
 	theirs := newSigner(busKey("guessed", &pusher.AppConfig{ID: "app-id"}))
 	now := time.Now().UnixMilli()

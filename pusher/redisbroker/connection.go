@@ -26,9 +26,13 @@ func (b *Broker) connect() rueidis.Client {
 		return nil
 	}
 	b.sharded.Store(c.Mode() == rueidis.ClientModeCluster)
+	// Under appsMu, so that an app SetApps adds is subscribed to once:
+	// here, or there.
+	b.appsMu.Lock()
+	defer b.appsMu.Unlock()
 	b.bus.Store(&bus)
 	b.client.Store(&c)
-	for _, g := range b.groups(bus) {
+	for _, g := range b.groups(bus, b.appList()) {
 		b.wg.Add(1)
 		go b.runGroup(g)
 	}
@@ -67,7 +71,7 @@ func (b *Broker) upAgain() {
 	b.since.Store(time.Now().UnixNano())
 	if b.logged.Swap(false) {
 		b.cfg.Log.Info("redisbroker: Redis is back: telling it this node's state again")
-		b.askResync(b.apps...)
+		b.askResync(b.appList()...)
 	}
 }
 

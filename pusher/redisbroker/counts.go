@@ -14,7 +14,7 @@ import (
 
 // Counts queues this node's counts of an app for its bus.
 func (b *Broker) Counts(ct *pusher.Counts) {
-	a := b.byID[ct.App]
+	a := b.appByID(ct.App)
 	if c := b.live(); a != nil && c != nil {
 		for _, cmd := range b.countsCmds(c, a, ct) {
 			b.queue(op{cmd: cmd}, false)

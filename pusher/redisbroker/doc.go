@@ -10,6 +10,7 @@
 // # Concepts, a file each
 //
 //	broker.go       Config, New, Start, Close: the Broker and its lifetime
+//	apps.go         the apps served, and SetApps: a reload's added apps read at once
 //	url.go          ParseURL: the URL forms of one Redis, Sentinels, a Cluster
 //	topology.go     the primaries reached (one, a Sentinel's, a Cluster's), for metrics
 //	keys.go         every key in Redis, per app and node
@@ -122,6 +123,7 @@
 //	view.mu     the heartbeat set as last read, and the nodes gone
 //	names.mu    the names this node had
 //	topo.mu     the primaries, failovers and redirections
+//	appsMu      a reload's new apps and connect's subscriptions, so that each app is read once
 //
 // # Lock order
 //

@@ -42,7 +42,7 @@ func (b *Broker) answerHellos(c rueidis.Client) {
 			m.answered[id] = now
 		}
 	}
-	if len(m.answered) > 2*len(b.apps) {
+	if len(m.answered) > 2*len(b.appList()) {
 		for id, t := range m.answered {
 			if now.Sub(t) >= helloGap {
 				delete(m.answered, id)
@@ -55,7 +55,11 @@ func (b *Broker) answerHellos(c rueidis.Client) {
 	}
 	st := b.cluster.State(ids...)
 	for i := range st.Apps {
-		for _, cmd := range b.countsCmds(c, b.byID[st.Apps[i].App], &st.Apps[i].Counts) {
+		a := b.appByID(st.Apps[i].App)
+		if a == nil {
+			continue // removed by a reload since
+		}
+		for _, cmd := range b.countsCmds(c, a, &st.Apps[i].Counts) {
 			b.queue(op{cmd: cmd}, true)
 		}
 	}

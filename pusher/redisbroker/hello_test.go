@@ -15,7 +15,7 @@ func TestHelloFlood(t *testing.T) {
 	nodes := cluster(t, r, 2, nodeConfig{prefix: "hello"})
 	c := nodes[0].dial(0)
 	c.subscribe("feed")
-	a := nodes[0].broker.byID["app-id"]
+	a := nodes[0].broker.appByID("app-id")
 	other := nodes[1].broker.Node()
 	before := commandStats(t, r)["publish"]
 	const hellos = 5000

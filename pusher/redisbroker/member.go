@@ -41,7 +41,7 @@ func occupancyOf(name string) (string, bool) { return strings.CutPrefix(name, oc
 // member queues a join or leave; if it cannot reach Redis now, or the
 // queue is full, a resync of the app makes up for it.
 func (b *Broker) member(m *pusher.Membership, join bool) {
-	a := b.byID[m.App]
+	a := b.appByID(m.App)
 	if a == nil {
 		return
 	}

@@ -93,5 +93,5 @@ func (b *Broker) rename() {
 	b.cmu.Lock()
 	clear(b.loaded)
 	b.cmu.Unlock()
-	b.askResync(b.apps...)
+	b.askResync(b.appList()...)
 }

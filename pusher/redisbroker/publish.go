@@ -31,7 +31,7 @@ const maxSkipped = 4096
 // returns pusher.ErrBrokerDown at once: the caller delivers bc here, and
 // the other nodes miss it.
 func (b *Broker) Publish(ctx context.Context, bc *pusher.Broadcast) error {
-	a := b.byID[bc.App]
+	a := b.appByID(bc.App)
 	c := b.live()
 	if a == nil || c == nil {
 		b.lost.Add(1)
@@ -100,7 +100,7 @@ func (b *Broker) keepCached(c rueidis.Client, a *app, h header, bc *pusher.Broad
 
 // Terminate asks the other nodes to close user's connections.
 func (b *Broker) Terminate(ctx context.Context, appID, user string) error {
-	a := b.byID[appID]
+	a := b.appByID(appID)
 	c := b.live()
 	if a == nil || c == nil {
 		return errors.New("redisbroker: Redis is unreachable")

@@ -25,7 +25,7 @@ const (
 // cluster.
 func (b *Broker) leave(ctx context.Context, c rueidis.Client) error {
 	node := b.names.get()
-	if _, err := b.reapApps(ctx, c, node, b.apps); err != nil {
+	if _, err := b.reapApps(ctx, c, node, b.appList()); err != nil {
 		return err
 	}
 	return firstErr(c.DoMulti(ctx,
@@ -64,7 +64,7 @@ func (b *Broker) reapNode(c rueidis.Client, me, node string) bool {
 	var mine []*app
 	var cmds rueidis.Commands
 	for _, id := range ids {
-		if a := b.byID[id]; a != nil {
+		if a := b.appByID(id); a != nil {
 			mine = append(mine, a)
 			cmds = append(cmds, c.B().Set().Key(a.reapLock(node)).Value(me).Nx().PxMilliseconds(b.cfg.NodeTimeout.Milliseconds()).Build())
 		}

@@ -63,7 +63,7 @@ func TestReapedAliveRejoins(t *testing.T) {
 	// Node 1 reaps node 2, as it would a node whose beats stopped for a
 	// node timeout (TestNodeDeath), and node 2 learns it on the bus.
 	b := nodes[0].broker
-	if _, err := b.reapApps(context.Background(), b.redis(), old, b.apps); err != nil {
+	if _, err := b.reapApps(context.Background(), b.redis(), old, b.appList()); err != nil {
 		t.Fatal(err)
 	}
 	watcher.wait("pusher_internal:member_removed", func(f frame) bool { return contains(f.dataString(), `"ann"`) })

@@ -97,7 +97,8 @@ func (b *Broker) takeResyncs() []*app {
 	if len(apps) > 0 {
 		m.last = time.Now()
 	}
-	return apps
+	// Asked for before a reload, perhaps: resync the apps as they are now.
+	return b.current(apps)
 }
 
 // resync tells Redis this node's state of apps again and reloads the
@@ -153,8 +154,8 @@ func (b *Broker) register(ctx context.Context, c rueidis.Client) error {
 	}
 	node := b.names.get()
 	cmds := rueidis.Commands{c.B().Zadd().Key(b.nodesKey()).ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), node).Build()}
-	ids := make([]string, 0, len(b.apps))
-	for _, a := range b.apps {
+	ids := make([]string, 0, len(b.appList()))
+	for _, a := range b.appList() {
 		ids = append(ids, a.id)
 		cmds = append(cmds, c.B().Sadd().Key(a.reg()).Member(node).Build())
 	}
@@ -344,7 +345,10 @@ func (b *Broker) announce(ctx context.Context, c rueidis.Client, st *pusher.Node
 	var cmds rueidis.Commands
 	for i := range st.Apps {
 		as := &st.Apps[i]
-		a := b.byID[as.App]
+		a := b.appByID(as.App)
+		if a == nil {
+			continue // removed by a reload since
+		}
 		cmds = append(cmds, b.countsCmds(c, a, &as.Counts)...)
 		b.cmu.Lock()
 		first := !b.loaded[a.id]

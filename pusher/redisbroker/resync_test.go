@@ -23,7 +23,7 @@ func TestResyncLockOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := b.apps[0]
+	a := b.appList()[0]
 	b.askResync(a)
 	b.cmu.Lock() // as the bus does, handing a message to the cluster
 	ran := make(chan struct{})

@@ -297,8 +297,8 @@ func (b *Broker) appLoaded(s *snapshot) {
 		}
 	}
 	b.loaded[s.app.id] = true
-	if len(b.loaded) == len(b.apps) && !b.ready.Swap(true) {
-		b.cfg.Log.Info("redisbroker: joined the cluster: every app's members loaded", "node", b.names.get(), "apps", len(b.apps), "took", time.Since(b.started).Round(time.Millisecond).String())
+	if len(b.loaded) == len(b.appList()) && !b.ready.Swap(true) {
+		b.cfg.Log.Info("redisbroker: joined the cluster: every app's members loaded", "node", b.names.get(), "apps", len(b.appList()), "took", time.Since(b.started).Round(time.Millisecond).String())
 	}
 }
 

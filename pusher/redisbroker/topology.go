@@ -33,7 +33,7 @@ func (t *topology) poll(ctx context.Context, c rueidis.Client, b *Broker) {
 	var owners map[string]string
 	if c.Mode() == rueidis.ClientModeCluster {
 		var ok bool
-		if masters, owners, ok = clusterPrimaries(ctx, c, b.apps); !ok {
+		if masters, owners, ok = clusterPrimaries(ctx, c, b.appList()); !ok {
 			return
 		}
 	} else {

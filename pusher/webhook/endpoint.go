@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -272,6 +273,16 @@ func (e *endpoint) send(app *pusher.App, batch []event, size int) {
 		TimeMs int64   `json:"time_ms"`
 		Events []event `json:"events"`
 	}{time.Now().UnixMilli(), batch})
+	var told string // what the console is told the batch held
+	if app.Watched() {
+		told = e.hook.URL + ":"
+		for i := range min(n, 5) {
+			told += " " + batch[i].Name
+		}
+		if n > 5 {
+			told += " and " + strconv.Itoa(n-5) + " more"
+		}
+	}
 	clear(batch)
 	if err != nil {
 		e.release(size)
@@ -290,6 +301,13 @@ func (e *endpoint) send(app *pusher.App, batch []event, size int) {
 	wait := firstRetry
 	for {
 		status, err := e.post(app, body, sig)
+		if told != "" {
+			answer := " → " + strconv.Itoa(status)
+			if err != nil {
+				answer = " → " + err.Error()
+			}
+			app.Tell(pusher.TapEvent{Kind: pusher.TapWebhook, Code: status, Detail: told + answer})
+		}
 		if err == nil && status >= 200 && status < 300 {
 			e.d.sent.Add(1)
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -107,16 +108,66 @@ func New(apps []pusher.AppConfig, cfg Config) *Dispatcher {
 	}
 	d := &Dispatcher{cfg: cfg, hooks: map[string][]*endpoint{}, pending: map[pendingKey]*time.Timer{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.hooks = d.endpoints(apps)
+	return d
+}
+
+// endpoints makes the endpoints of apps, keeping those of d.hooks whose
+// app has the same webhooks, and starts the new ones' senders. The
+// caller holds mu, or is New.
+func (d *Dispatcher) endpoints(apps []pusher.AppConfig) map[string][]*endpoint {
+	hooks := map[string][]*endpoint{}
 	for _, app := range apps {
+		if old := d.hooks[app.ID]; sameHooks(old, app.Webhooks) {
+			if len(old) > 0 {
+				hooks[app.ID] = old
+			}
+			continue
+		}
 		for _, h := range app.Webhooks {
 			e := newEndpoint(d, h)
-			d.hooks[app.ID] = append(d.hooks[app.ID], e)
+			hooks[app.ID] = append(hooks[app.ID], e)
 			d.wg.Add(1)
 			go e.run()
 		}
 	}
-	return d
+	return hooks
 }
+
+func sameHooks(eps []*endpoint, hooks []pusher.Webhook) bool {
+	if len(eps) != len(hooks) {
+		return false
+	}
+	for i, e := range eps {
+		if !reflect.DeepEqual(e.hook, hooks[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// SetApps takes the apps of a reload (pusher.AppSetter): an app whose
+// webhooks changed, or that is gone, has its old endpoints finish what
+// they hold and stop; new endpoints start.
+func (d *Dispatcher) SetApps(apps []pusher.AppConfig) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	hooks := d.endpoints(apps)
+	for id, eps := range d.hooks {
+		if len(hooks[id]) == 0 || hooks[id][0] != eps[0] {
+			for _, ep := range eps {
+				ep.close()
+			}
+		}
+	}
+	d.hooks = hooks
+	return nil
+}
+
+var _ pusher.AppSetter = (*Dispatcher)(nil)
 
 // Observe takes one moment (pusher.Observer): a removal waits Delay, and
 // an addition that comes back meanwhile cancels both.
