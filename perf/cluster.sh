@@ -252,6 +252,7 @@ if [[ $MODE == join ]]; then
 		echo "|---|---|---|---|---|---|"
 		printf '%s\n' "${rows[@]}"
 	} >"$OUT"
+	strip_histograms "$RUN_DIR"
 	echo "results: $OUT" >&2
 	exit 0
 fi
@@ -421,5 +422,6 @@ mib() { jq -r "($1 // 0) / 1048576 | . * 10 | round / 10" "$J"; }
 	fi
 } >"$OUT"
 rm -f "$RUN_DIR"/node-*.extra
+strip_histograms "$RUN_DIR"
 echo "results: $OUT" >&2
 exit "$rc"

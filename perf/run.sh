@@ -104,4 +104,5 @@ for name in "${RUN[@]}"; do
 done
 
 "$BIN/compare" -dir "$RUN_DIR" -out "$OUT" -title "revurb and Soketi side by side, load run $DATE"
+strip_histograms "$RUN_DIR"
 echo "results: $OUT" >&2
