@@ -247,6 +247,7 @@ func (c *conn) Close(code int, reason string) {
 	if c.refuse == 0 {
 		c.l.countClose(code)
 	}
+	c.sess.ClosingWith(code)
 	c.state = stateClosing
 	c.deadline = time.Now().Add(flushTimeout).UnixNano()
 	c.l.st.flushConn(c)

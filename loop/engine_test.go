@@ -181,6 +181,8 @@ func TestSlowConsumer(t *testing.T) {
 	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
 	app.MaxEventDataSize = 64 << 10
 	srv, addr := start(t, app, Config{Loops: 2, MaxOutbound: 256 << 10})
+	console := srv.AppByID("app-id").Watch(8192)
+	defer console.Close()
 	slow := dialWS(t, addr)
 	slow.event("pusher:connection_established", 5*time.Second)
 	slow.send(`{"event":"pusher:subscribe","data":{"channel":"firehose"}}`)
@@ -223,6 +225,21 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	if code := slow.closeCode(20 * time.Second); code != pusher.CodeOverCapacity {
 		t.Fatalf("slow client closed with %d, want 4100", code)
+	}
+	// The console hears the code the loop closed it with.
+	for {
+		select {
+		case e := <-console.Events():
+			if e.Kind != pusher.TapDisconnected {
+				continue
+			}
+			if e.Code != pusher.CodeOverCapacity {
+				t.Fatalf("console: slow client disconnected with %d, want 4100", e.Code)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("console: no disconnection of the slow client")
+		}
 	}
 }
 

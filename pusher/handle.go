@@ -16,7 +16,7 @@ func (s *Server) fail(sess *Session, err *Error) {
 	if sess.app != nil && sess.app.Watched() {
 		sess.tell(TapError, "", err.Code, err.Message)
 	}
-	sess.closeCode = uint16(err.Code)
+	sess.ClosingWith(err.Code)
 	sess.conn.Write(appendFrameJSON(nil, err.AppendJSON(nil)))
 	sess.conn.Close(err.Code, err.Message)
 }

@@ -60,6 +60,15 @@ func (s *Session) ID() SocketID { return s.id }
 // App is the session's app, nil before Open succeeds.
 func (s *Session) App() *App { return s.app }
 
+// ClosingWith records the close code the transport closes the session's
+// connection with (a slow consumer's 4100, a protocol error's 1002, ...),
+// for the console; the first code recorded stays. Its loop calls it.
+func (s *Session) ClosingWith(code int) {
+	if s.closeCode == 0 {
+		s.closeCode = uint16(code)
+	}
+}
+
 // User is the id the session signed in as, "" if none.
 func (s *Session) User() string {
 	if s.user == nil {
