@@ -3,7 +3,9 @@ package loop
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -44,6 +46,10 @@ type Config struct {
 	// it to TLS 1.2 and 1.3 with AEAD suites, ALPN http/1.1 and no
 	// session tickets.
 	TLS *tls.Config
+	// PlainAddr, with TLS, is a second host:port that speaks plain ws://
+	// beside Addr's wss:// (pusher-js's wsPort beside its wssPort); the
+	// same loops serve both. Empty: Addr alone.
+	PlainAddr string
 	// MaxHandshakes caps the TLS handshakes running at once, and sixteen
 	// times as many may wait for one to end; more are closed at once (0:
 	// 256).
@@ -64,12 +70,13 @@ type Config struct {
 type Engine struct {
 	gnet.BuiltinEventEngine
 
-	srv   *pusher.Server
-	cfg   Config
-	proto string
-	ready chan struct{}
-	eng   gnet.Engine
-	tls   *tlsServer // nil: plain ws://
+	srv       *pusher.Server
+	cfg       Config
+	addrs     []string // gnet's protocol addresses: Addr, then PlainAddr
+	plainPort int      // PlainAddr's port, 0 without one
+	ready     chan struct{}
+	eng       gnet.Engine
+	tls       *tlsServer // nil: plain ws://
 
 	mu    sync.Mutex
 	gnets []gnet.EventLoop // index → gnet's loop, filled as loops open connections
@@ -110,7 +117,17 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Path = strings.TrimSuffix(cfg.Path, "/") + appPath
-	e := &Engine{srv: srv, cfg: cfg, proto: "tcp://" + cfg.Addr, ready: make(chan struct{})}
+	e := &Engine{srv: srv, cfg: cfg, addrs: []string{"tcp://" + cfg.Addr}, ready: make(chan struct{})}
+	if cfg.PlainAddr != "" {
+		if cfg.TLS == nil {
+			return nil, errors.New("loop: a plain ws:// address beside the WebSocket port needs TLS on that port")
+		}
+		_, port, err := net.SplitHostPort(cfg.PlainAddr)
+		if e.plainPort, _ = strconv.Atoi(port); err != nil || e.plainPort <= 0 || strings.HasSuffix(cfg.Addr, ":"+port) {
+			return nil, errors.New("loop: plain address " + cfg.PlainAddr + " needs a port of its own")
+		}
+		e.addrs = append(e.addrs, "tcp://"+cfg.PlainAddr)
+	}
 	if cfg.TLS != nil {
 		if cfg.MaxHandshakes <= 0 {
 			cfg.MaxHandshakes = 256
@@ -132,7 +149,7 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 
 // Run listens and serves until Stop. It blocks.
 func (e *Engine) Run() error {
-	return gnet.Run(e, e.proto,
+	return gnet.Rotate(e, e.addrs,
 		gnet.WithNumEventLoop(e.cfg.Loops),
 		gnet.WithLoadBalancing(gnet.RoundRobin),
 		gnet.WithTicker(true),

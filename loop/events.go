@@ -2,6 +2,7 @@ package loop
 
 import (
 	"fmt"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -38,12 +39,22 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		}
 		c.deadline = time.Now().Add(refuseTimeout).UnixNano()
 	}
-	if e.tls != nil {
+	if e.tls != nil && !e.plain(gc) {
 		c.tls = &tlsConn{}
 	}
 	gc.SetContext(c)
 	l.conns = append(l.conns, c)
 	return nil, gnet.None
+}
+
+// plain reports whether gc came in on PlainAddr, the port that speaks
+// plain ws:// beside wss://.
+func (e *Engine) plain(gc gnet.Conn) bool {
+	if e.plainPort == 0 {
+		return false
+	}
+	a, ok := gc.LocalAddr().(*net.TCPAddr)
+	return ok && a.Port == e.plainPort
 }
 
 // refuseTimeout is how long a refused connection may take to send its

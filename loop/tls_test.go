@@ -66,6 +66,52 @@ func dialWSS(t *testing.T, addr string, cfg *tls.Config) *wsClient {
 	return upgrade(t, tc)
 }
 
+// TestPlainBesideTLS: with PlainAddr, the same loops serve wss:// on Addr
+// and plain ws:// on PlainAddr (pusher-js's wssPort and wsPort), and a
+// broadcast reaches the clients of both; plain bytes on the TLS port are
+// not taken for a WebSocket handshake.
+func TestPlainBesideTLS(t *testing.T) {
+	cert, pool := testCert(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainAddr := ln.Addr().String()
+	ln.Close()
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	srv, e := startEngine(t, app, Config{Loops: 2, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, PlainAddr: plainAddr})
+	secure := dialWSS(t, e.cfg.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	plain := dialWS(t, plainAddr)
+	for _, c := range []*wsClient{secure, plain} {
+		c.event("pusher:connection_established", 5*time.Second)
+		c.send(`{"event":"pusher:subscribe","data":{"channel":"news"}}`)
+		c.event("pusher_internal:subscription_succeeded", 5*time.Second)
+	}
+	publish(t, srv, "news", "e", []byte("both"))
+	for _, c := range []*wsClient{secure, plain} {
+		if m := c.event("e", 5*time.Second); m["data"] != "both" {
+			t.Fatalf("data %q, want both", m["data"])
+		}
+	}
+	if done := e.tls.done.Load(); done != 1 {
+		t.Fatalf("%d handshakes done, want 1 (the plain client's none)", done)
+	}
+	raw, err := net.DialTimeout("tcp", e.cfg.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, _ = io.WriteString(raw, "GET /app/app-key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, _ := io.ReadAll(raw); bytes.Contains(b, []byte("101 Switching")) {
+		t.Fatalf("plain handshake upgraded on the TLS port: %q", b)
+	}
+	if _, err := New(srv, Config{Addr: "127.0.0.1:1", PlainAddr: "127.0.0.1:2"}); err == nil {
+		t.Fatal("a plain address without TLS was accepted")
+	}
+}
+
 // TestTLS: clients of every version and AEAD suite connect over wss://,
 // subscribe, ping, and receive broadcasts — through the record layer the
 // loop runs after crypto/tls's handshake — and each gets exactly what it

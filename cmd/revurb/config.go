@@ -49,6 +49,9 @@ type config struct {
 	// be in the certificate's file. APIPlain keeps the API on plain HTTP.
 	TLSCert, TLSKey string
 	APIPlain        bool
+	// PlainPort, with a certificate, serves plain ws:// on a second port
+	// beside the WebSocket port's wss://; 0: none.
+	PlainPort int
 
 	// From the config file.
 	Server processConfig
@@ -128,6 +131,7 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.Host, "host", c.Host, "address to listen on (env REVERB_SERVER_HOST)")
 	fs.IntVar(&c.Port, "port", c.Port, "WebSocket port (env REVERB_SERVER_PORT)")
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "HTTP API port")
+	fs.IntVar(&c.PlainPort, "plain-port", 0, "with a certificate, also serve plain ws:// on this port (pusher-js's wsPort beside wssPort)")
 	fs.StringVar(&c.Path, "path", c.Path, "a path prefix in front of /app/{key} and /apps/... (env REVERB_SERVER_PATH)")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML or JSON file with the apps and their limits")
 	fs.BoolVar(&c.Debug, "debug", false, "log every protocol message (at level debug)")
@@ -157,6 +161,9 @@ func parseStart(args []string, getenv func(string) string) (*config, error) {
 	}
 	if c.TLSKey != "" && c.TLSCert == "" {
 		return nil, errors.New("--tls-key (or REVERB_TLS_KEY, tls_key) needs a certificate: --tls-cert")
+	}
+	if c.PlainPort != 0 && (c.TLSCert == "" || c.PlainPort == c.Port || c.PlainPort == c.APIPort) {
+		return nil, errors.New("--plain-port needs a certificate (--tls-cert) and a port of its own")
 	}
 	if len(c.Apps) == 0 {
 		a, err := defaultApp(getenv)

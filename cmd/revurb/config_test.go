@@ -48,6 +48,17 @@ func TestParseStartEnvAndFlags(t *testing.T) {
 	if _, err := parseStart([]string{"extra"}, env(nil)); err == nil {
 		t.Fatal("stray argument accepted")
 	}
+	for _, args := range [][]string{
+		{"--plain-port", "8090"},
+		{"--plain-port", "8080", "--tls-cert", "c.pem"},
+	} {
+		if _, err := parseStart(args, env(nil)); err == nil || !strings.Contains(err.Error(), "--plain-port") {
+			t.Errorf("%v: %v, want an error naming --plain-port", args, err)
+		}
+	}
+	if c, err := parseStart([]string{"--plain-port", "8090", "--tls-cert", "c.pem"}, env(nil)); err != nil || c.PlainPort != 8090 {
+		t.Fatalf("--plain-port with a certificate: %v, %+v", err, c)
+	}
 }
 
 func TestConfigFile(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +38,7 @@ Usage:
   revurb start [--host 0.0.0.0] [--port 8080] [--api-port 8081] [--path PREFIX] [--config FILE]
                [--log-format text|json] [--log-level LEVEL] [--debug] [--metrics-addr ADDR] [--pprof ADDR]
                [--redis URL] [--redis-prefix PREFIX] [--tls-cert FILE] [--tls-key FILE] [--api-plain]
-               [--console]
+               [--plain-port PORT] [--console]
   revurb version
 `
 
@@ -99,6 +100,7 @@ type process struct {
 	certs   *certStore // nil: plain ws:// and http://
 
 	wsAddr, apiAddr string
+	plainAddr       string // plain ws:// beside wss://, "" if none
 }
 
 // build makes the logger, shares the file descriptors out, and wires the
@@ -115,6 +117,9 @@ func build(cfg *config) (*process, error) {
 	}
 	p := &process{cfg: cfg, logger: logger, fds: newFDBudget(limit, cfg.Server.MaxConnections, cfg.Server.APIConcurrency),
 		wsAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), apiAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort))}
+	if cfg.PlainPort != 0 {
+		p.plainAddr = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.PlainPort))
+	}
 	// Below the API's cap, so that waiting triggers never stop it
 	// answering other routes.
 	waiters := cfg.Server.PublishWaiters
@@ -159,7 +164,7 @@ func build(cfg *config) (*process, error) {
 		}
 	}
 	p.eng, err = loop.New(p.srv, loop.Config{
-		TLS: wsTLS, MaxHandshakes: cfg.Server.TLSHandshakes,
+		TLS: wsTLS, MaxHandshakes: cfg.Server.TLSHandshakes, PlainAddr: p.plainAddr,
 		Addr: p.wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: p.fds.conns, Path: cfg.Path, Log: logger,
 	})
@@ -248,7 +253,7 @@ func (p *process) serve(sig <-chan os.Signal) error {
 // banner.
 func (p *process) announce(profAddr, metricsAddr net.Addr) {
 	cfg, logger, fds := p.cfg, p.logger, p.fds
-	if shared, err := sharedPorts([]int{cfg.Port, cfg.APIPort}); err == nil && len(shared) > 0 {
+	if shared, err := sharedPorts(slices.DeleteFunc([]int{cfg.Port, cfg.APIPort, cfg.PlainPort}, func(p int) bool { return p == 0 })); err == nil && len(shared) > 0 {
 		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
 			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
 	}
@@ -257,7 +262,7 @@ func (p *process) announce(profAddr, metricsAddr net.Addr) {
 	if cfg.Redis != "" {
 		logger.Info("cluster: node "+p.broker.Node()+", meeting the others at Redis", "node", p.broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}
-	banner(cfg, logger, p.wsAddr, p.apiAddr, profAddr, metricsAddr)
+	banner(cfg, logger, p.wsAddr, p.plainAddr, p.apiAddr, profAddr, metricsAddr)
 }
 
 // webhookStats reads the dispatcher's counters for the metrics; nil when
@@ -303,10 +308,13 @@ func drain(ctx context.Context, srv *pusher.Server, eng *loop.Engine, httpAPI *a
 // banner says the process is serving: in text, the start line users read
 // (stdout); in JSON, one log record like every other line. An app's secret
 // is shown only for the embedded default app, whose secret is no secret.
-func banner(cfg *config, logger *slog.Logger, wsAddr, apiAddr string, profAddr, metricsAddr net.Addr) {
+func banner(cfg *config, logger *slog.Logger, wsAddr, plainAddr, apiAddr string, profAddr, metricsAddr net.Addr) {
 	ws, httpAPI := "ws://"+wsAddr+"/app/{key}", "http://"+apiAddr
 	if cfg.TLSCert != "" {
 		ws = "wss://" + wsAddr + "/app/{key}"
+		if plainAddr != "" {
+			ws += " and ws://" + plainAddr + "/app/{key}"
+		}
 		if !cfg.APIPlain {
 			httpAPI = "https://" + apiAddr
 		}

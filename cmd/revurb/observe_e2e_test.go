@@ -196,7 +196,13 @@ func TestWebhooksAndMetrics(t *testing.T) {
 // scrape GETs url and parses the Prometheus text exposition.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	res, err := http.Get(url)
+	return scrapeWith(t, http.DefaultClient, url)
+}
+
+// scrapeWith is scrape through client (one trusting a test CA for https).
+func scrapeWith(t *testing.T, client *http.Client, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -111,12 +112,27 @@ func TestWSS(t *testing.T) {
 	t.Parallel()
 	needNode(t)
 	p := newTestPKI(t)
-	srv := startServer(t, serverConfig{Args: []string{"--tls-cert", p.cert, "--tls-key", p.key}})
-	if want := "WebSockets wss://"; !containsLine(srv.out.String(), want) {
+	plain := freePort(t)
+	srv := startServer(t, serverConfig{Args: []string{"--tls-cert", p.cert, "--tls-key", p.key, "--plain-port", strconv.Itoa(plain)}})
+	if want := fmt.Sprintf("WebSockets wss://%s:%d/app/{key} and ws://%s:%d/app/{key}", srv.host, srv.wsPort, srv.host, plain); !containsLine(srv.out.String(), want) {
 		t.Fatalf("start line does not say %q:\n%s", want, srv.out.String())
 	}
 	t.Run("pusher-js", func(t *testing.T) { checkPublic(t, runNode(t, "public.mjs", tlsNodeEnv(srv, p))) })
 	t.Run("echo", func(t *testing.T) { checkEcho(t, runNode(t, "echo.mjs", tlsNodeEnv(srv, p))) })
+	// --plain-port: pusher-js as a page on http:// has it (wsPort beside
+	// wssPort, not forced to TLS) connects over plain ws:// to the same
+	// loops; the pusher SDK still triggers over https://.
+	// The scenario's two clients make no TLS handshake there.
+	t.Run("pusher-js on the plain port", func(t *testing.T) {
+		srv.trust(t, p)
+		before := handshakesDone(t, srv)
+		env := tlsNodeEnv(srv, p)
+		env["WS_PORT"], env["WSS_PORT"] = strconv.Itoa(plain), strconv.Itoa(srv.wsPort)
+		checkPublic(t, runNode(t, "public.mjs", env))
+		if after := handshakesDone(t, srv); after != before {
+			t.Fatalf("%v TLS handshakes on the WebSocket port during the plain scenario, want none", after-before)
+		}
+	})
 }
 
 // containsLine reports whether some line of out contains s.
@@ -191,13 +207,32 @@ func startScheme(t *testing.T, scheme string) *server {
 	}
 	p := newTestPKI(t)
 	srv := startServer(t, serverConfig{Args: []string{"--tls-cert", p.cert, "--tls-key", p.key}})
+	srv.trust(t, p)
+	return srv
+}
+
+// trust makes the tests' own clients of s (dialTCP, httpClient) trust p's
+// CA.
+func (s *server) trust(t *testing.T, p testPKI) {
+	t.Helper()
 	pool := x509.NewCertPool()
 	b, err := os.ReadFile(p.ca)
 	if err != nil || !pool.AppendCertsFromPEM(b) {
 		t.Fatalf("test CA: %v", err)
 	}
-	srv.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	return srv
+	s.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// handshakesDone is revurb_tls_handshakes_total{result="done"} of s.
+func handshakesDone(t *testing.T, s *server) float64 {
+	t.Helper()
+	for _, m := range scrapeWith(t, s.httpClient(), s.apiScheme()+"://"+s.apiAddr()+"/metrics")["revurb_tls_handshakes_total"].GetMetric() {
+		if hasLabels(m, "result", "done") {
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no revurb_tls_handshakes_total{result=\"done\"}")
+	return 0
 }
 
 // apiScheme is how the tests reach s's API: https when s serves TLS.

@@ -28,6 +28,11 @@ export const env = {
   // TLS=1: wss:// and https://, the server's CA trusted through
   // NODE_EXTRA_CA_CERTS.
   tls: process.env.TLS === '1',
+  // WSS_PORT: the wss:// port beside a plain ws:// WS_PORT (revurb
+  // --plain-port), as a page served over http:// has them: pusher-js is
+  // not forced to TLS and takes ws:// on WS_PORT; the API stays https://
+  // with TLS=1.
+  wssPort: Number(process.env.WSS_PORT || 0),
 };
 
 const clients = [];
@@ -78,8 +83,8 @@ export function clientOptions(extra = {}) {
     cluster: 'mt1', // required by the typings; ignored when wsHost is set
     wsHost: env.wsHost,
     wsPort: env.wsPort,
-    wssPort: env.wsPort,
-    forceTLS: env.tls,
+    wssPort: env.wssPort || env.wsPort,
+    forceTLS: env.tls && !env.wssPort,
     enabledTransports: env.tls ? ['ws', 'wss'] : ['ws'],
     disableStats: true,
     ...extra,
