@@ -68,12 +68,21 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 		MaxConnsPerHost:     cfg.publishers,
 		DisableCompression:  true,
 	}
+	scheme := "http://"
+	if cfg.tls && !cfg.apiPlain {
+		// The roots of -ca; the transport verifies each URL's own host,
+		// over HTTP/1.1 as Laravel's broadcaster speaks it.
+		scheme = "https://"
+		tc := cfg.tlsConfs[cfg.apiAddrs[0]].Clone()
+		tc.ServerName, tc.NextProtos = "", nil
+		tr.TLSClientConfig = tc
+	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	path := "/apps/" + cfg.appID + "/events"
 	urls := make([]string, len(cfg.apiAddrs))
 	for i, a := range cfg.apiAddrs {
-		urls[i] = "http://" + a + path + "?"
+		urls[i] = scheme + a + path + "?"
 	}
 	var interval time.Duration
 	if cfg.rate > 0 && !cfg.closed {

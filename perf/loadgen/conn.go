@@ -87,10 +87,14 @@ func (c *conn) run(ctx context.Context, release func()) {
 	w.noteDial(c.dialStart)
 	deadline := c.dialStart.Add(setupTimeout)
 	src := sourceAddr(w.sourceFirst, c.index%w.cfg.sources)
-	wc, err := dialWS(ctx, src, w.cfg.wsAddrs[c.target], w.path, w.cfg.readBuf, deadline)
+	addr := w.cfg.wsAddrs[c.target]
+	wc, err := dialWS(ctx, src, addr, w.path, w.cfg.readBuf, w.cfg.tlsConfs[addr], deadline)
 	if err != nil {
 		w.count(&w.failures, classify(err))
 		return
+	}
+	if s := wc.tlsState(); s != "" {
+		w.count(&w.tlsSessions, s)
 	}
 	if !w.register(c, wc) {
 		return

@@ -420,7 +420,7 @@ func (f *fleet) startChild(i int, self string, args []string, kill time.Duration
 // the child's share of sockets (conns of them, the first being socket
 // connOffset of the whole run) and source addresses.
 func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.Duration) []string {
-	return []string{
+	args := []string{
 		"-child", "-child-index=" + strconv.Itoa(i),
 		"-mode=" + c.mode,
 		"-ws=" + c.wsAddr, "-api=" + c.apiAddr,
@@ -440,6 +440,10 @@ func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.
 		"-duration=" + duration.String(),
 		"-drain=" + c.drain.String(),
 	}
+	if c.tls {
+		args = append(args, "-tls", "-api-plain="+strconv.FormatBool(c.apiPlain), "-ca="+c.caFile)
+	}
+	return args
 }
 
 // runChild is main for a -child: control lines on stdin, messages on

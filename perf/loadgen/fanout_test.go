@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -66,6 +67,13 @@ func startFakeServer(t *testing.T, hooks fakeHooks) *fakeServer {
 // listeners (nodes) over one channel table.
 func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
 	t.Helper()
+	return startFakeNodes(t, hooks, n, nil)
+}
+
+// startFakeNodes is startFakeCluster whose listeners speak TLS with
+// serverTLS when it is not nil (wss:// and https://).
+func startFakeNodes(t *testing.T, hooks fakeHooks, n int, serverTLS *tls.Config) *fakeServer {
+	t.Helper()
 	f := &fakeServer{fakeHooks: hooks, subs: map[string][]*fakeConn{}, held: map[string][]byte{},
 		accepted: make([]atomic.Int64, n), triggers: make([]atomic.Int64, n)}
 	var conns sync.WaitGroup
@@ -79,6 +87,9 @@ func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
 		apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if serverTLS != nil {
+			wsLn, apiLn = tls.NewListener(wsLn, serverTLS), tls.NewListener(apiLn, serverTLS)
 		}
 		wsAddrs, apiAddrs = append(wsAddrs, wsLn.Addr().String()), append(apiAddrs, apiLn.Addr().String())
 		go func() {

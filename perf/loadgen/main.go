@@ -18,7 +18,11 @@ type config struct {
 	wsAddrs     []string // its targets; socket g goes to wsAddrs[g mod len]
 	apiAddr     string   // -api as given
 	apiAddrs    []string // its targets; publisher p triggers on apiAddrs[p mod len]
-	connOffset  int      // global index of this process's first socket (children of -procs)
+	tls         bool     // -tls: wss:// to -ws, https:// to -api unless apiPlain
+	apiPlain    bool
+	caFile      string
+	tlsConfs    tlsClients // with -tls: the client configuration of each target
+	connOffset  int        // global index of this process's first socket (children of -procs)
 	appID       string
 	key         string
 	secret      string
@@ -157,6 +161,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.mode, "mode", modeFanout, "fanout, idle, connect or client-events")
 	fs.StringVar(&c.wsAddr, "ws", "127.0.0.1:8080", "WebSocket server `host:port`, or a comma-separated list of them that the sockets are spread over round robin (loopback only)")
 	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:8081", "HTTP API `host:port`, or a comma-separated list of them that the publishers are spread over round robin (loopback only)")
+	fs.BoolVar(&c.tls, "tls", false, "wss:// to -ws and https:// to -api (unless -api-plain), verifying the servers' certificates against -ca")
+	fs.BoolVar(&c.apiPlain, "api-plain", false, "with -tls: the API stays plain http://")
+	fs.StringVar(&c.caFile, "ca", "", "with -tls: PEM `file` of the CA certificates that sign the servers' certificates (default: the system's roots)")
 	fs.StringVar(&c.appID, "app-id", "app-id", "app id")
 	fs.StringVar(&c.key, "key", "app-key", "app key")
 	fs.StringVar(&c.secret, "secret", "app-secret", "app secret (signs API requests and private-channel auth)")
@@ -233,6 +240,17 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.apiAddrs, err = splitAddrs("-api", c.apiAddr); err != nil {
 		return nil, err
+	}
+	if c.tls {
+		api := c.apiAddrs
+		if c.apiPlain {
+			api = nil
+		}
+		if c.tlsConfs, err = newTLSClients(c.caFile, c.wsAddrs, api); err != nil {
+			return nil, err
+		}
+	} else if c.apiPlain || c.caFile != "" {
+		return nil, fmt.Errorf("-api-plain and -ca go with -tls")
 	}
 	if c.pprofAddr != "" {
 		if err := checkLoopback(c.pprofAddr); err != nil {

@@ -30,10 +30,13 @@ type Report struct {
 	SourceAddrs int    `json:"source_addrs"`
 	SourceFirst string `json:"source_first"`
 
-	Conns             int            `json:"conns"`
-	Connected         int64          `json:"connected"`
-	Subscribed        int64          `json:"subscribed"`
-	Failures          map[string]int `json:"failures,omitempty"`
+	Conns      int            `json:"conns"`
+	Connected  int64          `json:"connected"`
+	Subscribed int64          `json:"subscribed"`
+	Failures   map[string]int `json:"failures,omitempty"`
+	// TLS counts the sockets' TLS handshakes by what they settled on:
+	// version, cipher suite and key exchange (-tls).
+	TLS               map[string]int `json:"tls,omitempty"`
 	FirstDialNs       int64          `json:"first_dial_ns"`
 	LastEstablishedNs int64          `json:"last_established_ns"`
 	ConnectSec        float64        `json:"connect_sec"`
@@ -271,7 +274,7 @@ func (r *Report) merge(o *Report) {
 	for _, p := range []struct{ dst, src *map[string]int }{
 		{&r.Failures, &o.Failures}, {&r.Drops, &o.Drops}, {&r.Closes, &o.Closes},
 		{&r.ServerErrors, &o.ServerErrors}, {&r.FrameErrors, &o.FrameErrors},
-		{&r.OtherEvents, &o.OtherEvents},
+		{&r.OtherEvents, &o.OtherEvents}, {&r.TLS, &o.TLS},
 	} {
 		for k, v := range *p.src {
 			if *p.dst == nil {
@@ -449,7 +452,7 @@ func (r *Report) writeTable(out io.Writer) {
 	}{
 		{"setup failures", r.Failures}, {"publish errors", r.PublishErrors}, {"dropped", r.Drops},
 		{"server closes", r.Closes}, {"server errors", r.ServerErrors},
-		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents},
+		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents}, {"tls", r.TLS},
 	} {
 		for _, k := range slices.Sorted(maps.Keys(m.m)) {
 			row(m.name, "%d × %s", m.m[k], k)
