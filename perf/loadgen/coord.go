@@ -293,6 +293,7 @@ func coordinate(cfg *config) *Report {
 	if len(cfg.pids) > 0 {
 		rep.ServerCPUSec = cpuEnd - cpu0
 		rep.ServerCPULoadSec = cpuDrained - cpuGo
+		rep.ServerCPUSetupSec = cpuGo - cpu0
 		if ioOK && ioOK1 {
 			rep.ServerSyscr = syscr1 - syscr0
 			rep.ServerSyscw = syscw1 - syscw0

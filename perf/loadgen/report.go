@@ -104,10 +104,16 @@ type Report struct {
 	BytesPerConn     float64 `json:"server_bytes_per_conn,omitempty"` // (connected - before) / connections
 	ServerCPUSec     float64 `json:"server_cpu_sec,omitempty"`
 	ServerCPULoadSec float64 `json:"server_cpu_load_sec,omitempty"`
-	CPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
-	ServerSyscr      int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
-	ServerSyscw      int64   `json:"server_syscw,omitempty"`
-	SyscwPerDelivery float64 `json:"server_syscw_per_delivery,omitempty"`
+	// ServerCPUSetupSec is the server's CPU while the sockets were opened
+	// (TCP, TLS handshake, upgrade, subscription), from before the first
+	// dial until every socket was ready; CPUPerConnUs divides it by the
+	// sockets connected.
+	ServerCPUSetupSec float64 `json:"server_cpu_setup_sec,omitempty"`
+	CPUPerConnUs      float64 `json:"server_cpu_per_conn_us,omitempty"`
+	CPUPerDeliveryUs  float64 `json:"server_cpu_per_delivery_us,omitempty"`
+	ServerSyscr       int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
+	ServerSyscw       int64   `json:"server_syscw,omitempty"`
+	SyscwPerDelivery  float64 `json:"server_syscw_per_delivery,omitempty"`
 
 	Servers []serverReport `json:"servers,omitempty"`
 
@@ -313,6 +319,9 @@ func (r *Report) finish() {
 	for _, t := range r.Targets {
 		t.Lost = max(t.Expected-t.Delivered, 0)
 	}
+	if r.ServerCPUSetupSec > 0 && r.Connected > 0 {
+		r.CPUPerConnUs = r.ServerCPUSetupSec * 1e6 / float64(r.Connected)
+	}
 	if r.MachineCPULoadSec > 0 {
 		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.RedisCPULoadSec-r.LoadgenCPULoadSec, 0)
 	}
@@ -417,6 +426,9 @@ func (r *Report) writeTable(out io.Writer) {
 			label = "servers' CPU (sum)"
 		}
 		row(label, "%.2f s in total, %.2f s during the load", r.ServerCPUSec, r.ServerCPULoadSec)
+		if r.CPUPerConnUs > 0 {
+			row("server per connection", "%.0f µs CPU while the sockets were opened (%.2f s in all)", r.CPUPerConnUs, r.ServerCPUSetupSec)
+		}
 		if r.Delivered > 0 {
 			row("server per delivery", "%.2f µs CPU, %.3f syscw (%d syscw, %d syscr during the load)",
 				r.CPUPerDeliveryUs, r.SyscwPerDelivery, r.ServerSyscw, r.ServerSyscr)
