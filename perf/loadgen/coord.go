@@ -443,6 +443,9 @@ func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.
 	}
 	if c.tls {
 		args = append(args, "-tls", "-api-plain="+strconv.FormatBool(c.apiPlain), "-ca="+c.caFile)
+		if c.tlsGroups != nil {
+			args = append(args, "-tls-groups="+c.tlsGroups.String())
+		}
 	}
 	return args
 }

@@ -21,6 +21,7 @@ type config struct {
 	tls         bool     // -tls: wss:// to -ws, https:// to -api unless apiPlain
 	apiPlain    bool
 	caFile      string
+	tlsGroups   tlsGroups
 	tlsConfs    tlsClients // with -tls: the client configuration of each target
 	connOffset  int        // global index of this process's first socket (children of -procs)
 	appID       string
@@ -164,6 +165,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.tls, "tls", false, "wss:// to -ws and https:// to -api (unless -api-plain), verifying the servers' certificates against -ca")
 	fs.BoolVar(&c.apiPlain, "api-plain", false, "with -tls: the API stays plain http://")
 	fs.StringVar(&c.caFile, "ca", "", "with -tls: PEM `file` of the CA certificates that sign the servers' certificates (default: the system's roots)")
+	fs.Var(&c.tlsGroups, "tls-groups", "with -tls: the key exchange `groups` offered, comma-separated, preferred first (X25519MLKEM768, X25519, P256, …); default Go's, as a browser's: X25519MLKEM768 first")
 	fs.StringVar(&c.appID, "app-id", "app-id", "app id")
 	fs.StringVar(&c.key, "key", "app-key", "app key")
 	fs.StringVar(&c.secret, "secret", "app-secret", "app secret (signs API requests and private-channel auth)")
@@ -246,11 +248,11 @@ func parseFlags(args []string) (*config, error) {
 		if c.apiPlain {
 			api = nil
 		}
-		if c.tlsConfs, err = newTLSClients(c.caFile, c.wsAddrs, api); err != nil {
+		if c.tlsConfs, err = newTLSClients(c.caFile, c.tlsGroups, c.wsAddrs, api); err != nil {
 			return nil, err
 		}
-	} else if c.apiPlain || c.caFile != "" {
-		return nil, fmt.Errorf("-api-plain and -ca go with -tls")
+	} else if c.apiPlain || c.caFile != "" || c.tlsGroups != nil {
+		return nil, fmt.Errorf("-api-plain, -ca and -tls-groups go with -tls")
 	}
 	if c.pprofAddr != "" {
 		if err := checkLoopback(c.pprofAddr); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 )
 
 // wss:// and https:// (-tls): the sockets speak TLS through crypto/tls's
@@ -27,7 +28,7 @@ type tlsClients map[string]*tls.Config
 // newTLSClients builds the client configurations of addrs, verifying
 // against the CA certificates in the PEM file caFile ("" : the system's
 // roots), with ALPN http/1.1 as browsers offer on a WebSocket.
-func newTLSClients(caFile string, addrs ...[]string) (tlsClients, error) {
+func newTLSClients(caFile string, groups []tls.CurveID, addrs ...[]string) (tlsClients, error) {
 	var roots *x509.CertPool
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -51,10 +52,50 @@ func newTLSClients(caFile string, addrs ...[]string) (tlsClients, error) {
 				ServerName: host,
 				NextProtos: []string{"http/1.1"},
 				MinVersion: tls.VersionTLS12,
+				// nil: Go's default offer, as a browser's (X25519MLKEM768
+				// first, then X25519).
+				CurvePreferences: groups,
 			}
 		}
 	}
 	return out, nil
+}
+
+// tlsGroups is the flag.Value of -tls-groups: the key exchange groups
+// the client offers, in order of preference, by crypto/tls's names.
+type tlsGroups []tls.CurveID
+
+var groupNames = map[string]tls.CurveID{
+	"X25519MLKEM768": tls.X25519MLKEM768, "X25519": tls.X25519,
+	"P256": tls.CurveP256, "P384": tls.CurveP384, "P521": tls.CurveP521,
+}
+
+func (g *tlsGroups) String() string {
+	if g == nil {
+		return ""
+	}
+	s := make([]string, len(*g))
+	for i, id := range *g {
+		for name, n := range groupNames {
+			if n == id {
+				s[i] = name
+			}
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value.
+func (g *tlsGroups) Set(v string) error {
+	*g = nil
+	for name := range strings.SplitSeq(v, ",") {
+		id, ok := groupNames[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("unknown key exchange group %q (X25519MLKEM768, X25519, P256, P384, P521)", name)
+		}
+		*g = append(*g, id)
+	}
+	return nil
 }
 
 // tlsSession names what a handshake settled on, as the report counts it:

@@ -72,8 +72,28 @@ func newTestCA(t *testing.T) *testCA {
 func TestFanoutTLS(t *testing.T) {
 	ca := newTestCA(t)
 	srv := startFakeNodes(t, fakeHooks{}, 1, ca.server)
-	cfg, err := parseFlags([]string{"-ws", srv.wsAddr, "-api", srv.apiAddr, "-tls", "-ca", ca.pemFile,
-		"-conns", "12", "-channels", "3", "-closed", "-events", "40", "-quiet", "-duration", "20s", "-drain", "1s"})
+	for _, tc := range []struct {
+		name, groups, want string
+	}{
+		{name: "default groups", want: "TLS 1.3 TLS_AES_128_GCM_SHA256 X25519MLKEM768"},
+		{name: "X25519", groups: "X25519", want: "TLS 1.3 TLS_AES_128_GCM_SHA256 X25519"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"-ws", srv.wsAddr, "-api", srv.apiAddr, "-tls", "-ca", ca.pemFile,
+				"-conns", "12", "-channels", "3", "-closed", "-events", "40", "-quiet", "-duration", "20s", "-drain", "1s"}
+			if tc.groups != "" {
+				args = append(args, "-tls-groups", tc.groups)
+			}
+			fanoutTLS(t, args, tc.want)
+		})
+	}
+}
+
+// fanoutTLS runs fanout with args (12 sockets, 40 events) and checks every
+// delivery and that each handshake settled on want.
+func fanoutTLS(t *testing.T, args []string, want string) {
+	t.Helper()
+	cfg, err := parseFlags(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,15 +102,8 @@ func TestFanoutTLS(t *testing.T) {
 		t.Errorf("subscribed %d, delivered %d, lost %d, triggers %v; want 12, 160, 0, 200 × 40",
 			rep.Subscribed, rep.Delivered, rep.Lost, rep.PublishStatus)
 	}
-	n := 0
-	for k, v := range rep.TLS {
-		if !strings.HasPrefix(k, "TLS 1.3 TLS_") {
-			t.Errorf("TLS session %q, want TLS 1.3 and a suite", k)
-		}
-		n += v
-	}
-	if n != 12 {
-		t.Errorf("TLS sessions %v, want 12 in all", rep.TLS)
+	if len(rep.TLS) != 1 || rep.TLS[want] != 12 {
+		t.Errorf("TLS sessions %v, want 12 × %s", rep.TLS, want)
 	}
 }
 
@@ -135,7 +148,7 @@ func TestTLSVerifies(t *testing.T) {
 // -ca or -api-plain without -tls is refused.
 func TestTLSFlags(t *testing.T) {
 	ca := newTestCA(t)
-	cfg, err := parseFlags([]string{"-ws", "127.0.0.1:1", "-api", "127.0.0.1:2", "-tls", "-api-plain", "-ca", ca.pemFile})
+	cfg, err := parseFlags([]string{"-ws", "127.0.0.1:1", "-api", "127.0.0.1:2", "-tls", "-api-plain", "-ca", ca.pemFile, "-tls-groups", "X25519,P256"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +159,11 @@ func TestTLSFlags(t *testing.T) {
 	if !child.tls || !child.apiPlain || child.caFile != ca.pemFile || child.tlsConfs["127.0.0.1:1"] == nil || child.tlsConfs["127.0.0.1:2"] != nil {
 		t.Errorf("child: tls %v, api-plain %v, ca %q, configurations %v", child.tls, child.apiPlain, child.caFile, child.tlsConfs)
 	}
-	for _, args := range [][]string{{"-ca", ca.pemFile}, {"-api-plain"}, {"-tls", "-ca", filepath.Join(t.TempDir(), "none.pem")}} {
+	if g := child.tlsConfs["127.0.0.1:1"].CurvePreferences; len(g) != 2 || g[0] != tls.X25519 || g[1] != tls.CurveP256 {
+		t.Errorf("child's groups %v, want X25519, P256", g)
+	}
+	for _, args := range [][]string{{"-ca", ca.pemFile}, {"-api-plain"}, {"-tls", "-ca", filepath.Join(t.TempDir(), "none.pem")},
+		{"-tls-groups", "X25519"}, {"-tls", "-tls-groups", "X448"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
 		}
