@@ -41,6 +41,11 @@ PIN=()
 SCENARIOS=(idle-5k idle-10k idle-19.5k fanout-10k-closed fanout-10k-closed-syscalls fanout-1k-10ch-8pub flood-2k-8ch client-events-1k
 	wss-idle-19.5k wss-fanout-10k-closed wss-handshakes-1core wss-handshakes-1core-x25519 wss-storm-19.5k)
 
+# The wss scenarios bind their sockets with -bind-no-port: nginx on this
+# machine connects to revurb from 127.0.0.1's ephemeral ports, and
+# loadgen's bound ports (whatever their address) would leave it only
+# ~16,800 of them.
+#
 # is_wss NAME succeeds for the scenarios over wss:// (servers: revurb,
 # soketi and nginx, each with TLS; loadgen -tls).
 is_wss() { [[ $1 == wss-* ]]; }
@@ -74,21 +79,21 @@ scenario_args() {
 		printf '%s\n' -mode fanout -conns 2000 -channels 8 -closed -publishers 8 -events 5000 -size 1024 \
 			-source-first 50 -drain 60s -duration 150s ;;
 	client-events-1k) printf '%s\n' -mode client-events -conns 2000 -events 50 -rate 5 -source-first 60 -duration 90s ;;
-	wss-idle-19.5k) printf '%s\n' -mode idle -conns 19500 -procs 2 -settle 20s -samples 5 -source-first 80 -duration 150s ;;
+	wss-idle-19.5k) printf '%s\n' -mode idle -conns 19500 -procs 2 -settle 20s -samples 5 -source-first 80 -bind-no-port -duration 150s ;;
 	wss-fanout-10k-closed)
 		printf '%s\n' -mode fanout -conns 10000 -procs 2 -closed -publishers 1 -events 100 -size 64 \
-			-source-first 84 -drain 60s -duration 150s ;;
+			-source-first 84 -bind-no-port -drain 60s -duration 150s ;;
 	# The server on one core (taskset -c 1: revurb's Go runtime then runs
 	# one event loop and GOMAXPROCS 1), loadgen on the other.
 	# Go's default offer puts X25519MLKEM768 first, and a server that has
 	# it (revurb's crypto/tls) takes it; the -x25519 run offers X25519 only,
 	# the same key exchange for every server.
-	wss-handshakes-1core) printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -source-first 88 -duration 120s ;;
+	wss-handshakes-1core) printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -source-first 88 -bind-no-port -duration 120s ;;
 	wss-handshakes-1core-x25519)
-		printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -tls-groups X25519 -source-first 90 -duration 120s ;;
+		printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -tls-groups X25519 -source-first 90 -bind-no-port -duration 120s ;;
 	# Every socket dials at once: the time until all are established.
 	wss-storm-19.5k)
-		printf '%s\n' -mode connect -conns 19500 -procs 2 -concurrency 9750 -hold 2s -source-first 92 -duration 120s ;;
+		printf '%s\n' -mode connect -conns 19500 -procs 2 -concurrency 9750 -hold 2s -source-first 92 -bind-no-port -duration 120s ;;
 	*) return 1 ;;
 	esac
 }

@@ -88,7 +88,7 @@ func (c *conn) run(ctx context.Context, release func()) {
 	deadline := c.dialStart.Add(setupTimeout)
 	src := sourceAddr(w.sourceFirst, c.index%w.cfg.sources)
 	addr := w.cfg.wsAddrs[c.target]
-	wc, err := dialWS(ctx, src, addr, w.path, w.cfg.readBuf, w.cfg.tlsConfs[addr], deadline)
+	wc, err := dialWS(ctx, src, addr, w.path, w.cfg.readBuf, w.cfg.tlsConfs[addr], w.cfg.bindNoPort, deadline)
 	if err != nil {
 		w.count(&w.failures, classify(err))
 		return

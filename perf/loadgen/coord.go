@@ -144,7 +144,7 @@ func coordinate(cfg *config) *Report {
 	if n := fdLimit(); n > 0 && uint64((cfg.conns+cfg.procs-1)/cfg.procs)+64 > n {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per process exceed the descriptor limit %d: use -procs", (cfg.conns+cfg.procs-1)/cfg.procs, n))
 	}
-	if perAddr, most := (cfg.conns+cfg.procs*cfg.sources-1)/(cfg.procs*cfg.sources), bindFastLimit(); most > 0 && perAddr > most {
+	if perAddr, most := (cfg.conns+cfg.procs*cfg.sources-1)/(cfg.procs*cfg.sources), bindFastLimit(); most > 0 && perAddr > most && !cfg.bindNoPort {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per source address: binding a source port slows to milliseconds past about %d (half the ephemeral range); add -sources", perAddr, most))
 	}
 
@@ -440,6 +440,9 @@ func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.
 		"-readbuf=" + strconv.Itoa(c.readBuf),
 		"-duration=" + duration.String(),
 		"-drain=" + c.drain.String(),
+	}
+	if c.bindNoPort {
+		args = append(args, "-bind-no-port")
 	}
 	if c.tls {
 		args = append(args, "-tls", "-api-plain="+strconv.FormatBool(c.apiPlain), "-ca="+c.caFile)

@@ -22,6 +22,7 @@ type config struct {
 	apiPlain    bool
 	caFile      string
 	tlsGroups   tlsGroups
+	bindNoPort  bool
 	tlsConfs    tlsClients // with -tls: the client configuration of each target
 	connOffset  int        // global index of this process's first socket (children of -procs)
 	appID       string
@@ -171,6 +172,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.secret, "secret", "app-secret", "app secret (signs API requests and private-channel auth)")
 	fs.IntVar(&c.conns, "conns", 100, "number of WebSocket connections")
 	fs.IntVar(&c.sources, "sources", 0, "source addresses per process (0: one per 10,000 connections)")
+	fs.BoolVar(&c.bindNoPort, "bind-no-port", false, "bind the source address only and let connect(2) pick the port (IP_BIND_ADDRESS_NO_PORT), so that the sockets take no port that this machine's own outgoing connections elsewhere need (a proxy here connecting to its upstream)")
 	fs.IntVar(&c.sourceFirst, "source-first", 2, "last octet of the first source address 127.0.0.x (later ones count up through 127.0.1.x, ...)")
 	fs.StringVar(&c.channel, "channel", "perf", "channel for fanout and idle (with -channels K: name-0 … name-K-1); name prefix of the private channels of client-events")
 	fs.IntVar(&c.channels, "channels", 1, "fanout: spread the sockets over this many channels; publishers cycle over them")

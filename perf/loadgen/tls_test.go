@@ -144,11 +144,12 @@ func TestTLSVerifies(t *testing.T) {
 	}
 }
 
-// TestTLSFlags: -tls and its companions reach the children of -procs, and
+// TestTLSFlags: -tls and its companions (and -bind-no-port) reach the
+// children of -procs, and
 // -ca or -api-plain without -tls is refused.
 func TestTLSFlags(t *testing.T) {
 	ca := newTestCA(t)
-	cfg, err := parseFlags([]string{"-ws", "127.0.0.1:1", "-api", "127.0.0.1:2", "-tls", "-api-plain", "-ca", ca.pemFile, "-tls-groups", "X25519,P256"})
+	cfg, err := parseFlags([]string{"-ws", "127.0.0.1:1", "-api", "127.0.0.1:2", "-tls", "-api-plain", "-ca", ca.pemFile, "-tls-groups", "X25519,P256", "-bind-no-port"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestTLSFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !child.tls || !child.apiPlain || child.caFile != ca.pemFile || child.tlsConfs["127.0.0.1:1"] == nil || child.tlsConfs["127.0.0.1:2"] != nil {
+	if !child.tls || !child.apiPlain || !child.bindNoPort || child.caFile != ca.pemFile || child.tlsConfs["127.0.0.1:1"] == nil || child.tlsConfs["127.0.0.1:2"] != nil {
 		t.Errorf("child: tls %v, api-plain %v, ca %q, configurations %v", child.tls, child.apiPlain, child.caFile, child.tlsConfs)
 	}
 	if g := child.tlsConfs["127.0.0.1:1"].CurvePreferences; len(g) != 2 || g[0] != tls.X25519 || g[1] != tls.CurveP256 {

@@ -49,11 +49,15 @@ type wsConn struct {
 	wbuf []byte
 }
 
-// dialWS opens a TCP connection from local to addr, its TLS handshake
-// with tc when tc is not nil (wss://), and performs the WebSocket upgrade
-// for path, all before deadline; cancelling ctx stops the dial.
-func dialWS(ctx context.Context, local *net.TCPAddr, addr, path string, readBuf int, tc *tls.Config, deadline time.Time) (*wsConn, error) {
+// dialWS opens a TCP connection from local to addr (with noPort, the
+// port left to connect), its TLS handshake with tc when tc is not nil
+// (wss://), and performs the WebSocket upgrade for path, all before
+// deadline; cancelling ctx stops the dial.
+func dialWS(ctx context.Context, local *net.TCPAddr, addr, path string, readBuf int, tc *tls.Config, noPort bool, deadline time.Time) (*wsConn, error) {
 	d := net.Dialer{LocalAddr: local, Deadline: deadline}
+	if noPort {
+		d.Control = bindNoPort
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
