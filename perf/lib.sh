@@ -91,9 +91,11 @@ scenario_args() {
 	wss-handshakes-1core) printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -source-first 88 -bind-no-port -duration 120s ;;
 	wss-handshakes-1core-x25519)
 		printf '%s\n' -mode connect -conns 10000 -concurrency 256 -hold 1s -tls-groups X25519 -source-first 90 -bind-no-port -duration 120s ;;
-	# Every socket dials at once: the time until all are established.
+	# Every socket dials at once, and one refused or failed dials again
+	# after about a second, as a browser's client does: the time until all
+	# are established.
 	wss-storm-19.5k)
-		printf '%s\n' -mode connect -conns 19500 -procs 2 -concurrency 9750 -hold 2s -source-first 92 -bind-no-port -duration 120s ;;
+		printf '%s\n' -mode connect -conns 19500 -procs 2 -concurrency 9750 -retry 1s -hold 2s -source-first 92 -bind-no-port -duration 120s ;;
 	*) return 1 ;;
 	esac
 }
@@ -109,8 +111,8 @@ scenario_metrics() {
 	client-events-1k) echo latency_p99,exact ;;
 	wss-idle-19.5k) echo connected,bytes_idle,bytes_ramp,bytes_settled ;;
 	wss-fanout-10k-closed) echo msgs_per_sec,cpu_per_deliv,latency_p99,exact,rss_connected ;;
-	wss-handshakes-1core*) echo connect_per_sec,cpu_per_conn,connect_p99,failures ;;
-	wss-storm-19.5k) echo connect_sec,connect_per_sec,connect_p99,failures ;;
+	wss-handshakes-1core*) echo conns_per_cpu_sec,cpu_per_conn,connect_per_sec,connect_p99,failures ;;
+	wss-storm-19.5k) echo connect_sec,connect_p99,failures,retries,cpu_per_conn ;;
 	esac
 }
 

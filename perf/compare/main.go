@@ -184,7 +184,20 @@ var metrics = map[string]metric{
 	"connect_sec":     {label: "time from the first dial to the last socket ready (s)", dir: lowerBetter, value: field("connect_sec"), format: "%.2f"},
 	"connect_p99":     {label: "time to connection_established p99 (ms)", dir: lowerBetter, value: field("connect_latency", "p99_ms"), format: "%.1f"},
 	"cpu_per_conn":    {label: "server CPU per connection opened (µs)", dir: lowerBetter, value: field("server_cpu_per_conn_us"), format: "%.0f"},
-	"failures":        {label: "sockets not connected", dir: noRatio, value: counter("connected"), text: failuresText},
+	"conns_per_cpu_sec": {
+		// What one core of the server side opens per second when nothing
+		// else limits it: the client's handshakes may (loadgen has a core
+		// of its own in wss-handshakes-1core, and may still be the slower).
+		label: "connections per server CPU second (1 s / CPU per connection)", dir: higherBetter,
+		value: func(r report) (float64, bool) {
+			v, ok := r.num("server_cpu_per_conn_us")
+			if !ok || v <= 0 {
+				return 0, false
+			}
+			return 1e6 / v, true
+		}, format: "%.0f",
+	},
+	"failures": {label: "sockets not connected", dir: noRatio, value: counter("connected"), text: failuresText},
 }
 
 // modeMetrics are the figures of each scenario's full table, by mode.
@@ -198,7 +211,7 @@ var modeMetrics = map[string][]string{
 		"syscw_per_deliv", "writes_per_deliv", "syscalls_per_deliv", "rss_connected", "rss_peak", "loadgen_cpu", "other_cpu"},
 	"idle": {"connected", "bytes_idle", "bytes_ramp", "bytes_settled", "rss_before", "rss_connected",
 		"connect_per_sec", "subscribe_p99"},
-	"connect": {"connected", "failures", "connect_per_sec", "connect_sec", "connect_p99", "cpu_per_conn", "bytes_ramp", "rss_connected", "loadgen_cpu"},
+	"connect": {"connected", "failures", "connect_per_sec", "connect_sec", "connect_p99", "cpu_per_conn", "conns_per_cpu_sec", "retries", "bytes_ramp", "rss_connected", "loadgen_cpu"},
 }
 
 // exactText says whether every expected event arrived once and in order.

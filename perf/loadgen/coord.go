@@ -444,6 +444,9 @@ func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.
 	if c.bindNoPort {
 		args = append(args, "-bind-no-port")
 	}
+	if c.retry > 0 {
+		args = append(args, "-retry="+c.retry.String())
+	}
 	if c.tls {
 		args = append(args, "-tls", "-api-plain="+strconv.FormatBool(c.apiPlain), "-ca="+c.caFile)
 		if c.tlsGroups != nil {

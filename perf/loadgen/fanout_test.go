@@ -45,6 +45,8 @@ type fakeHooks struct {
 	twice func(id int64) bool
 	// hold delays event id until after the next event on its channel.
 	hold func(id int64) bool
+	// refuse closes the n-th WebSocket connection (from 1) at once.
+	refuse func(n int64) bool
 }
 
 type fakeConn struct {
@@ -98,7 +100,10 @@ func startFakeNodes(t *testing.T, hooks fakeHooks, n int, serverTLS *tls.Config)
 				if err != nil {
 					return
 				}
-				f.accepted[node].Add(1)
+				if n := f.accepted[node].Add(1); f.refuse != nil && f.refuse(n) {
+					nc.Close()
+					continue
+				}
 				conns.Add(1)
 				go func() {
 					defer conns.Done()

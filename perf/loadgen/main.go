@@ -23,6 +23,7 @@ type config struct {
 	caFile      string
 	tlsGroups   tlsGroups
 	bindNoPort  bool
+	retry       time.Duration
 	tlsConfs    tlsClients // with -tls: the client configuration of each target
 	connOffset  int        // global index of this process's first socket (children of -procs)
 	appID       string
@@ -184,6 +185,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.concurrency, "concurrency", 256, "connection attempts in flight per process")
 	fs.IntVar(&c.readBuf, "readbuf", 2048, "read buffer per connection, bytes")
 	fs.DurationVar(&c.duration, "duration", 60*time.Second, "cap on the whole run")
+	fs.DurationVar(&c.retry, "retry", 0, "a socket whose dial, TLS handshake or upgrade fails dials again after this long (±50%), as long as the run lasts (0: never; a reconnect storm's clients do)")
 	fs.DurationVar(&c.hold, "hold", 2*time.Second, "how long connect mode holds the sockets open")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last event was sent")
 	fs.DurationVar(&c.settle, "settle", 20*time.Second, "idle: how long the sockets stay idle after the ramp")
@@ -286,6 +288,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-events must be in 0..10000000")
 	case c.rate < 0:
 		return nil, fmt.Errorf("-rate must not be negative")
+	case c.retry < 0:
+		return nil, fmt.Errorf("-retry must not be negative")
 	case c.connOffset < 0:
 		return nil, fmt.Errorf("-conn-offset must not be negative")
 	}

@@ -36,7 +36,10 @@ type Report struct {
 	Failures   map[string]int `json:"failures,omitempty"`
 	// TLS counts the sockets' TLS handshakes by what they settled on:
 	// version, cipher suite and key exchange (-tls).
-	TLS               map[string]int `json:"tls,omitempty"`
+	TLS map[string]int `json:"tls,omitempty"`
+	// Retries counts the dials tried again (-retry) by why the attempt
+	// before failed; a socket may retry several times.
+	Retries           map[string]int `json:"retries,omitempty"`
 	FirstDialNs       int64          `json:"first_dial_ns"`
 	LastEstablishedNs int64          `json:"last_established_ns"`
 	ConnectSec        float64        `json:"connect_sec"`
@@ -280,7 +283,7 @@ func (r *Report) merge(o *Report) {
 	for _, p := range []struct{ dst, src *map[string]int }{
 		{&r.Failures, &o.Failures}, {&r.Drops, &o.Drops}, {&r.Closes, &o.Closes},
 		{&r.ServerErrors, &o.ServerErrors}, {&r.FrameErrors, &o.FrameErrors},
-		{&r.OtherEvents, &o.OtherEvents}, {&r.TLS, &o.TLS},
+		{&r.OtherEvents, &o.OtherEvents}, {&r.TLS, &o.TLS}, {&r.Retries, &o.Retries},
 	} {
 		for k, v := range *p.src {
 			if *p.dst == nil {
@@ -464,7 +467,7 @@ func (r *Report) writeTable(out io.Writer) {
 	}{
 		{"setup failures", r.Failures}, {"publish errors", r.PublishErrors}, {"dropped", r.Drops},
 		{"server closes", r.Closes}, {"server errors", r.ServerErrors},
-		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents}, {"tls", r.TLS},
+		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents}, {"tls", r.TLS}, {"retried", r.Retries},
 	} {
 		for _, k := range slices.Sorted(maps.Keys(m.m)) {
 			row(m.name, "%d × %s", m.m[k], k)

@@ -170,3 +170,38 @@ func TestTLSFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRetry: with -retry, sockets the server refused (closed during the
+// TLS handshake, as revurb does past its handshake bound) dial again until
+// every one is connected, and the report counts the retries; without it
+// they are failures.
+func TestRetry(t *testing.T) {
+	ca := newTestCA(t)
+	for _, tc := range []struct {
+		name               string
+		retry              string
+		connected, retries int
+	}{
+		// Accepts 3, 6, 9 and 12 are refused: the sockets dial one at a
+		// time, so 14 accepts for 10 sockets.
+		{name: "retry", retry: "20ms", connected: 10, retries: 4},
+		{name: "no retry", retry: "0s", connected: 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startFakeNodes(t, fakeHooks{refuse: func(n int64) bool { return n%3 == 0 && n <= 12 }}, 1, ca.server)
+			cfg, err := parseFlags([]string{"-mode", "connect", "-ws", srv.wsAddr, "-api", srv.apiAddr, "-tls", "-ca", ca.pemFile,
+				"-conns", "10", "-concurrency", "1", "-retry", tc.retry, "-hold", "0s", "-quiet", "-duration", "10s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := coordinate(cfg)
+			n := 0
+			for _, v := range rep.Retries {
+				n += v
+			}
+			if rep.Connected != int64(tc.connected) || n != tc.retries {
+				t.Errorf("connected %d, retries %v; want %d and %d in all (failures %v)", rep.Connected, rep.Retries, tc.connected, tc.retries, rep.Failures)
+			}
+		})
+	}
+}

@@ -88,6 +88,7 @@ type worker struct {
 	frameErrors  map[string]int
 	other        map[string]int
 	tlsSessions  map[string]int // what the TLS handshakes settled on (-tls)
+	retries      map[string]int // dials tried again (-retry), by why the one before failed
 }
 
 func newWorker(cfg *config, index int) *worker {
@@ -105,6 +106,7 @@ func newWorker(cfg *config, index int) *worker {
 		frameErrors:  map[string]int{},
 		other:        map[string]int{},
 		tlsSessions:  map[string]int{},
+		retries:      map[string]int{},
 	}
 	if cfg.mode == modeClientEvents {
 		w.eventName = clientEvent
@@ -465,6 +467,7 @@ func (w *worker) report(start time.Time, expected int64, failed, perChannel []in
 	r.FrameErrors = w.frameErrors
 	r.OtherEvents = w.other
 	r.TLS = w.tlsSessions
+	r.Retries = w.retries
 	r.LoadgenRSS, _ = rssOf("self", "VmHWM")
 	r.SourceAddrs = w.cfg.sources
 	r.SourceFirst = sourceAddr(w.sourceFirst, 0).IP.String()
