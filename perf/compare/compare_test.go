@@ -168,3 +168,14 @@ func TestWriteNginx(t *testing.T) {
 		}
 	}
 }
+
+// TestModeMetricsKnown: every figure a mode's table lists is a metric.
+func TestModeMetricsKnown(t *testing.T) {
+	for mode, names := range modeMetrics {
+		for _, n := range names {
+			if _, ok := metrics[n]; !ok {
+				t.Errorf("mode %s lists unknown metric %q", mode, n)
+			}
+		}
+	}
+}

@@ -197,6 +197,9 @@ var metrics = map[string]metric{
 			return 1e6 / v, true
 		}, format: "%.0f",
 	},
+	"retries": {label: "dials tried again (-retry)", dir: noRatio, value: counter("connected"), text: func(r report) string {
+		return countsText(r.counts("retries"))
+	}},
 	"failures": {label: "sockets not connected", dir: noRatio, value: counter("connected"), text: failuresText},
 }
 
