@@ -162,10 +162,12 @@ launch_revurb() {
 	return 1
 }
 
-# start_revurb_tls LOG starts revurb serving wss:// and https:// itself
-# with make_tls's certificate.
+# start_revurb_tls LOG [ARGS...] starts revurb serving wss:// and https://
+# itself with make_tls's certificate.
 start_revurb_tls() {
-	start_revurb "$1" --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key"
+	local log=$1
+	shift
+	start_revurb "$log" --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key" "$@"
 }
 
 # start_soketi LOG starts a fresh Soketi through the peers' script (the only
