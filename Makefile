@@ -93,7 +93,9 @@ fuzz:
 	echo "fuzz: every target passed"
 
 ## load: build revurb fresh and run the standard load scenarios against it and Soketi 1.6,
-## side by side (perf/run.sh; SERVER=revurb or SERVER=soketi for one side) → perf/results/<date>.md
+## side by side, and the wss-* scenarios over wss:// against revurb's own TLS, Soketi's own TLS and
+## nginx terminating TLS in front of revurb (the README's recipe), with a CA made for the run
+## (perf/run.sh; SERVER=revurb, soketi or nginx for one side) → perf/results/<date>.md
 load:
 	perf/run.sh
 

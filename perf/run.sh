@@ -3,14 +3,19 @@
 # and against Soketi 1.6, one after the other in one run, each scenario
 # against a fresh server process, and the side-by-side results file
 # perf/results/<date>.md (the loadgen reports, tables and server logs in
-# perf/results/<date>/).
+# perf/results/<date>/). The wss-* scenarios run over wss:// and https://
+# against three servers, each terminating TLS with a certificate made for
+# the run: revurb itself, Soketi itself, and nginx in front of a plain
+# revurb (the README's recipe).
 #
-#   perf/run.sh                               # every scenario, both servers
-#   SERVER=revurb perf/run.sh                 # one side only: revurb or soketi
+#   perf/run.sh                               # every scenario, every server
+#   SERVER=revurb perf/run.sh                 # one side only: revurb, soketi or nginx (wss only)
 #   perf/run.sh fanout-10k-closed idle-5k     # some scenarios (see perf/lib.sh)
+#   perf/run.sh wss-idle-19.5k wss-fanout-10k-closed wss-handshakes-1core wss-storm-19.5k
 #
 # Env: REVURB_PORT (28080) and REVURB_API_PORT (28081); SOKETI_PORT (26001,
-# WebSockets and API); SCENARIO_TIMEOUT (240 s per loadgen run); QUIET_WAIT
+# WebSockets and API); NGINX_PORT (28443), NGINX_WORKERS (4);
+# SCENARIO_TIMEOUT (240 s per loadgen run); QUIET_WAIT
 # and QUIET_IDLE (wait up to 60 s for the machine to be 90% idle before each
 # run); OUT_DIR (perf/results).
 #
@@ -28,9 +33,9 @@ trap 'exit 130' INT TERM
 
 SERVER=${SERVER:-both}
 case $SERVER in
-both) SERVERS=(revurb soketi) ;;
-revurb | soketi) SERVERS=("$SERVER") ;;
-*) echo "SERVER must be revurb, soketi or both" >&2; exit 2 ;;
+both | all) SERVERS=(revurb soketi nginx) ;;
+revurb | soketi | nginx) SERVERS=("$SERVER") ;;
+*) echo "SERVER must be revurb, soketi, nginx or both" >&2; exit 2 ;;
 esac
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-240}
 if (($# > 0)); then
@@ -53,6 +58,9 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 build_tools
 go build -o "$BIN/compare" ./perf/compare
 [[ " ${SERVERS[*]} " == *" soketi "* ]] && soketi_ready
+WSS=
+for name in "${RUN[@]}"; do is_wss "$name" && WSS=1; done
+[[ -n $WSS ]] && make_tls "$BIN/tls"
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
@@ -64,6 +72,9 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 		"$(soketi_version)" "$(node --version 2>/dev/null || echo '?')" "$SOKETI_PORT"
 	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, built from this tree\n' "$REVURB_PORT" "$REVURB_API_PORT"
 	printf 'method\teach scenario runs against a fresh server process, revurb then Soketi; server and load generator share the machine (and its other users: the CPU idle before each run is listed with its report), so latencies include the client'"'"'s own CPU time; the server'"'"'s CPU, syscalls and RSS come from /proc and perf for its PID only\n'
+	if [[ -n $WSS ]]; then
+		printf 'wss\t%s\n' "the wss-* scenarios: loadgen -tls (crypto/tls client, full handshake per socket, no session resumption, ALPN http/1.1, Go's default key exchange offer) verifying a test CA made for the run; server certificate ECDSA P-256 for 127.0.0.1 (openssl). revurb: \`--tls-cert --tls-key\` (wss:// and https://). Soketi: SOKETI_SSL_CERT/SOKETI_SSL_KEY (wss:// and https:// on its one port). nginx + revurb: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //') with OpenSSL $(openssl version | cut -d' ' -f2), the README's nginx block as written except its listen (127.0.0.1:$NGINX_PORT ssl), certificate paths and upstream ports, in a main context of worker_processes $NGINX_WORKERS, worker_rlimit_nofile 20000, worker_connections 16000, in front of a plain revurb; its figures are nginx's master and workers and revurb together (loadgen -pid with every PID). wss-handshakes-1core pins the server side to CPU 1 with \`taskset -c 1\` (revurb then runs GOMAXPROCS 1 and one event loop) and loadgen to CPU 0"
+	fi
 	printf 'servers\t%s\n' "${SERVERS[*]}"
 	printf 'files\t`%s/` (loadgen JSON reports and tables, server logs)\n' "${RUN_DIR#"$ROOT/"}"
 } >"$RUN_DIR/meta.tsv"
@@ -76,29 +87,48 @@ run_one() {
 	local base=$name.$server
 	local idle
 	idle=$(wait_quiet)
+	local cpus pin=() lpin=() tls=
+	read -r -a cpus <<<"$(scenario_cpus "$name")"
+	if ((${#cpus[@]} == 2)); then
+		pin=(taskset -c "${cpus[0]}") lpin=(taskset -c "${cpus[1]}")
+	fi
+	is_wss "$name" && tls=_tls
+	PIN=("${pin[@]}")
 	case $server in
-	revurb) start_revurb "$RUN_DIR/$base.log" ;;
-	soketi) start_soketi "$RUN_DIR/$base.log" ;;
+	revurb | soketi) "start_$server$tls" "$RUN_DIR/$base.log" ;;
+	nginx) start_nginx "$RUN_DIR/$base.log" ;;
 	esac
+	PIN=()
 	local args=()
 	mapfile -t args < <(scenario_args "$name")
 	local srv=()
-	mapfile -t srv < <(server_args)
-	echo "== $name on $server (pid $SERVER_PID, CPU ${idle}% idle): loadgen ${args[*]}" >&2
+	if [[ -n $tls ]]; then
+		mapfile -t srv < <(server_args)
+	else
+		mapfile -t srv < <(TLS_DIR='' server_args)
+	fi
+	echo "== $name on $server (pids $SERVER_PIDS, CPU ${idle}% idle): ${lpin[*]} loadgen ${args[*]}" >&2
 	local rc=0
-	timeout -k 10 "$SCENARIO_TIMEOUT" "$BIN/loadgen" "${srv[@]}" -pid "$SERVER_PID" "${args[@]}" \
+	timeout -k 10 "$SCENARIO_TIMEOUT" "${lpin[@]}" "$BIN/loadgen" "${srv[@]}" -pid "$SERVER_PIDS" "${args[@]}" \
 		-quiet -json-file "$RUN_DIR/$base.json" >"$RUN_DIR/$base.txt" 2>&1 || rc=$?
 	cat "$RUN_DIR/$base.txt" >&2
-	local alive=yes
-	kill -0 "$SERVER_PID" 2>/dev/null || alive=no
+	local alive=yes p
+	for p in ${SERVER_PIDS//,/ }; do kill -0 "$p" 2>/dev/null || alive=no; done
 	stop_server
+	local pids="\$(pgrep -n ${server/soketi/node})"
+	[[ $server == nginx ]] && pids="NGINX_MASTER,NGINX_WORKERS...,REVURB_PID"
+	local cmd="go run ./perf/loadgen ${srv[*]} -pid $pids ${args[*]}"
+	if ((${#pin[@]} > 0)); then
+		cmd="(server under ${pin[*]}) ${lpin[*]} $cmd"
+	fi
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$server" "$rc" "$alive" "$idle" \
-		"$(scenario_metrics "$name")" "$base.json" "$base.txt" "$base.log" \
-		"go run ./perf/loadgen ${srv[*]} -pid \$(pgrep -n ${server/soketi/node}) ${args[*]}" >>"$RUN_DIR/runs.tsv"
+		"$(scenario_metrics "$name")" "$base.json" "$base.txt" "$base.log" "$cmd" >>"$RUN_DIR/runs.tsv"
 }
 
 for name in "${RUN[@]}"; do
 	for server in "${SERVERS[@]}"; do
+		# nginx in front of revurb is a wss scenario's third server only.
+		[[ $server == nginx ]] && ! is_wss "$name" && continue
 		run_one "$name" "$server"
 	done
 done

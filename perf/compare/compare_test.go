@@ -124,3 +124,58 @@ func TestWrite(t *testing.T) {
 		t.Errorf("unknown metric: %v", err)
 	}
 }
+
+// TestWriteNginx: a run with nginx + revurb (the wss scenarios) gets its
+// column and the ratio of revurb to it, beside Soketi's.
+func TestWriteNginx(t *testing.T) {
+	dir := t.TempDir()
+	line := func(srv string) string {
+		return "wss-x\t" + srv + "\t0\tyes\t97\tcpu_per_deliv,failures\twss-x." + srv + ".json\twss-x." + srv + ".txt\twss-x." + srv + ".log\tloadgen -tls\n"
+	}
+	files := map[string]string{
+		"meta.tsv":          "commit\tabc123\n",
+		"runs.tsv":          line("revurb") + line("soketi") + line("nginx"),
+		"wss-x.revurb.json": `{"mode":"fanout","conns":10,"connected":10,"server_cpu_per_delivery_us":2}`,
+		"wss-x.soketi.json": `{"mode":"fanout","conns":10,"connected":8,"failures":{"timeout":2},"server_cpu_per_delivery_us":8}`,
+		"wss-x.nginx.json":  `{"mode":"fanout","conns":10,"connected":10,"server_cpu_per_delivery_us":5}`,
+		"wss-x.revurb.txt":  "r\n",
+		"wss-x.soketi.txt":  "s\n",
+		"wss-x.nginx.txt":   "n\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "results.md")
+	if err := mainErr(dir, out, "wss"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"| scenario | figure | revurb | Soketi | ratio vs Soketi | nginx + revurb | ratio vs nginx + revurb | ratio taken as |\n|---|---|---|---|---|---|---|---|\n",
+		"| wss-x | server CPU per delivery (µs) | 2.00 | 8.00 | 4.00× | 5.00 | 2.50× | other/revurb (lower is better) |",
+		"| wss-x | sockets not connected | 0 | 2 (timeout × 2) | — | 0 | — |  |",
+		"# nginx\nloadgen -tls\n",
+		"nginx's full report",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("results lack %q\n%s", want, got)
+		}
+	}
+}
+
+// TestModeMetricsKnown: every figure a mode's table lists is a metric.
+func TestModeMetricsKnown(t *testing.T) {
+	for mode, names := range modeMetrics {
+		for _, n := range names {
+			if _, ok := metrics[n]; !ok {
+				t.Errorf("mode %s lists unknown metric %q", mode, n)
+			}
+		}
+	}
+}

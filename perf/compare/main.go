@@ -31,11 +31,17 @@ import (
 	"strings"
 )
 
-// Server names as run.sh writes them, in column order.
+// Server names as run.sh writes them, in column order. nginx is nginx
+// terminating TLS in front of a plain revurb (the wss scenarios); its
+// column appears only in a run that has it.
 const (
 	revurb = "revurb"
 	soketi = "soketi"
+	nginx  = "nginx"
 )
+
+// labels are the servers' column headings.
+var labels = map[string]string{revurb: "revurb", soketi: "Soketi", nginx: "nginx + revurb"}
 
 // direction says which way a figure is better.
 type direction int
@@ -175,6 +181,26 @@ var metrics = map[string]metric{
 	},
 	"subscribe_p99":   {label: "subscribe latency p99 (ms)", dir: lowerBetter, value: field("subscribe_latency", "p99_ms"), format: "%.2f"},
 	"connect_per_sec": {label: "connections/s during the ramp", dir: higherBetter, value: field("connects_per_sec"), format: "%.0f"},
+	"connect_sec":     {label: "time from the first dial to the last socket ready (s)", dir: lowerBetter, value: field("connect_sec"), format: "%.2f"},
+	"connect_p99":     {label: "time to connection_established p99 (ms)", dir: lowerBetter, value: field("connect_latency", "p99_ms"), format: "%.1f"},
+	"cpu_per_conn":    {label: "server CPU per connection opened (µs)", dir: lowerBetter, value: field("server_cpu_per_conn_us"), format: "%.0f"},
+	"conns_per_cpu_sec": {
+		// What one core of the server side opens per second when nothing
+		// else limits it: the client's handshakes may (loadgen has a core
+		// of its own in wss-handshakes-1core, and may still be the slower).
+		label: "connections per server CPU second (1 s / CPU per connection)", dir: higherBetter,
+		value: func(r report) (float64, bool) {
+			v, ok := r.num("server_cpu_per_conn_us")
+			if !ok || v <= 0 {
+				return 0, false
+			}
+			return 1e6 / v, true
+		}, format: "%.0f",
+	},
+	"retries": {label: "dials tried again (-retry)", dir: noRatio, value: counter("connected"), text: func(r report) string {
+		return countsText(r.counts("retries"))
+	}},
+	"failures": {label: "sockets not connected", dir: noRatio, value: counter("connected"), text: failuresText},
 }
 
 // modeMetrics are the figures of each scenario's full table, by mode.
@@ -188,7 +214,7 @@ var modeMetrics = map[string][]string{
 		"syscw_per_deliv", "writes_per_deliv", "syscalls_per_deliv", "rss_connected", "rss_peak", "loadgen_cpu", "other_cpu"},
 	"idle": {"connected", "bytes_idle", "bytes_ramp", "bytes_settled", "rss_before", "rss_connected",
 		"connect_per_sec", "subscribe_p99"},
-	"connect": {"connected", "connect_per_sec", "bytes_ramp", "rss_connected"},
+	"connect": {"connected", "failures", "connect_per_sec", "connect_sec", "connect_p99", "cpu_per_conn", "conns_per_cpu_sec", "retries", "bytes_ramp", "rss_connected", "loadgen_cpu"},
 }
 
 // exactText says whether every expected event arrived once and in order.
@@ -207,6 +233,16 @@ func exactText(r report) string {
 		return "no: " + strings.Join(bad, ", ")
 	}
 	return "yes"
+}
+
+// failuresText is how many sockets of the run did not connect, and why.
+func failuresText(r report) string {
+	c, _ := r.numOr0("conns")
+	n, _ := r.numOr0("connected")
+	if c-n <= 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.0f (%s)", c-n, countsText(r.counts("failures")))
 }
 
 func countsText(m map[string]float64) string {
@@ -239,19 +275,24 @@ func (m metric) cell(r report) string {
 }
 
 // ratio returns the figure's ratio oriented so that above 1 means revurb
-// did better, and how it was taken; "" when there is none.
+// did better than Soketi, and how it was taken; "" when there is none.
 func (m metric) ratio(rv, sk report) (string, string) {
-	if m.dir == noRatio || rv == nil || sk == nil {
+	return m.ratioVs(rv, sk, labels[soketi])
+}
+
+// ratioVs is ratio against the report o of the server called name.
+func (m metric) ratioVs(rv, o report, name string) (string, string) {
+	if m.dir == noRatio || rv == nil || o == nil {
 		return "—", ""
 	}
 	a, ok1 := m.value(rv)
-	b, ok2 := m.value(sk)
+	b, ok2 := m.value(o)
 	if !ok1 || !ok2 {
 		return "—", ""
 	}
-	num, den, how := a, b, "revurb/Soketi (higher is better)"
+	num, den, how := a, b, "revurb/"+name+" (higher is better)"
 	if m.dir == lowerBetter {
-		num, den, how = b, a, "Soketi/revurb (lower is better)"
+		num, den, how = b, a, name+"/revurb (lower is better)"
 	}
 	if den <= 0 || num <= 0 || math.IsInf(num/den, 0) || math.IsNaN(num/den) {
 		return "—", how
@@ -362,7 +403,7 @@ func (s *scenario) rep(server string) report {
 
 // mode is the loadgen mode of the scenario's reports.
 func (s *scenario) mode() string {
-	for _, srv := range []string{revurb, soketi} {
+	for _, srv := range []string{revurb, soketi, nginx} {
 		if m, ok := s.rep(srv)["mode"].(string); ok {
 			return m
 		}
@@ -370,7 +411,63 @@ func (s *scenario) mode() string {
 	return ""
 }
 
+// serversOf lists the servers of the run in column order: revurb and
+// Soketi always, nginx when some scenario ran it.
+func serversOf(scenarios []*scenario) []string {
+	out := []string{revurb, soketi}
+	for _, s := range scenarios {
+		if s.by[nginx] != nil {
+			return append(out, nginx)
+		}
+	}
+	return out
+}
+
+// row writes one table row: the figure for each server, then the ratio of
+// revurb to each other server and how the ratios were taken.
+func row(w io.Writer, lead string, m metric, servers []string, rep func(string) report) {
+	var b strings.Builder
+	b.WriteString(lead)
+	var how string
+	for i, srv := range servers {
+		b.WriteString(" | " + m.cell(rep(srv)))
+		if i == 0 {
+			continue
+		}
+		r, h := m.ratioVs(rep(revurb), rep(srv), labels[srv])
+		b.WriteString(" | " + r)
+		if len(servers) > 2 && h != "" {
+			h = strings.Replace(h, labels[srv], "other", 1)
+		}
+		if how == "" {
+			how = h
+		}
+	}
+	fmt.Fprintf(w, "%s | %s |\n", b.String(), how)
+}
+
+// header writes a table's heading: lead's columns, each server with its
+// ratio, and how the ratios were taken.
+func header(w io.Writer, lead string, servers []string) {
+	cols := lead
+	n := strings.Count(lead, "|") - 1
+	for i, srv := range servers {
+		cols += " " + labels[srv] + " |"
+		n++
+		if i > 0 {
+			cols += " ratio |"
+			if len(servers) > 2 {
+				cols = strings.TrimSuffix(cols, " ratio |") + " ratio vs " + labels[srv] + " |"
+			}
+			n++
+		}
+	}
+	fmt.Fprintln(w, cols+" ratio taken as |")
+	fmt.Fprintln(w, "|"+strings.Repeat("---|", n+1))
+}
+
 func write(w io.Writer, title string, meta [][2]string, scenarios []*scenario, dir string) {
+	servers := serversOf(scenarios)
 	fmt.Fprintf(w, "# %s\n\n", title)
 	for _, kv := range meta {
 		fmt.Fprintf(w, "- %s: %s\n", kv[0], kv[1])
@@ -379,63 +476,70 @@ func write(w io.Writer, title string, meta [][2]string, scenarios []*scenario, d
 	fmt.Fprintln(w, "Every ratio is oriented so that **above 1× means revurb did better**: revurb/Soketi for")
 	fmt.Fprintln(w, "higher-is-better figures (deliveries/s), Soketi/revurb for lower-is-better ones (latency,")
 	fmt.Fprintln(w, "CPU, syscalls, memory); each row says which. \"—\": no figure or no ratio (correctness counts).")
+	if len(servers) > 2 {
+		fmt.Fprintln(w, "The same holds for the ratios against nginx + revurb (nginx terminating TLS in front of a")
+		fmt.Fprintln(w, "plain revurb, the wss scenarios only; its figures are both processes' together).")
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Summary")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | figure | revurb | Soketi | ratio | ratio taken as |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	header(w, "| scenario | figure |", servers)
 	for _, s := range scenarios {
 		for _, name := range s.metrics {
-			m := metrics[name]
-			ratio, how := m.ratio(s.rep(revurb), s.rep(soketi))
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", s.name, m.label, m.cell(s.rep(revurb)), m.cell(s.rep(soketi)), ratio, how)
+			row(w, "| "+s.name+" | "+metrics[name].label, metrics[name], servers, s.rep)
 		}
 	}
 	fmt.Fprintln(w)
 	for _, s := range scenarios {
-		fmt.Fprintf(w, "## %s\n\n```\n", s.name)
-		for _, srv := range []string{revurb, soketi} {
-			if r := s.by[srv]; r != nil {
-				fmt.Fprintf(w, "# %s\n%s\n", srv, r.command)
+		writeScenario(w, s, servers, dir)
+	}
+}
+
+// writeScenario writes one scenario's section: the commands, every figure
+// of its mode side by side, and each server's full report.
+func writeScenario(w io.Writer, s *scenario, servers []string, dir string) {
+	fmt.Fprintf(w, "## %s\n\n```\n", s.name)
+	for _, srv := range servers {
+		if r := s.by[srv]; r != nil {
+			fmt.Fprintf(w, "# %s\n%s\n", srv, r.command)
+		}
+	}
+	fmt.Fprint(w, "```\n\n")
+	header(w, "| figure |", servers)
+	for _, name := range modeMetrics[s.mode()] {
+		m := metrics[name]
+		some := false
+		for _, srv := range servers {
+			if _, ok := m.value(s.rep(srv)); ok {
+				some = true
 			}
 		}
+		if some {
+			row(w, "| "+m.label, m, servers, s.rep)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, srv := range servers {
+		r := s.by[srv]
+		if r == nil {
+			continue
+		}
+		var notes []string
+		if r.exit != "0" {
+			notes = append(notes, "loadgen exit status "+r.exit)
+		}
+		if r.idle != "" {
+			notes = append(notes, "CPU idle before the run "+r.idle+"%")
+		}
+		fmt.Fprintf(w, "%s's full report (%s):\n\n```\n", srv, strings.Join(append(notes, "`"+r.txt+"`"), "; "))
+		b, err := os.ReadFile(filepath.Join(dir, r.txt))
+		if err != nil {
+			fmt.Fprintf(w, "(no report: %v)\n", err)
+		}
+		w.Write(b)
 		fmt.Fprint(w, "```\n\n")
-		fmt.Fprintln(w, "| figure | revurb | Soketi | ratio | ratio taken as |")
-		fmt.Fprintln(w, "|---|---|---|---|---|")
-		for _, name := range modeMetrics[s.mode()] {
-			m := metrics[name]
-			rv, sk := s.rep(revurb), s.rep(soketi)
-			if _, ok1 := m.value(rv); !ok1 {
-				if _, ok2 := m.value(sk); !ok2 {
-					continue
-				}
-			}
-			ratio, how := m.ratio(rv, sk)
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", m.label, m.cell(rv), m.cell(sk), ratio, how)
-		}
-		fmt.Fprintln(w)
-		for _, srv := range []string{revurb, soketi} {
-			r := s.by[srv]
-			if r == nil {
-				continue
-			}
-			var notes []string
-			if r.exit != "0" {
-				notes = append(notes, "loadgen exit status "+r.exit)
-			}
-			if r.idle != "" {
-				notes = append(notes, "CPU idle before the run "+r.idle+"%")
-			}
-			fmt.Fprintf(w, "%s's full report (%s):\n\n```\n", srv, strings.Join(append(notes, "`"+r.txt+"`"), "; "))
-			b, err := os.ReadFile(filepath.Join(dir, r.txt))
-			if err != nil {
-				fmt.Fprintf(w, "(no report: %v)\n", err)
-			}
-			w.Write(b)
-			fmt.Fprint(w, "```\n\n")
-			if !r.alive {
-				fmt.Fprintf(w, "**The %s server died during this scenario.** The end of its log:\n\n```\n%s```\n\n", srv, tail(filepath.Join(dir, r.log), 30))
-			}
+		if !r.alive {
+			fmt.Fprintf(w, "**The %s server died during this scenario.** The end of its log:\n\n```\n%s```\n\n", srv, tail(filepath.Join(dir, r.log), 30))
 		}
 	}
 }

@@ -46,6 +46,26 @@ type publishResult struct {
 	end        time.Time
 }
 
+// apiTransport is the publishers' HTTP transport, one connection per
+// publisher, and the scheme of their URLs: https:// with -tls (the roots
+// of -ca; the transport verifies each URL's own host, over HTTP/1.1 as
+// Laravel's broadcaster speaks it) unless -api-plain.
+func apiTransport(cfg *config) (*http.Transport, string) {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: cfg.publishers,
+		MaxConnsPerHost:     cfg.publishers,
+		DisableCompression:  true,
+	}
+	if !cfg.tls || cfg.apiPlain {
+		return tr, "http://"
+	}
+	tc := cfg.tlsConfs[cfg.apiAddrs[0]].Clone()
+	tc.ServerName, tc.NextProtos = "", nil
+	tr.TLSClientConfig = tc
+	return tr, "https://"
+}
+
 // publish triggers cfg.events events through POST /apps/{id}/events from
 // cfg.publishers publishers, each with one request in flight; publisher p
 // triggers on the API of cfg.apiAddrs[p mod len]. Event k goes
@@ -62,18 +82,13 @@ func publish(ctx context.Context, cfg *config) *publishResult {
 		status:     map[string]int{},
 		errors:     map[string]int{},
 	}
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: cfg.publishers,
-		MaxConnsPerHost:     cfg.publishers,
-		DisableCompression:  true,
-	}
+	tr, scheme := apiTransport(cfg)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	path := "/apps/" + cfg.appID + "/events"
 	urls := make([]string, len(cfg.apiAddrs))
 	for i, a := range cfg.apiAddrs {
-		urls[i] = "http://" + a + path + "?"
+		urls[i] = scheme + a + path + "?"
 	}
 	var interval time.Duration
 	if cfg.rate > 0 && !cfg.closed {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	randv2 "math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -85,12 +86,24 @@ func (c *conn) run(ctx context.Context, release func()) {
 
 	c.dialStart = time.Now()
 	w.noteDial(c.dialStart)
-	deadline := c.dialStart.Add(setupTimeout)
 	src := sourceAddr(w.sourceFirst, c.index%w.cfg.sources)
-	wc, err := dialWS(ctx, src, w.cfg.wsAddrs[c.target], w.path, w.cfg.readBuf, deadline)
-	if err != nil {
-		w.count(&w.failures, classify(err))
-		return
+	addr := w.cfg.wsAddrs[c.target]
+	var wc *wsConn
+	var deadline time.Time
+	for {
+		deadline = time.Now().Add(setupTimeout)
+		var err error
+		wc, err = dialWS(ctx, src, addr, w.path, w.cfg.readBuf, w.cfg.tlsConfs[addr], w.cfg.bindNoPort, deadline)
+		if err == nil {
+			break
+		}
+		if !c.retryAfter(ctx, err) {
+			w.count(&w.failures, classify(err))
+			return
+		}
+	}
+	if s := wc.tlsState(); s != "" {
+		w.count(&w.tlsSessions, s)
 	}
 	if !w.register(c, wc) {
 		return
@@ -105,6 +118,28 @@ func (c *conn) run(ctx context.Context, release func()) {
 			c.end(err)
 			return
 		}
+	}
+}
+
+// retryAfter waits -retry (between half and one and a half times it, so
+// that a storm's retries spread) before c dials again after err, as a
+// browser's client does when its connection is refused; false without
+// -retry, or when the run ends first. The time to connection_established
+// counts from the first dial.
+func (c *conn) retryAfter(ctx context.Context, err error) bool {
+	w := c.w
+	if w.cfg.retry <= 0 || ctx.Err() != nil {
+		return false
+	}
+	w.count(&w.retries, classify(err))
+	d := w.cfg.retry/2 + time.Duration(randv2.Int64N(int64(w.cfg.retry)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

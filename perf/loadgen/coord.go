@@ -144,7 +144,7 @@ func coordinate(cfg *config) *Report {
 	if n := fdLimit(); n > 0 && uint64((cfg.conns+cfg.procs-1)/cfg.procs)+64 > n {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per process exceed the descriptor limit %d: use -procs", (cfg.conns+cfg.procs-1)/cfg.procs, n))
 	}
-	if perAddr, most := (cfg.conns+cfg.procs*cfg.sources-1)/(cfg.procs*cfg.sources), bindFastLimit(); most > 0 && perAddr > most {
+	if perAddr, most := (cfg.conns+cfg.procs*cfg.sources-1)/(cfg.procs*cfg.sources), bindFastLimit(); most > 0 && perAddr > most && !cfg.bindNoPort {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d sockets per source address: binding a source port slows to milliseconds past about %d (half the ephemeral range); add -sources", perAddr, most))
 	}
 
@@ -293,6 +293,7 @@ func coordinate(cfg *config) *Report {
 	if len(cfg.pids) > 0 {
 		rep.ServerCPUSec = cpuEnd - cpu0
 		rep.ServerCPULoadSec = cpuDrained - cpuGo
+		rep.ServerCPUSetupSec = cpuGo - cpu0
 		if ioOK && ioOK1 {
 			rep.ServerSyscr = syscr1 - syscr0
 			rep.ServerSyscw = syscw1 - syscw0
@@ -420,7 +421,7 @@ func (f *fleet) startChild(i int, self string, args []string, kill time.Duration
 // the child's share of sockets (conns of them, the first being socket
 // connOffset of the whole run) and source addresses.
 func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.Duration) []string {
-	return []string{
+	args := []string{
 		"-child", "-child-index=" + strconv.Itoa(i),
 		"-mode=" + c.mode,
 		"-ws=" + c.wsAddr, "-api=" + c.apiAddr,
@@ -440,6 +441,19 @@ func (c *config) childArgs(i, conns, connOffset, sourceFirst int, duration time.
 		"-duration=" + duration.String(),
 		"-drain=" + c.drain.String(),
 	}
+	if c.bindNoPort {
+		args = append(args, "-bind-no-port")
+	}
+	if c.retry > 0 {
+		args = append(args, "-retry="+c.retry.String())
+	}
+	if c.tls {
+		args = append(args, "-tls", "-api-plain="+strconv.FormatBool(c.apiPlain), "-ca="+c.caFile)
+		if c.tlsGroups != nil {
+			args = append(args, "-tls-groups="+c.tlsGroups.String())
+		}
+	}
+	return args
 }
 
 // runChild is main for a -child: control lines on stdin, messages on

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -44,6 +45,8 @@ type fakeHooks struct {
 	twice func(id int64) bool
 	// hold delays event id until after the next event on its channel.
 	hold func(id int64) bool
+	// refuse closes the n-th WebSocket connection (from 1) at once.
+	refuse func(n int64) bool
 }
 
 type fakeConn struct {
@@ -66,6 +69,13 @@ func startFakeServer(t *testing.T, hooks fakeHooks) *fakeServer {
 // listeners (nodes) over one channel table.
 func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
 	t.Helper()
+	return startFakeNodes(t, hooks, n, nil)
+}
+
+// startFakeNodes is startFakeCluster whose listeners speak TLS with
+// serverTLS when it is not nil (wss:// and https://).
+func startFakeNodes(t *testing.T, hooks fakeHooks, n int, serverTLS *tls.Config) *fakeServer {
+	t.Helper()
 	f := &fakeServer{fakeHooks: hooks, subs: map[string][]*fakeConn{}, held: map[string][]byte{},
 		accepted: make([]atomic.Int64, n), triggers: make([]atomic.Int64, n)}
 	var conns sync.WaitGroup
@@ -80,6 +90,9 @@ func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if serverTLS != nil {
+			wsLn, apiLn = tls.NewListener(wsLn, serverTLS), tls.NewListener(apiLn, serverTLS)
+		}
 		wsAddrs, apiAddrs = append(wsAddrs, wsLn.Addr().String()), append(apiAddrs, apiLn.Addr().String())
 		go func() {
 			for {
@@ -87,7 +100,10 @@ func startFakeCluster(t *testing.T, hooks fakeHooks, n int) *fakeServer {
 				if err != nil {
 					return
 				}
-				f.accepted[node].Add(1)
+				if n := f.accepted[node].Add(1); f.refuse != nil && f.refuse(n) {
+					nc.Close()
+					continue
+				}
 				conns.Add(1)
 				go func() {
 					defer conns.Done()

@@ -214,7 +214,7 @@ func TestHandshake(t *testing.T) {
 		nc.Write(serverFrame(ws.OpText, true, []byte(`{"event":"pusher:connection_established","data":"{\"socket_id\":\"1.2\",\"activity_timeout\":120}"}`)))
 		io.Copy(io.Discard, nc)
 	}()
-	c, err := dialWS(t.Context(), nil, ln.Addr().String(), "/app/k?protocol=7", 512, time.Now().Add(5*time.Second))
+	c, err := dialWS(t.Context(), nil, ln.Addr().String(), "/app/k?protocol=7", 512, nil, false, time.Now().Add(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

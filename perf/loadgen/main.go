@@ -18,7 +18,14 @@ type config struct {
 	wsAddrs     []string // its targets; socket g goes to wsAddrs[g mod len]
 	apiAddr     string   // -api as given
 	apiAddrs    []string // its targets; publisher p triggers on apiAddrs[p mod len]
-	connOffset  int      // global index of this process's first socket (children of -procs)
+	tls         bool     // -tls: wss:// to -ws, https:// to -api unless apiPlain
+	apiPlain    bool
+	caFile      string
+	tlsGroups   tlsGroups
+	bindNoPort  bool
+	retry       time.Duration
+	tlsConfs    tlsClients // with -tls: the client configuration of each target
+	connOffset  int        // global index of this process's first socket (children of -procs)
 	appID       string
 	key         string
 	secret      string
@@ -157,11 +164,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.mode, "mode", modeFanout, "fanout, idle, connect or client-events")
 	fs.StringVar(&c.wsAddr, "ws", "127.0.0.1:8080", "WebSocket server `host:port`, or a comma-separated list of them that the sockets are spread over round robin (loopback only)")
 	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:8081", "HTTP API `host:port`, or a comma-separated list of them that the publishers are spread over round robin (loopback only)")
+	fs.BoolVar(&c.tls, "tls", false, "wss:// to -ws and https:// to -api (unless -api-plain), verifying the servers' certificates against -ca")
+	fs.BoolVar(&c.apiPlain, "api-plain", false, "with -tls: the API stays plain http://")
+	fs.StringVar(&c.caFile, "ca", "", "with -tls: PEM `file` of the CA certificates that sign the servers' certificates (default: the system's roots)")
+	fs.Var(&c.tlsGroups, "tls-groups", "with -tls: the key exchange `groups` offered, comma-separated, preferred first (X25519MLKEM768, X25519, P256, …); default Go's, as a browser's: X25519MLKEM768 first")
 	fs.StringVar(&c.appID, "app-id", "app-id", "app id")
 	fs.StringVar(&c.key, "key", "app-key", "app key")
 	fs.StringVar(&c.secret, "secret", "app-secret", "app secret (signs API requests and private-channel auth)")
 	fs.IntVar(&c.conns, "conns", 100, "number of WebSocket connections")
 	fs.IntVar(&c.sources, "sources", 0, "source addresses per process (0: one per 10,000 connections)")
+	fs.BoolVar(&c.bindNoPort, "bind-no-port", false, "bind the source address only and let connect(2) pick the port (IP_BIND_ADDRESS_NO_PORT), so that the sockets take no port that this machine's own outgoing connections elsewhere need (a proxy here connecting to its upstream)")
 	fs.IntVar(&c.sourceFirst, "source-first", 2, "last octet of the first source address 127.0.0.x (later ones count up through 127.0.1.x, ...)")
 	fs.StringVar(&c.channel, "channel", "perf", "channel for fanout and idle (with -channels K: name-0 … name-K-1); name prefix of the private channels of client-events")
 	fs.IntVar(&c.channels, "channels", 1, "fanout: spread the sockets over this many channels; publishers cycle over them")
@@ -173,6 +185,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.concurrency, "concurrency", 256, "connection attempts in flight per process")
 	fs.IntVar(&c.readBuf, "readbuf", 2048, "read buffer per connection, bytes")
 	fs.DurationVar(&c.duration, "duration", 60*time.Second, "cap on the whole run")
+	fs.DurationVar(&c.retry, "retry", 0, "a socket whose dial, TLS handshake or upgrade fails dials again after this long (±50%), as long as the run lasts (0: never; a reconnect storm's clients do)")
 	fs.DurationVar(&c.hold, "hold", 2*time.Second, "how long connect mode holds the sockets open")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "how long to wait for deliveries after the last event was sent")
 	fs.DurationVar(&c.settle, "settle", 20*time.Second, "idle: how long the sockets stay idle after the ramp")
@@ -234,6 +247,17 @@ func parseFlags(args []string) (*config, error) {
 	if c.apiAddrs, err = splitAddrs("-api", c.apiAddr); err != nil {
 		return nil, err
 	}
+	if c.tls {
+		api := c.apiAddrs
+		if c.apiPlain {
+			api = nil
+		}
+		if c.tlsConfs, err = newTLSClients(c.caFile, c.tlsGroups, c.wsAddrs, api); err != nil {
+			return nil, err
+		}
+	} else if c.apiPlain || c.caFile != "" || c.tlsGroups != nil {
+		return nil, fmt.Errorf("-api-plain, -ca and -tls-groups go with -tls")
+	}
 	if c.pprofAddr != "" {
 		if err := checkLoopback(c.pprofAddr); err != nil {
 			return nil, err
@@ -264,6 +288,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-events must be in 0..10000000")
 	case c.rate < 0:
 		return nil, fmt.Errorf("-rate must not be negative")
+	case c.retry < 0:
+		return nil, fmt.Errorf("-retry must not be negative")
 	case c.connOffset < 0:
 		return nil, fmt.Errorf("-conn-offset must not be negative")
 	}

@@ -30,10 +30,16 @@ type Report struct {
 	SourceAddrs int    `json:"source_addrs"`
 	SourceFirst string `json:"source_first"`
 
-	Conns             int            `json:"conns"`
-	Connected         int64          `json:"connected"`
-	Subscribed        int64          `json:"subscribed"`
-	Failures          map[string]int `json:"failures,omitempty"`
+	Conns      int            `json:"conns"`
+	Connected  int64          `json:"connected"`
+	Subscribed int64          `json:"subscribed"`
+	Failures   map[string]int `json:"failures,omitempty"`
+	// TLS counts the sockets' TLS handshakes by what they settled on:
+	// version, cipher suite and key exchange (-tls).
+	TLS map[string]int `json:"tls,omitempty"`
+	// Retries counts the dials tried again (-retry) by why the attempt
+	// before failed; a socket may retry several times.
+	Retries           map[string]int `json:"retries,omitempty"`
 	FirstDialNs       int64          `json:"first_dial_ns"`
 	LastEstablishedNs int64          `json:"last_established_ns"`
 	ConnectSec        float64        `json:"connect_sec"`
@@ -101,10 +107,16 @@ type Report struct {
 	BytesPerConn     float64 `json:"server_bytes_per_conn,omitempty"` // (connected - before) / connections
 	ServerCPUSec     float64 `json:"server_cpu_sec,omitempty"`
 	ServerCPULoadSec float64 `json:"server_cpu_load_sec,omitempty"`
-	CPUPerDeliveryUs float64 `json:"server_cpu_per_delivery_us,omitempty"`
-	ServerSyscr      int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
-	ServerSyscw      int64   `json:"server_syscw,omitempty"`
-	SyscwPerDelivery float64 `json:"server_syscw_per_delivery,omitempty"`
+	// ServerCPUSetupSec is the server's CPU while the sockets were opened
+	// (TCP, TLS handshake, upgrade, subscription), from before the first
+	// dial until every socket was ready; CPUPerConnUs divides it by the
+	// sockets connected.
+	ServerCPUSetupSec float64 `json:"server_cpu_setup_sec,omitempty"`
+	CPUPerConnUs      float64 `json:"server_cpu_per_conn_us,omitempty"`
+	CPUPerDeliveryUs  float64 `json:"server_cpu_per_delivery_us,omitempty"`
+	ServerSyscr       int64   `json:"server_syscr,omitempty"` // during the load, /proc/PID/io
+	ServerSyscw       int64   `json:"server_syscw,omitempty"`
+	SyscwPerDelivery  float64 `json:"server_syscw_per_delivery,omitempty"`
 
 	Servers []serverReport `json:"servers,omitempty"`
 
@@ -271,7 +283,7 @@ func (r *Report) merge(o *Report) {
 	for _, p := range []struct{ dst, src *map[string]int }{
 		{&r.Failures, &o.Failures}, {&r.Drops, &o.Drops}, {&r.Closes, &o.Closes},
 		{&r.ServerErrors, &o.ServerErrors}, {&r.FrameErrors, &o.FrameErrors},
-		{&r.OtherEvents, &o.OtherEvents},
+		{&r.OtherEvents, &o.OtherEvents}, {&r.TLS, &o.TLS}, {&r.Retries, &o.Retries},
 	} {
 		for k, v := range *p.src {
 			if *p.dst == nil {
@@ -309,6 +321,9 @@ func (r *Report) finish() {
 	}
 	for _, t := range r.Targets {
 		t.Lost = max(t.Expected-t.Delivered, 0)
+	}
+	if r.ServerCPUSetupSec > 0 && r.Connected > 0 {
+		r.CPUPerConnUs = r.ServerCPUSetupSec * 1e6 / float64(r.Connected)
 	}
 	if r.MachineCPULoadSec > 0 {
 		r.OtherCPULoadSec = max(r.MachineCPULoadSec-r.ServerCPULoadSec-r.RedisCPULoadSec-r.LoadgenCPULoadSec, 0)
@@ -414,6 +429,9 @@ func (r *Report) writeTable(out io.Writer) {
 			label = "servers' CPU (sum)"
 		}
 		row(label, "%.2f s in total, %.2f s during the load", r.ServerCPUSec, r.ServerCPULoadSec)
+		if r.CPUPerConnUs > 0 {
+			row("server per connection", "%.0f µs CPU while the sockets were opened (%.2f s in all)", r.CPUPerConnUs, r.ServerCPUSetupSec)
+		}
 		if r.Delivered > 0 {
 			row("server per delivery", "%.2f µs CPU, %.3f syscw (%d syscw, %d syscr during the load)",
 				r.CPUPerDeliveryUs, r.SyscwPerDelivery, r.ServerSyscw, r.ServerSyscr)
@@ -449,7 +467,7 @@ func (r *Report) writeTable(out io.Writer) {
 	}{
 		{"setup failures", r.Failures}, {"publish errors", r.PublishErrors}, {"dropped", r.Drops},
 		{"server closes", r.Closes}, {"server errors", r.ServerErrors},
-		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents},
+		{"frame errors", r.FrameErrors}, {"other events", r.OtherEvents}, {"tls", r.TLS}, {"retried", r.Retries},
 	} {
 		for _, k := range slices.Sorted(maps.Keys(m.m)) {
 			row(m.name, "%d × %s", m.m[k], k)

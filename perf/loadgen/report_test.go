@@ -40,6 +40,7 @@ func TestReportMerge(t *testing.T) {
 	rep.ServerPID = 1
 	rep.RSSBefore, rep.RSSConnected, rep.RSSPeak = 10<<20, 12<<20, 20<<20
 	rep.ServerCPULoadSec = 0.9
+	rep.ServerCPUSetupSec = 0.004
 	rep.LoadgenCPULoadSec = 0.5
 	rep.MachineCPULoadSec = 1.6
 	rep.ServerSyscw = 450
@@ -71,6 +72,7 @@ func TestReportMerge(t *testing.T) {
 		{"RSS growth", float64(rep.RSSGrowth), 8 << 20},
 		{"other CPU", rep.OtherCPULoadSec, 0.2},
 		{"bytes per connection", rep.BytesPerConn, float64(2<<20) / 20},
+		{"CPU µs per connection", rep.CPUPerConnUs, 200},
 	} {
 		if d := c.got - c.want; d > 1e-9 || d < -1e-9 {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

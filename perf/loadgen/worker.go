@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +87,8 @@ type worker struct {
 	serverErrors map[string]int
 	frameErrors  map[string]int
 	other        map[string]int
+	tlsSessions  map[string]int // what the TLS handshakes settled on (-tls)
+	retries      map[string]int // dials tried again (-retry), by why the one before failed
 }
 
 func newWorker(cfg *config, index int) *worker {
@@ -102,6 +105,8 @@ func newWorker(cfg *config, index int) *worker {
 		serverErrors: map[string]int{},
 		frameErrors:  map[string]int{},
 		other:        map[string]int{},
+		tlsSessions:  map[string]int{},
+		retries:      map[string]int{},
 	}
 	if cfg.mode == modeClientEvents {
 		w.eventName = clientEvent
@@ -461,6 +466,8 @@ func (w *worker) report(start time.Time, expected int64, failed, perChannel []in
 	r.ServerErrors = w.serverErrors
 	r.FrameErrors = w.frameErrors
 	r.OtherEvents = w.other
+	r.TLS = w.tlsSessions
+	r.Retries = w.retries
 	r.LoadgenRSS, _ = rssOf("self", "VmHWM")
 	r.SourceAddrs = w.cfg.sources
 	r.SourceFirst = sourceAddr(w.sourceFirst, 0).IP.String()
@@ -481,9 +488,12 @@ func targetOf(g, n int) int {
 // that would make every error distinct.
 func classify(err error) string {
 	var ne net.Error
+	var te tlsError
 	switch {
 	case err == nil:
 		return "none"
+	case errors.As(err, &te):
+		return "tls handshake: " + classifyTLS(te.err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "EOF"
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -504,4 +514,12 @@ func classify(err error) string {
 		return "closed"
 	}
 	return truncate(err.Error(), 100)
+}
+
+// classifyTLS is classify for a handshake's error: crypto/tls's own
+// (a certificate that does not verify, an alert) keep their text, with
+// the "tls: " crypto/tls puts first dropped.
+func classifyTLS(err error) string {
+	s := classify(err)
+	return strings.TrimPrefix(s, "tls: ")
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -48,14 +49,27 @@ type wsConn struct {
 	wbuf []byte
 }
 
-// dialWS opens a TCP connection from local to addr and performs the
-// WebSocket upgrade for path, all before deadline; cancelling ctx stops
-// the dial.
-func dialWS(ctx context.Context, local *net.TCPAddr, addr, path string, readBuf int, deadline time.Time) (*wsConn, error) {
+// dialWS opens a TCP connection from local to addr (with noPort, the
+// port left to connect), its TLS handshake with tc when tc is not nil
+// (wss://), and performs the WebSocket upgrade for path, all before
+// deadline; cancelling ctx stops the dial.
+func dialWS(ctx context.Context, local *net.TCPAddr, addr, path string, readBuf int, tc *tls.Config, noPort bool, deadline time.Time) (*wsConn, error) {
 	d := net.Dialer{LocalAddr: local, Deadline: deadline}
+	if noPort {
+		d.Control = bindNoPort
+	}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tc != nil {
+		t := tls.Client(nc, tc)
+		_ = t.SetDeadline(deadline)
+		if err := t.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, tlsError{err}
+		}
+		nc = t
 	}
 	c := &wsConn{nc: nc, br: bufio.NewReaderSize(nc, readBuf)}
 	if err := c.handshake(addr, path, deadline); err != nil {
@@ -270,9 +284,24 @@ func closeCode(p []byte) int {
 // abort closes the socket with RST (SO_LINGER 0), so that the client side
 // keeps no TIME_WAIT entry: back-to-back runs would otherwise exhaust the
 // ports of their source addresses.
+// Over TLS the TCP socket under it is reset the same way, with no
+// close_notify.
 func (c *wsConn) abort() {
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	nc := c.nc
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	_ = c.nc.Close()
+	_ = nc.Close()
+}
+
+// tlsState is what c's TLS handshake settled on (tlsSession), or "" for a
+// plain socket.
+func (c *wsConn) tlsState() string {
+	if t, ok := c.nc.(*tls.Conn); ok {
+		return tlsSession(t.ConnectionState())
+	}
+	return ""
 }
