@@ -50,9 +50,10 @@ type Config struct {
 	// beside Addr's wss:// (pusher-js's wsPort beside its wssPort); the
 	// same loops serve both. Empty: Addr alone.
 	PlainAddr string
-	// MaxHandshakes caps the TLS handshakes running at once, and sixteen
-	// times as many may wait for one to end; more are closed at once (0:
-	// 256).
+	// MaxHandshakes caps the TLS handshakes running at once (0: 256);
+	// every other connection the engine may hold (MaxConns, or sixteen
+	// times MaxHandshakes without a cap) may wait for one to end, holding
+	// its ClientHello only; more are closed at once.
 	MaxHandshakes int
 	// MaxInbound is how many bytes a connection over its message budget
 	// may have sent unread before it is closed with 4100 (0: 1 MiB).
@@ -132,7 +133,11 @@ func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 		if cfg.MaxHandshakes <= 0 {
 			cfg.MaxHandshakes = 256
 		}
-		e.tls = newTLSServer(cfg.TLS, cfg.MaxHandshakes)
+		waiting := cfg.MaxConns
+		if waiting <= 0 {
+			waiting = 16 * cfg.MaxHandshakes
+		}
+		e.tls = newTLSServer(cfg.TLS, cfg.MaxHandshakes, max(waiting, cfg.MaxHandshakes))
 	}
 	e.loops = make([]*loopState, cfg.Loops)
 	for i := range e.loops {

@@ -26,17 +26,23 @@ import (
 // sent right after its Finished — and the loop takes the connection on
 // from there; the tls.Conn and the worker's stack are gone.
 //
-// Bounds: at most Config.MaxHandshakes run at once and sixteen times as
-// many wait for a worker (a reconnect storm waits rather than fails); past
-// that a new connection is closed at once, and the established ones are
-// untouched. What a connection may send before its
-// handshake ends is bounded (maxHandshakeRecords, maxHandshakeBytes), and
-// a stalled handshake is closed by the sweep, as a slow upgrade is
-// (Config.HandshakeTimeout).
+// Bounds: at most Config.MaxHandshakes run at once; every other connection
+// the engine may hold (Config.MaxConns, or sixteen times MaxHandshakes
+// without a cap) may wait for a worker, so that a reconnect storm waits
+// rather than fails, each waiter holding only the one record of its
+// ClientHello (maxWaitingBytes); past that a new connection is closed at
+// once, and the established ones are untouched. What a connection may send
+// before its handshake ends is bounded (maxHandshakeRecords,
+// maxHandshakeBytes), and a stalled handshake — running or waiting — is
+// closed by the sweep, as a slow upgrade is (Config.HandshakeTimeout); a
+// waiter closed so is skipped by the worker that reaches it.
 
 const (
 	maxHandshakeRecords = 64
 	maxHandshakeBytes   = 64 << 10
+	// maxWaitingBytes is what a handshake no worker has taken yet may
+	// hold: one record of the largest size, its header included.
+	maxWaitingBytes = 5 + 16<<10 + 256
 )
 
 var errHandshakeFlood = errors.New("loop: too much sent before the TLS handshake ended")
@@ -56,7 +62,8 @@ type tlsServer struct {
 // GetCertificate), with what the record layer needs: TLS 1.2 or 1.3, AEAD
 // suites, ALPN http/1.1 and no session tickets (a resumption would need
 // the ticket keys here too).
-func newTLSServer(base *tls.Config, maxHandshakes int) *tlsServer {
+// waiting is how many handshakes may wait for a worker.
+func newTLSServer(base *tls.Config, maxHandshakes, waiting int) *tlsServer {
 	cfg := base.Clone()
 	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 	if cfg.MaxVersion != 0 && cfg.MaxVersion < tls.VersionTLS12 {
@@ -66,7 +73,7 @@ func newTLSServer(base *tls.Config, maxHandshakes int) *tlsServer {
 	cfg.NextProtos = []string{"http/1.1"}
 	cfg.SessionTicketsDisabled = true
 	cfg.Renegotiation = tls.RenegotiateNever
-	return &tlsServer{cfg: cfg, jobs: make(chan *tlsHandshake, 16*maxHandshakes), max: int32(maxHandshakes)}
+	return &tlsServer{cfg: cfg, jobs: make(chan *tlsHandshake, waiting), max: int32(maxHandshakes)}
 }
 
 // tlsConn is a connection's TLS state: its handshake while it runs, then
@@ -94,6 +101,7 @@ type tlsHandshake struct {
 	mu       sync.Mutex
 	recs     [][]byte
 	bytes    int
+	started  bool // a worker has taken it
 	finished bool
 	wake     chan struct{}
 
@@ -141,7 +149,11 @@ func (ts *tlsServer) newHandshake(c *conn) *tlsHandshake {
 // push queues a record from the client, within the bounds.
 func (h *tlsHandshake) push(rec []byte) bool {
 	h.mu.Lock()
-	ok := len(h.recs) < maxHandshakeRecords && h.bytes+len(rec) <= maxHandshakeBytes
+	limit := maxHandshakeBytes
+	if !h.started {
+		limit = maxWaitingBytes
+	}
+	ok := len(h.recs) < maxHandshakeRecords && h.bytes+len(rec) <= limit
 	if ok {
 		h.recs = append(h.recs, rec)
 		h.bytes += len(rec)
@@ -203,6 +215,9 @@ func (ts *tlsServer) work() {
 // run does the handshake and hands the result to the loop.
 func (h *tlsHandshake) run() {
 	defer h.cancel()
+	h.mu.Lock()
+	h.started = true
+	h.mu.Unlock()
 	if h.ctx.Err() == nil {
 		cfg := h.ts.cfg.Clone()
 		cfg.KeyLogWriter = &h.keylog

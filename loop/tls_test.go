@@ -9,9 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,4 +230,71 @@ func FuzzTLSHandshake(f *testing.F) {
 		w := dialWSS(t, e.cfg.Addr, good)
 		w.event("pusher:connection_established", 5*time.Second)
 	})
+}
+
+// TestHandshakeWaitingRoom: with one handshake worker, held by a client
+// that stalls after its ClientHello, every connection the engine may hold
+// waits for the worker rather than being refused (100 clients, more than
+// sixteen times MaxHandshakes), and all complete once the stall goes; a
+// waiter that sends more than one ClientHello's worth of records is closed
+// at once.
+func TestHandshakeWaitingRoom(t *testing.T) {
+	cert, pool := testCert(t, false)
+	app := pusher.DefaultApp("app-id", "app-key", "app-secret")
+	_, e := startEngine(t, app, Config{Loops: 2, MaxHandshakes: 1, MaxConns: 300, HandshakeTimeout: 20 * time.Second,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	hello := clientHello(t)
+	stall, err := net.Dial("tcp", e.cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	_, _ = stall.Write(hello)
+	waitFor(t, "the stalled handshake to hold the worker", func() bool { return e.tls.running.Load() == 1 && len(e.tls.jobs) == 0 })
+
+	flood, err := net.Dial("tcp", e.cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	junk := append([]byte{22, 3, 3, 0x28, 0}, make([]byte, 10<<10)...) // a 10 KiB handshake record
+	_, _ = flood.Write(append(append(bytes.Clone(hello), junk...), junk...))
+	_ = flood.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, flood); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a waiter past one ClientHello's bytes was not closed: %v", err)
+	}
+
+	const clients = 100
+	errs := make(chan error, clients)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	for range clients {
+		go func() {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 15 * time.Second}, "tcp", e.cfg.Addr, cfg)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	// The flood's closed waiter stays queued until the worker skips it.
+	waitFor(t, "every client to wait for the worker", func() bool { return len(e.tls.jobs) == clients+1 })
+	stall.Close()
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatalf("a waiting client's handshake: %v", err)
+		}
+	}
+	if n := e.tls.refused.Load(); n != 0 {
+		t.Fatalf("%d handshakes refused, want none", n)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for " + what)
+		}
+	}
 }
