@@ -22,7 +22,20 @@ SERVER_NAME=
 # arguments (without -ws, -api and -pid) and the figures it is about
 # (metric names of perf/compare). -source-first differs per scenario, so no
 # run reuses another's source ports.
-SCENARIOS=(idle-5k idle-10k idle-19.5k fanout-10k-closed fanout-10k-closed-syscalls fanout-1k-10ch-8pub flood-2k-8ch client-events-1k)
+SCENARIOS=(idle-5k idle-10k idle-19.5k fanout-10k-closed fanout-10k-closed-syscalls fanout-1k-10ch-8pub flood-2k-8ch client-events-1k
+	open-10k-1ch-5ev open-1k-10ch-600ev)
+
+# The latency–throughput curve: open-loop fan-out to 1k subscribers over 10
+# channels (the fanout-1k-10ch-8pub load) at CURVE_PCTS percent of
+# CURVE_CAPACITY deliveries/s, Soketi's closed-loop capacity in that
+# scenario (71,885/s in BENCHMARKS.md's standard run; set it from a fresh
+# fanout-1k-10ch-8pub). Each point offers its rate for CURVE_SECONDS.
+CURVE_CAPACITY=${CURVE_CAPACITY:-72000}
+CURVE_PCTS=(${CURVE_PCTS:-25 50 75 100 125 150 200 250})
+CURVE_SECONDS=${CURVE_SECONDS:-12}
+for pct in "${CURVE_PCTS[@]}"; do
+	SCENARIOS+=("curve-1k-10ch-$pct")
+done
 
 # scenario_args NAME prints NAME's loadgen arguments, one a line.
 scenario_args() {
@@ -45,6 +58,23 @@ scenario_args() {
 		printf '%s\n' -mode fanout -conns 2000 -channels 8 -closed -publishers 8 -events 5000 -size 1024 \
 			-source-first 50 -drain 60s -duration 150s ;;
 	client-events-1k) printf '%s\n' -mode client-events -conns 2000 -events 50 -rate 5 -source-first 60 -duration 90s ;;
+	# Open loop at a moderate rate (issue 16): the tail where the box is
+	# not saturated. 50k deliveries/s for 20 s.
+	open-10k-1ch-5ev)
+		printf '%s\n' -mode fanout -conns 10000 -procs 2 -publishers 1 -events 100 -rate 5 -size 64 \
+			-source-first 80 -drain 30s -duration 90s ;;
+	# 60k deliveries/s for 20 s, eight publishers with one trigger in
+	# flight each.
+	open-1k-10ch-600ev)
+		printf '%s\n' -mode fanout -conns 1000 -channels 10 -publishers 8 -events 12000 -rate 600 -size 64 \
+			-source-first 90 -drain 30s -duration 90s ;;
+	curve-1k-10ch-*)
+		local pct=${1#curve-1k-10ch-}
+		[[ $pct =~ ^[0-9]+$ ]] || return 1
+		# 100 subscribers a channel: events/s = deliveries/s / 100.
+		local rate=$((CURVE_CAPACITY * pct / 10000))
+		printf '%s\n' -mode fanout -conns 1000 -channels 10 -publishers 16 -events $((rate * CURVE_SECONDS)) -rate "$rate" \
+			-size 64 -source-first $((100 + pct % 97)) -drain 20s -duration 60s ;;
 	*) return 1 ;;
 	esac
 }
@@ -58,6 +88,7 @@ scenario_metrics() {
 	fanout-1k-10ch-8pub) echo msgs_per_sec,latency_p99,exact ;;
 	flood-2k-8ch) echo exact,latency_p99,rss_growth,trigger_status,msgs_per_sec ;;
 	client-events-1k) echo latency_p99,exact ;;
+	open-* | curve-*) echo latency_p50,latency_p99,api_p99,cpu_per_deliv,msgs_per_sec,exact ;;
 	esac
 }
 
