@@ -92,10 +92,18 @@ scenario_metrics() {
 	esac
 }
 
-# build_tools builds revurb (with its version) and loadgen into BIN.
+# build_tools builds revurb (with its version) and loadgen into BIN;
+# REVURB_BIN=FILE takes that revurb binary instead of building one (an A/B
+# of two builds: perf/README.md).
 build_tools() {
 	local version
 	version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
+	if [[ -n ${REVURB_BIN:-} ]]; then
+		echo "revurb: $REVURB_BIN ($("$REVURB_BIN" version)); building loadgen into $BIN" >&2
+		cp "$REVURB_BIN" "$BIN/revurb"
+		(cd "$ROOT" && go build -o "$BIN/loadgen" ./perf/loadgen)
+		return
+	fi
 	echo "building revurb ($version) and loadgen into $BIN" >&2
 	(cd "$ROOT" && go build -ldflags "-X main.version=$version" -o "$BIN/revurb" ./cmd/revurb &&
 		go build -o "$BIN/loadgen" ./perf/loadgen)

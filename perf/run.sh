@@ -12,7 +12,9 @@
 # Env: REVURB_PORT (28080) and REVURB_API_PORT (28081); SOKETI_PORT (26001,
 # WebSockets and API); SCENARIO_TIMEOUT (240 s per loadgen run); QUIET_WAIT
 # and QUIET_IDLE (wait up to 60 s for the machine to be 90% idle before each
-# run); OUT_DIR (perf/results).
+# run); OUT_DIR (perf/results); REVURB_BIN (a revurb binary to run instead
+# of building one); CURVE_CAPACITY, CURVE_PCTS, CURVE_SECONDS (the curve,
+# perf/lib.sh).
 #
 # Everything is bounded: each run is under `timeout`, loadgen caps itself
 # with -duration, and the trap stops the server on any exit.
@@ -62,7 +64,8 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	printf 'go\t%s\n' "$(go version)"
 	printf 'soketi\t%s on node %s (uWebSockets.js aliased by soketi-setup.sh), started by `soketi-start.sh %s` with SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false and ulimit -n 20000; WebSockets and API on that port\n' \
 		"$(soketi_version)" "$(node --version 2>/dev/null || echo '?')" "$SOKETI_PORT"
-	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, built from this tree\n' "$REVURB_PORT" "$REVURB_API_PORT"
+	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, %s\n' "$REVURB_PORT" "$REVURB_API_PORT" \
+		"$(if [[ -n ${REVURB_BIN:-} ]]; then echo "the binary $REVURB_BIN ($("$BIN/revurb" version))"; else echo "built from this tree"; fi)"
 	printf 'method\teach scenario runs against a fresh server process, revurb then Soketi; server and load generator share the machine (and its other users: the CPU idle before each run is listed with its report), so latencies include the client'"'"'s own CPU time; the server'"'"'s CPU, syscalls and RSS come from /proc and perf for its PID only\n'
 	printf 'servers\t%s\n' "${SERVERS[*]}"
 	printf 'files\t`%s/` (loadgen JSON reports and tables, server logs)\n' "${RUN_DIR#"$ROOT/"}"
