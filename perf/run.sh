@@ -68,6 +68,10 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 		"$(if [[ -n ${REVURB_BIN:-} ]]; then echo "the binary $REVURB_BIN ($("$BIN/revurb" version))"; else echo "built from this tree"; fi)"
 	printf 'method\teach scenario runs against a fresh server process, revurb then Soketi; server and load generator share the machine (and its other users: the CPU idle before each run is listed with its report), so latencies include the client'"'"'s own CPU time; the server'"'"'s CPU, syscalls and RSS come from /proc and perf for its PID only\n'
 	printf 'servers\t%s\n' "${SERVERS[*]}"
+	if [[ " ${RUN[*]}" == *" curve-"* ]]; then
+		printf 'curve\topen-loop fan-out to 1,000 subscribers over 10 channels at %s%% of %s deliveries/s (CURVE_CAPACITY: Soketi'"'"'s closed-loop capacity in fanout-1k-10ch-8pub), %s s a point, 16 publishers\n' \
+			"${CURVE_PCTS[*]}" "$CURVE_CAPACITY" "$CURVE_SECONDS"
+	fi
 	printf 'files\t`%s/` (loadgen JSON reports and tables, server logs)\n' "${RUN_DIR#"$ROOT/"}"
 } >"$RUN_DIR/meta.tsv"
 : >"$RUN_DIR/runs.tsv"
@@ -108,3 +112,5 @@ done
 
 "$BIN/compare" -dir "$RUN_DIR" -out "$OUT" -title "revurb and Soketi side by side, load run $DATE"
 echo "results: $OUT" >&2
+[[ -f ${OUT%.md}-curve.svg ]] && echo "curve: ${OUT%.md}-curve.svg" >&2
+exit 0
