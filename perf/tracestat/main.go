@@ -121,7 +121,6 @@ type stats struct {
 	first     trace.Time
 	last      trace.Time
 	events    int
-	maxProcs  int
 	procsSeen int
 }
 
