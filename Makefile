@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 NODE_DIR := cmd/revurb/testdata
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: run build image test lint bench fuzz load load-cluster profile deps system-deps clean
+.PHONY: run build image test lint bench fuzz load load-cluster profile trace deps system-deps clean
 
 ## run: build and start the server on its embedded default app
 run: build
@@ -95,7 +95,8 @@ fuzz:
 ## load: build revurb fresh and run the standard load scenarios against it and Soketi 1.6,
 ## side by side, and the wss-* scenarios over wss:// against revurb's own TLS, Soketi's own TLS and
 ## nginx terminating TLS in front of revurb (the README's recipe), with a CA made for the run
-## (perf/run.sh; SERVER=revurb, soketi or nginx for one side) → perf/results/<date>.md
+## (perf/run.sh; SERVER=revurb, soketi or nginx for one side) → perf/results/<date>.md;
+## with the open-loop scenarios and the latency–throughput curve (curve-*) → perf/results/<date>-curve.svg
 load:
 	perf/run.sh
 
@@ -109,6 +110,12 @@ load-cluster:
 ## CPU, heap and allocs profiles with their `go tool pprof -top` summaries to perf/profiles/
 profile:
 	perf/profile.sh
+
+## trace: build revurb, run an open-loop scenario against it with --pprof (SCENARIO=, default
+## open-1k-10ch-600ev), take a Go execution trace of TRACE_SECONDS (5) mid-load and print where
+## goroutines wait (perf/trace.sh, perf/tracestat) → perf/profiles/trace-<scenario>.{out,txt}
+trace:
+	perf/trace.sh
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"runtime/trace"
 	"strconv"
 	"sync"
 
@@ -34,6 +35,10 @@ func (e *Engine) Execute(i int, t pusher.Task) error {
 	if !wake {
 		return nil
 	}
+	if trace.IsEnabled() {
+		// perf/tracestat: from here to the loop's "loop.run" is the handoff.
+		trace.Log(context.Background(), "loop.wake", strconv.Itoa(i))
+	}
 	e.mu.Lock()
 	var el gnet.EventLoop
 	if i < len(e.gnets) {
@@ -58,6 +63,12 @@ type taskQueue struct {
 // Run drains the queue on its loop: one turn, whose writes leave together
 // at its end.
 func (q *taskQueue) Run(ctx context.Context) error {
+	if trace.IsEnabled() {
+		// Only while an execution trace is taken (perf/trace.sh): the
+		// handoff from the wake-up and the batch's length, writes included.
+		trace.Log(ctx, "loop.run", strconv.Itoa(q.l.index))
+		defer trace.StartRegion(ctx, "loop.batch").End()
+	}
 	q.l.begin()
 	defer q.l.end()
 	q.mu.Lock()

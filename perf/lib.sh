@@ -39,7 +39,8 @@ PIN=()
 # (metric names of perf/compare). -source-first differs per scenario, so no
 # run reuses another's source ports.
 SCENARIOS=(idle-5k idle-10k idle-19.5k fanout-10k-closed fanout-10k-closed-syscalls fanout-1k-10ch-8pub flood-2k-8ch client-events-1k
-	wss-idle-19.5k wss-fanout-10k-closed wss-handshakes-1core wss-handshakes-1core-x25519 wss-storm-19.5k)
+	wss-idle-19.5k wss-fanout-10k-closed wss-handshakes-1core wss-handshakes-1core-x25519 wss-storm-19.5k
+	open-10k-1ch-5ev open-1k-10ch-600ev)
 
 # The wss scenarios bind their sockets with -bind-no-port: nginx on this
 # machine connects to revurb from 127.0.0.1's ephemeral ports, and
@@ -57,6 +58,18 @@ scenario_cpus() {
 	wss-handshakes-1core*) echo "1 0" ;;
 	esac
 }
+
+# The latency–throughput curve: open-loop fan-out to 1k subscribers over 10
+# channels (the fanout-1k-10ch-8pub load) at CURVE_PCTS percent of
+# CURVE_CAPACITY deliveries/s, Soketi's closed-loop capacity in that
+# scenario (71,885/s in BENCHMARKS.md's standard run; set it from a fresh
+# fanout-1k-10ch-8pub). Each point offers its rate for CURVE_SECONDS.
+CURVE_CAPACITY=${CURVE_CAPACITY:-72000}
+CURVE_PCTS=(${CURVE_PCTS:-25 50 75 100 125 150 200 250})
+CURVE_SECONDS=${CURVE_SECONDS:-12}
+for pct in "${CURVE_PCTS[@]}"; do
+	SCENARIOS+=("curve-1k-10ch-$pct")
+done
 
 # scenario_args NAME prints NAME's loadgen arguments, one a line.
 scenario_args() {
@@ -96,6 +109,23 @@ scenario_args() {
 	# are established.
 	wss-storm-19.5k)
 		printf '%s\n' -mode connect -conns 19500 -procs 2 -concurrency 9750 -retry 1s -hold 2s -source-first 92 -bind-no-port -duration 120s ;;
+	# Open loop at a moderate rate (issue 16): the tail where the box is
+	# not saturated. 50k deliveries/s for 20 s.
+	open-10k-1ch-5ev)
+		printf '%s\n' -mode fanout -conns 10000 -procs 2 -publishers 1 -events 100 -rate 5 -size 64 \
+			-source-first 94 -drain 30s -duration 90s ;;
+	# 60k deliveries/s for 20 s, eight publishers with one trigger in
+	# flight each.
+	open-1k-10ch-600ev)
+		printf '%s\n' -mode fanout -conns 1000 -channels 10 -publishers 8 -events 12000 -rate 600 -size 64 \
+			-source-first 97 -drain 30s -duration 90s ;;
+	curve-1k-10ch-*)
+		local pct=${1#curve-1k-10ch-}
+		[[ $pct =~ ^[0-9]+$ ]] || return 1
+		# 100 subscribers a channel: events/s = deliveries/s / 100.
+		local rate=$((CURVE_CAPACITY * pct / 10000))
+		printf '%s\n' -mode fanout -conns 1000 -channels 10 -publishers 16 -events $((rate * CURVE_SECONDS)) -rate "$rate" \
+			-size 64 -source-first $((100 + pct % 97)) -drain 20s -duration 60s ;;
 	*) return 1 ;;
 	esac
 }
@@ -113,13 +143,22 @@ scenario_metrics() {
 	wss-fanout-10k-closed) echo msgs_per_sec,cpu_per_deliv,latency_p99,exact,rss_connected ;;
 	wss-handshakes-1core*) echo conns_per_cpu_sec,cpu_per_conn,connect_per_sec,connect_p99,failures ;;
 	wss-storm-19.5k) echo connect_sec,connect_p99,failures,retries,cpu_per_conn ;;
+	open-* | curve-*) echo latency_p50,latency_p99,api_p99,cpu_per_deliv,msgs_per_sec,exact ;;
 	esac
 }
 
-# build_tools builds revurb (with its version) and loadgen into BIN.
+# build_tools builds revurb (with its version) and loadgen into BIN;
+# REVURB_BIN=FILE takes that revurb binary instead of building one (an A/B
+# of two builds: perf/README.md).
 build_tools() {
 	local version
 	version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
+	if [[ -n ${REVURB_BIN:-} ]]; then
+		echo "revurb: $REVURB_BIN ($("$REVURB_BIN" version)); building loadgen into $BIN" >&2
+		cp "$REVURB_BIN" "$BIN/revurb"
+		(cd "$ROOT" && go build -o "$BIN/loadgen" ./perf/loadgen)
+		return
+	fi
 	echo "building revurb ($version) and loadgen into $BIN" >&2
 	(cd "$ROOT" && go build -ldflags "-X main.version=$version" -o "$BIN/revurb" ./cmd/revurb &&
 		go build -o "$BIN/loadgen" ./perf/loadgen)

@@ -17,7 +17,9 @@
 # WebSockets and API); NGINX_PORT (28443), NGINX_WORKERS (4);
 # SCENARIO_TIMEOUT (240 s per loadgen run); QUIET_WAIT
 # and QUIET_IDLE (wait up to 60 s for the machine to be 90% idle before each
-# run); OUT_DIR (perf/results).
+# run); OUT_DIR (perf/results); REVURB_BIN (a revurb binary to run instead
+# of building one); CURVE_CAPACITY, CURVE_PCTS, CURVE_SECONDS (the curve,
+# perf/lib.sh).
 #
 # Everything is bounded: each run is under `timeout`, loadgen caps itself
 # with -duration, and the trap stops the server on any exit.
@@ -70,12 +72,17 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 	printf 'go\t%s\n' "$(go version)"
 	printf 'soketi\t%s on node %s (uWebSockets.js aliased by soketi-setup.sh), started by `soketi-start.sh %s` with SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false and ulimit -n 20000; WebSockets and API on that port\n' \
 		"$(soketi_version)" "$(node --version 2>/dev/null || echo '?')" "$SOKETI_PORT"
-	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, built from this tree\n' "$REVURB_PORT" "$REVURB_API_PORT"
+	printf 'revurb\t`revurb start --host 127.0.0.1 --port %s --api-port %s` with ulimit -n 20000, %s\n' "$REVURB_PORT" "$REVURB_API_PORT" \
+		"$(if [[ -n ${REVURB_BIN:-} ]]; then echo "the binary $REVURB_BIN ($("$BIN/revurb" version))"; else echo "built from this tree"; fi)"
 	printf 'method\teach scenario runs against a fresh server process, revurb then Soketi; server and load generator share the machine (and its other users: the CPU idle before each run is listed with its report), so latencies include the client'"'"'s own CPU time; the server'"'"'s CPU, syscalls and RSS come from /proc and perf for its PID only\n'
 	if [[ -n $WSS ]]; then
 		printf 'wss\t%s\n' "the wss-* scenarios: loadgen -tls (crypto/tls client, full handshake per socket, no session resumption, ALPN http/1.1, Go's default key exchange offer) verifying a test CA made for the run; server certificate ECDSA P-256 for 127.0.0.1 (openssl). revurb: \`--tls-cert --tls-key\` (wss:// and https://). Soketi: SOKETI_SSL_CERT/SOKETI_SSL_KEY (wss:// and https:// on its one port). nginx + revurb: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //') with OpenSSL $(openssl version | cut -d' ' -f2), the README's nginx block as written except its listen (127.0.0.1:$NGINX_PORT ssl), certificate paths and upstream ports, in a main context of worker_processes $NGINX_WORKERS, worker_rlimit_nofile 20000, worker_connections 16000, in front of a plain revurb; its figures are nginx's master and workers and revurb together (loadgen -pid with every PID). wss-handshakes-1core pins the server side to CPU 1 with \`taskset -c 1\` (revurb then runs GOMAXPROCS 1 and one event loop) and loadgen to CPU 0"
 	fi
 	printf 'servers\t%s\n' "${SERVERS[*]}"
+	if [[ " ${RUN[*]}" == *" curve-"* ]]; then
+		printf 'curve\topen-loop fan-out to 1,000 subscribers over 10 channels at %s%% of %s deliveries/s (CURVE_CAPACITY: Soketi'"'"'s closed-loop capacity in fanout-1k-10ch-8pub), %s s a point, 16 publishers\n' \
+			"${CURVE_PCTS[*]}" "$CURVE_CAPACITY" "$CURVE_SECONDS"
+	fi
 	printf 'files\t`%s/` (loadgen JSON reports and tables, server logs)\n' "${RUN_DIR#"$ROOT/"}"
 } >"$RUN_DIR/meta.tsv"
 : >"$RUN_DIR/runs.tsv"
@@ -136,3 +143,5 @@ done
 "$BIN/compare" -dir "$RUN_DIR" -out "$OUT" -title "revurb and Soketi side by side, load run $DATE"
 strip_histograms "$RUN_DIR"
 echo "results: $OUT" >&2
+[[ -f ${OUT%.md}-curve.svg ]] && echo "curve: ${OUT%.md}-curve.svg" >&2
+exit 0

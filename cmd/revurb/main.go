@@ -98,6 +98,7 @@ type process struct {
 	eng     *loop.Engine
 	httpAPI *api.Server
 	certs   *certStore // nil: plain ws:// and http://
+	procs   schedProcs
 
 	wsAddr, apiAddr string
 	plainAddr       string // plain ws:// beside wss://, "" if none
@@ -163,9 +164,10 @@ func build(cfg *config) (*process, error) {
 			apiTLS = p.certs.config()
 		}
 	}
+	p.procs = setProcs(cfg.Server.EventLoops)
 	p.eng, err = loop.New(p.srv, loop.Config{
 		TLS: wsTLS, MaxHandshakes: cfg.Server.TLSHandshakes, PlainAddr: p.plainAddr,
-		Addr: p.wsAddr, Loops: cfg.Server.EventLoops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
+		Addr: p.wsAddr, Loops: p.procs.loops, MaxOutbound: cfg.Server.MaxOutbound, MaxInbound: cfg.Server.MaxInbound,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, MaxConns: p.fds.conns, Path: cfg.Path, Log: logger,
 	})
 	if err != nil {
@@ -257,8 +259,9 @@ func (p *process) announce(profAddr, metricsAddr net.Addr) {
 		logger.Warn("another process listens on port "+fmt.Sprint(shared)+" too: the kernel shares new connections "+
 			"between the two (SO_REUSEPORT). That is how a restart without downtime works; otherwise stop one of them.", "ports", shared)
 	}
-	logger.Info("connections: "+fds.String()+perAddrString(p.perAddr), "websockets", fds.conns, "api", fds.api,
-		"api_per_address", max(p.perAddr, 0), "rlimit_nofile", fds.limit, "reserve", fds.reserve)
+	logger.Info("connections: "+fds.String()+perAddrString(p.perAddr)+"; "+p.procs.String(), "websockets", fds.conns, "api", fds.api,
+		"api_per_address", max(p.perAddr, 0), "rlimit_nofile", fds.limit, "reserve", fds.reserve,
+		"event_loops", p.procs.loops, "gomaxprocs", p.procs.procs)
 	if cfg.Redis != "" {
 		logger.Info("cluster: node "+p.broker.Node()+", meeting the others at Redis", "node", p.broker.Node(), "redis", redactURL(cfg.Redis), "prefix", cmp.Or(cfg.RedisPrefix, redisbroker.DefaultPrefix))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,57 @@ func TestModeMetricsKnown(t *testing.T) {
 				t.Errorf("mode %s lists unknown metric %q", mode, n)
 			}
 		}
+	}
+}
+
+// TestCurve: curve-* scenarios become the curve's table and an SVG beside
+// the results file, points ordered by offered deliveries/s (rate ×
+// subscribers / channels).
+func TestCurve(t *testing.T) {
+	dir := t.TempDir()
+	var runs strings.Builder
+	files := map[string]string{"meta.tsv": "commit\tabc123\n"}
+	for _, pt := range []struct {
+		name, server string
+		rate         int
+		p50, p99     float64
+	}{
+		{"curve-1k-10ch-50", "revurb", 360, 1.1, 3.2}, {"curve-1k-10ch-50", "soketi", 360, 2.5, 9.6},
+		{"curve-1k-10ch-25", "revurb", 180, 0.9, 2.0}, {"curve-1k-10ch-25", "soketi", 180, 2.0, 6.0},
+	} {
+		base := pt.name + "." + pt.server
+		fmt.Fprintf(&runs, "%s\t%s\t0\tyes\t95\tlatency_p99\t%s.json\t%s.txt\t%s.log\tloadgen\n", pt.name, pt.server, base, base, base)
+		files[base+".json"] = fmt.Sprintf(`{"mode":"fanout","rate":%d,"subscribed":1000,"channels":10,"expected":10,"delivered":10,"msgs_per_sec":%d,"latency":{"p50_ms":%g,"p99_ms":%g}}`,
+			pt.rate, pt.rate*100, pt.p50, pt.p99)
+	}
+	files["runs.tsv"] = runs.String()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "run.md")
+	if err := mainErr(dir, out, "curve"); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "run-curve.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(md)
+	for _, want := range []string{
+		"![p50 and p99 delivery latency against offered deliveries/s](run-curve.svg)",
+		"| 18000 | 0.90 / 2.00 | 2.00 / 6.00 | 3.00× | 18000 | 18000 | yes; yes |\n| 36000 | 1.10 / 3.20 | 2.50 / 9.60 | 3.00× |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("results lack %q\n%s", want, got)
+		}
+	}
+	if s := string(svg); !strings.HasPrefix(s, "<svg ") || strings.Count(s, "<polyline") != 4 || !strings.Contains(s, "Soketi p99") {
+		t.Errorf("SVG: want 4 lines (p50 and p99 of each server) and a legend:\n%s", s)
 	}
 }

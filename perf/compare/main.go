@@ -466,7 +466,9 @@ func header(w io.Writer, lead string, servers []string) {
 	fmt.Fprintln(w, "|"+strings.Repeat("---|", n+1))
 }
 
-func write(w io.Writer, title string, meta [][2]string, scenarios []*scenario, dir string) {
+// write writes the results file; svg names the curve's SVG beside it (""
+// for none).
+func write(w io.Writer, title string, meta [][2]string, scenarios []*scenario, dir, svg string) {
 	servers := serversOf(scenarios)
 	fmt.Fprintf(w, "# %s\n\n", title)
 	for _, kv := range meta {
@@ -490,6 +492,7 @@ func write(w io.Writer, title string, meta [][2]string, scenarios []*scenario, d
 		}
 	}
 	fmt.Fprintln(w)
+	writeCurveTable(w, curve(scenarios), svg)
 	for _, s := range scenarios {
 		writeScenario(w, s, servers, dir)
 	}
@@ -576,16 +579,33 @@ func mainErr(dir, out, title string) error {
 	if err != nil {
 		return err
 	}
+	scenarios := group(runs)
 	if out == "" {
 		bw := bufio.NewWriter(os.Stdout)
-		write(bw, title, meta, group(runs), dir)
+		write(bw, title, meta, scenarios, dir, "")
 		return bw.Flush()
 	}
-	f, err := os.Create(out)
+	svg := ""
+	if pts := curve(scenarios); len(pts) > 0 {
+		// The curve's SVG goes beside the results file: <name>-curve.svg.
+		path := strings.TrimSuffix(out, ".md") + "-curve.svg"
+		if err := writeFile(path, func(w io.Writer) {
+			writeSVG(w, pts, "Open-loop fan-out, 1k subscribers over 10 channels, 64 B: delivery latency")
+		}); err != nil {
+			return err
+		}
+		svg = filepath.Base(path)
+	}
+	return writeFile(out, func(w io.Writer) { write(w, title, meta, scenarios, dir, svg) })
+}
+
+// writeFile creates path and writes it with f through a buffer.
+func writeFile(path string, f func(io.Writer)) error {
+	fh, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(f)
-	write(bw, title, meta, group(runs), dir)
-	return errors.Join(bw.Flush(), f.Close())
+	bw := bufio.NewWriter(fh)
+	f(bw)
+	return errors.Join(bw.Flush(), fh.Close())
 }
