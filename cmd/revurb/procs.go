@@ -19,7 +19,7 @@ type schedProcs struct {
 // procsFor is the start-up rule for GOMAXPROCS: one P more than there are
 // event loops, and never fewer than the runtime's own default (cur), unless
 // the GOMAXPROCS environment variable chose (envSet). loops is the
-// event_loops setting (0: one per CPU, cpus).
+// event_loops setting (0: one per CPU the process may use, cpus).
 //
 // Each gnet event loop is a goroutine that holds a P while it runs its
 // connections and blocks in epoll_wait without giving it back at once.
@@ -43,7 +43,15 @@ func procsFor(loops, cpus, cur int, envSet bool) schedProcs {
 func setProcs(eventLoops int) schedProcs {
 	n, err := strconv.Atoi(os.Getenv("GOMAXPROCS"))
 	envSet := err == nil && n > 0
-	sp := procsFor(eventLoops, runtime.NumCPU(), runtime.GOMAXPROCS(0), envSet)
+	// The CPUs the process may use, as the runtime counts them for its
+	// own default: the affinity mask and a container's CPU quota (cgroup
+	// limit) both count, so that a pod limited to 2 CPUs on a 64-core node
+	// runs 2 loops, not 64.
+	cpus := runtime.GOMAXPROCS(0)
+	if envSet {
+		cpus = runtime.NumCPU()
+	}
+	sp := procsFor(eventLoops, cpus, runtime.GOMAXPROCS(0), envSet)
 	if sp.procs != runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(sp.procs)
 	}

@@ -40,6 +40,12 @@ func TestSetProcs(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "") // restored after the test
 	os.Unsetenv("GOMAXPROCS")
 
+	// event_loops 0: one loop per CPU the runtime schedules on by default
+	// (a container's CPU quota included).
+	if sp := setProcs(0); sp.loops != before || runtime.GOMAXPROCS(0) != before+1 {
+		t.Fatalf("event_loops 0: %+v, GOMAXPROCS now %d, want %d loops and GOMAXPROCS %d", sp, runtime.GOMAXPROCS(0), before, before+1)
+	}
+	runtime.GOMAXPROCS(before)
 	loops := before + 1
 	if sp := setProcs(loops); sp.fromEnv || sp.procs != loops+1 || runtime.GOMAXPROCS(0) != loops+1 {
 		t.Fatalf("unset: %+v, GOMAXPROCS now %d, want %d", sp, runtime.GOMAXPROCS(0), loops+1)
