@@ -220,6 +220,18 @@ func TestRecordsLiveBytes(t *testing.T) {
 			if per > most {
 				t.Errorf("%d B live per connection's record layer, want at most %d", per, most)
 			}
+			// An idle connection's opening cipher is parked by the sweep:
+			// what stays is the sealing one and the keys.
+			for _, r := range kept {
+				r.parkIn()
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			idle := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+			t.Logf("%d B live per idle connection", idle)
+			if idle > most/2+64 {
+				t.Errorf("%d B live per idle connection's record layer, want at most %d", idle, most/2+64)
+			}
 			runtime.KeepAlive(kept)
 		})
 	}

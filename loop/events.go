@@ -190,6 +190,9 @@ func (e *Engine) sweep(i int, now int64) {
 	for _, c := range e.loops[i].snapshot() {
 		switch c.state {
 		case stateOpen:
+			if c.tls != nil && c.tls.rec != nil {
+				c.tls.rec.parkIn()
+			}
 			if c.deadline != 0 && now > c.deadline {
 				c.deadline = 0
 				if c.sess.User() == "" {

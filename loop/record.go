@@ -69,8 +69,11 @@ type tlsKeys struct {
 // sends, out seals what the server sends.
 type records struct {
 	version       uint16
-	in, out       cipher.AEAD
-	inIV, outIV   [12]byte // TLS 1.2 AES-GCM: the 4-byte salt, then zeros
+	in, out       cipher.AEAD // in is nil while parked (parkIn)
+	inKey         []byte      // in's key, to build it again after parkIn
+	chacha        bool        // the suite is ChaCha20-Poly1305 (else AES-GCM)
+	inUsed        bool        // a record was opened since the last parkIn
+	inIV, outIV   [12]byte    // TLS 1.2 AES-GCM: the 4-byte salt, then zeros
 	inSeq, outSeq uint64
 	explicit      bool // TLS 1.2 AES-GCM: an explicit nonce leads each record
 
@@ -112,6 +115,7 @@ func newRecords(k *tlsKeys) (*records, error) {
 	default:
 		return nil, errRecordSuite
 	}
+	r.inKey, r.chacha = inKey, chacha
 	if r.in, err = newAEAD(inKey, chacha); err != nil {
 		return nil, err
 	}
@@ -235,6 +239,12 @@ func recordLen(b []byte) (int, error) {
 // open authenticates and decrypts the whole record rec in place and
 // returns its content type and plaintext, which aliases rec.
 func (r *records) open(rec []byte) (typ byte, plain []byte, err error) {
+	if r.in == nil {
+		if r.in, err = newAEAD(r.inKey, r.chacha); err != nil {
+			return 0, nil, err
+		}
+	}
+	r.inUsed = true
 	hdr, body := rec[:recordHeaderLen], rec[recordHeaderLen:]
 	seq := r.inSeq
 	r.inSeq++
@@ -336,9 +346,23 @@ func (r *records) keyUpdate(msg []byte) (requested bool, err error) {
 	if r.in, err = newAEAD(key, chacha); err != nil {
 		return false, err
 	}
+	r.inKey = key
 	copy(r.inIV[:], iv)
 	r.inSeq = 0
 	return msg[4] == 1, nil
+}
+
+// parkIn lets the opening cipher go if no record was opened since the last
+// call: the loop's sweep calls it every second, so a connection whose
+// client has sent nothing for a second or two keeps only its key (an
+// AES-GCM state is ~700 B; most sockets only receive, and their client
+// speaks once in activity_timeout). open builds it again, once, when a
+// record comes.
+func (r *records) parkIn() {
+	if !r.inUsed {
+		r.in = nil
+	}
+	r.inUsed = false
 }
 
 // updateOut sends the server's KeyUpdate, appended to dst under the keys

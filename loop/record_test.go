@@ -96,10 +96,13 @@ func TestRecordsRoundTrip(t *testing.T) {
 			if _, _, err := srv.open(bytes.Clone(rec)); err == nil {
 				t.Fatal("a replayed record was opened")
 			}
+			srv.inSeq-- // back in step after the replay
+			// Two sweeps without a record from the client and the opening
+			// cipher goes; the next record builds it again from its key.
+			parkAndOpen(t, srv, cli, "again")
 			if k.version != tls.VersionTLS13 {
 				return
 			}
-			srv.inSeq-- // back in step after the replay
 			// The client updates its keys and asks the server to.
 			upd := cli.sealOne(nil, []byte{24, 0, 0, 1, 1}, recordHandshake)
 			if _, err := cli.updateOut(nil); err != nil { // its keys move on; what it would send is the test's upd
@@ -113,9 +116,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 			if err != nil || !requested {
 				t.Fatalf("KeyUpdate: requested %v, %v", requested, err)
 			}
-			if _, p, err := srv.open(cli.seal(nil, []byte("after"), recordApplicationData)); err != nil || string(p) != "after" {
-				t.Fatalf("after the client's update: %q %v", p, err)
-			}
+			parkAndOpen(t, srv, cli, "after") // the key it builds again is the new one
 			wire, err := srv.updateOut(nil)
 			if err != nil {
 				t.Fatal(err)
@@ -133,6 +134,23 @@ func TestRecordsRoundTrip(t *testing.T) {
 				t.Fatalf("after the server's update: %q %v", p, err)
 			}
 		})
+	}
+}
+
+// parkAndOpen parks srv's opening cipher as two idle sweeps do, then has
+// it open a record of cli's carrying msg.
+func parkAndOpen(t *testing.T, srv, cli *records, msg string) {
+	t.Helper()
+	srv.parkIn()
+	if srv.in == nil {
+		t.Fatal("a cipher just used was parked")
+	}
+	srv.parkIn()
+	if srv.in != nil {
+		t.Fatal("the opening cipher outlived two idle sweeps")
+	}
+	if _, p, err := srv.open(cli.seal(nil, []byte(msg), recordApplicationData)); err != nil || string(p) != msg {
+		t.Fatalf("after parking: %q %v", p, err)
 	}
 }
 
