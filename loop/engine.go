@@ -22,7 +22,9 @@ import (
 type Config struct {
 	// Addr is host:port to listen on for WebSockets.
 	Addr string
-	// Loops is the number of event loops; 0 means one per CPU.
+	// Loops is the number of event loops; 0 means one per CPU the process
+	// may use, as the runtime counts them for GOMAXPROCS (a container's CPU
+	// quota and the affinity mask count).
 	Loops int
 	// MaxOutbound is how many bytes may wait unsent for one connection
 	// before it is closed as a slow consumer with 4100 (0: 1 MiB).
@@ -97,7 +99,7 @@ var _ pusher.Loops = (*Engine)(nil)
 // New returns an engine serving srv and attaches itself to srv.
 func New(srv *pusher.Server, cfg Config) (*Engine, error) {
 	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.NumCPU()
+		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Loops > 64 {
 		cfg.Loops = 64

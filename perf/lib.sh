@@ -97,7 +97,7 @@ scenario_args() {
 		printf '%s\n' -mode fanout -conns 10000 -procs 2 -closed -publishers 1 -events 100 -size 64 \
 			-source-first 84 -bind-no-port -drain 60s -duration 150s ;;
 	# The server on one core (taskset -c 1: revurb's Go runtime then runs
-	# one event loop and GOMAXPROCS 1), loadgen on the other.
+	# one event loop and GOMAXPROCS 2: the loop and a spare P), loadgen on the other.
 	# Go's default offer puts X25519MLKEM768 first, and a server that has
 	# it (revurb's crypto/tls) takes it; the -x25519 run offers X25519 only,
 	# the same key exchange for every server.
